@@ -1,0 +1,179 @@
+"""The contract every driver meets: samples with quality, health figures, config issues.
+
+This module owns the small interface between a protocol driver and the rest of
+the gateway (Telegraf-style: a driver is a class with `start`, `stop`, an async
+stream of `Sample`s and a `health` snapshot), plus the helpers drivers use to
+validate their own configuration section and report every problem with its key
+path. It does not know about rules, the store or sinks.
+"""
+from __future__ import annotations
+
+import abc
+import enum
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+
+class Quality(str, enum.Enum):
+    """Quality code carried by every sample; only `good` values are trusted."""
+
+    GOOD = "good"
+    BAD_COMM = "bad_comm"
+    BAD_TIMEOUT = "bad_timeout"
+    BAD_CONFIG = "bad_config"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of one tag. `value` is None unless the quality is good."""
+
+    device: str
+    tag: str
+    value: Any
+    quality: Quality
+    source_ts: float  # UTC epoch seconds, when the value was read
+    error: str | None = None
+
+
+@dataclass
+class DriverHealth:
+    """Figures a driver keeps about itself for the status page and heartbeat."""
+
+    connected: bool = False
+    last_good_read: float | None = None
+    reads: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    last_error: str | None = None
+    poll_latency_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One configuration problem: the dotted key path and why it is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigCollector:
+    """Collects every problem of a config section instead of stopping at the first.
+
+    `get` fetches and type-checks a key under a prefix; problems are appended to
+    `issues` with the full key path, and a default is returned so validation can
+    continue and report the rest.
+    """
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.issues.append(ConfigIssue(path, message))
+
+    def unknown_keys(self, section: dict[str, Any], path: str, allowed: set[str]) -> None:
+        for key in section:
+            if key not in allowed:
+                self.add(f"{path}.{key}" if path else key,
+                         f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def get(self, section: dict[str, Any], path: str, key: str, kind: type | tuple[type, ...],
+            default: Any = None, required: bool = False,
+            choices: tuple[Any, ...] | None = None,
+            minimum: float | None = None, maximum: float | None = None) -> Any:
+        full = f"{path}.{key}" if path else key
+        if key not in section:
+            if required:
+                self.add(full, "is required")
+            return default
+        value = section[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            self.add(full, f"must be {_kind_name(kinds)}, got {value!r}")
+            return default
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds):
+            self.add(full, f"must be {_kind_name(kinds)}, got {value!r}")
+            return default
+        if choices is not None and value not in choices:
+            self.add(full, f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+            return default
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            lo = "" if minimum is None else _num(minimum)
+            hi = "" if maximum is None else _num(maximum)
+            self.add(full, f"must be {lo}..{hi}, got {_num(value)}")
+            return default
+        return value
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             dict: "a table", list: "a list"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+class Backoff:
+    """Exponential backoff with full jitter and a cap, for reconnects and retries."""
+
+    def __init__(self, initial: float = 0.5, cap: float = 30.0, factor: float = 2.0,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.initial, self.cap, self.factor, self._rng = initial, cap, factor, rng
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.initial * (self.factor ** self.attempt))
+        self.attempt += 1
+        # "equal jitter": never zero, never above the cap
+        return ceiling / 2 + self._rng() * ceiling / 2
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Driver(abc.ABC):
+    """A device driver: one instance per configured device.
+
+    Lifecycle: `await start()`, then iterate `samples()` until `await stop()`.
+    A driver never raises out of `samples()` for a device fault: it yields
+    samples with a bad quality and reconnects by itself with backoff.
+    """
+
+    #: the `type` value in the config that selects this driver
+    type_name: str = ""
+
+    def __init__(self, name: str, config: Any, clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.config = config
+        self.clock = clock
+        self.health = DriverHealth()
+
+    @classmethod
+    @abc.abstractmethod
+    def parse_config(cls, section: dict[str, Any], path: str,
+                     issues: ConfigCollector) -> Any:
+        """Validate the device's config section; report problems to `issues`."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Prepare the driver; must not block on an unreachable device."""
+
+    @abc.abstractmethod
+    def samples(self) -> AsyncIterator[list[Sample]]:
+        """Yield one batch of samples per poll (or per change notification)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop polling and close connections; safe to call twice."""
