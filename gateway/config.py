@@ -1,0 +1,270 @@
+"""The typed, validated configuration: one TOML file, checked whole before anything starts.
+
+Each section has its own small model (gateway, store, devices, rules, machines,
+sinks). Validation collects every problem with its key path and reports them
+together as `file: key.path: reason`; the same validator serves `check-config`,
+`run` and (later) the web UI. Device sections are validated by their driver
+class, found through the driver registry. Defaults are safe for a plant:
+timeouts on, writes to devices off.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.base import ConfigCollector, Driver
+from gateway.errors import ConfigError
+from gateway.registry import driver_class, driver_types
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    id: str
+    site: str
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    map_size_mb: int = 256
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    name: str
+    type: str
+    driver: type[Driver]
+    config: Any
+    machine: str | None
+
+
+@dataclass(frozen=True)
+class CounterRuleConfig:
+    name: str
+    device: str
+    tag: str
+    kind: str                 # production | scrap
+    width: int                # 16 | 32 bits: where the counter rolls over
+    initial: str              # baseline | zero: what the first reading ever means
+    rollover_window: int      # a drop from within this of the top to below it is a rollover
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    name: str
+    work_center: str | None = None
+
+
+@dataclass(frozen=True)
+class OdooSinkConfig:
+    name: str
+    url: str
+    database: str
+    login: str
+    api_key: str = field(repr=False)
+    protocol: str = "jsonrpc"
+    timeout: float = 10.0
+    batch_size: int = 200
+    retry_cap: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    gateway: GatewayConfig
+    store: StoreConfig
+    devices: dict[str, DeviceSpec]
+    rules: dict[str, CounterRuleConfig]
+    machines: dict[str, MachineConfig]
+    sinks: dict[str, OdooSinkConfig]
+
+    def summary(self) -> str:
+        tags = sum(len(getattr(d.config, "tags", {}) or {}) for d in self.devices.values())
+        return (f"{self.source}: ok: gateway {self.gateway.id}, {len(self.devices)} device(s), "
+                f"{tags} tag(s), {len(self.rules)} rule(s), {len(self.machines)} machine(s), "
+                f"{len(self.sinks)} sink(s)")
+
+
+_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks"}
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate `path`; raise ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read: {exc.strerror or exc}"]) from exc
+    return parse(text, source=p.name)
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    """Validate TOML text; `source` names the file in error messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from exc
+    return validate(raw, source)
+
+
+def _table(c: ConfigCollector, raw: dict[str, Any], key: str, path: str = "") -> dict[str, Any]:
+    value = c.get(raw, path, key, dict, default={})
+    return value if isinstance(value, dict) else {}
+
+
+def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
+    c = ConfigCollector()
+    c.unknown_keys(raw, "", _TOP)
+
+    g = _table(c, raw, "gateway")
+    c.unknown_keys(g, "gateway", {"id", "site"})
+    gid = c.get(g, "gateway", "id", str, required=True, default="gateway")
+    site = c.get(g, "gateway", "site", str, default="default")
+    for key, val in (("id", gid), ("site", site)):
+        if isinstance(val, str) and not _NAME.match(val):
+            c.add(f"gateway.{key}", f"must be letters, digits, '-', '_' or '.', got {val!r}")
+    gateway = GatewayConfig(gid, site)
+
+    s = _table(c, raw, "store")
+    c.unknown_keys(s, "store", {"map_size_mb"})
+    store = StoreConfig(c.get(s, "store", "map_size_mb", int, default=256, minimum=16,
+                              maximum=1024 * 1024))
+
+    device_table = _table(c, raw, "devices")
+    devices = _devices(c, device_table)
+    declared = {name: set((sec.get("tags") or {}) if isinstance(sec, dict) else ())
+                for name, sec in device_table.items()}
+    machines = _machines(c, _table(c, raw, "machines"))
+    rules = _rules(c, _table(c, raw, "rules"), devices, declared)
+    sinks = _sinks(c, _table(c, raw, "sinks"))
+
+    for name, dev in devices.items():
+        if dev.machine and machines and dev.machine not in machines:
+            c.add(f"devices.{name}.machine", f"machine {dev.machine!r} is not defined under [machines]")
+    if not sinks:
+        c.add("sinks", "at least one sink is required (events need somewhere to go)")
+
+    if c.issues:
+        raise ConfigError([f"{source}: {issue}" for issue in c.issues])
+    return Config(source, gateway, store, devices, rules, machines, sinks)
+
+
+def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]:
+    out: dict[str, DeviceSpec] = {}
+    for name, section in table.items():
+        path = f"devices.{name}"
+        if not _NAME.match(name):
+            c.add(path, "device names are letters, digits, '-', '_' or '.'")
+        if not isinstance(section, dict):
+            c.add(path, "must be a table")
+            continue
+        type_name = c.get(section, path, "type", str, required=True)
+        if type_name is None:
+            continue
+        cls = driver_class(type_name)
+        if cls is None:
+            c.add(f"{path}.type", f"unknown driver {type_name!r} (known: {', '.join(sorted(driver_types()))})")
+            continue
+        before = len(c.issues)
+        cfg = cls.parse_config(section, path, c)
+        if len(c.issues) == before:
+            out[name] = DeviceSpec(name, type_name, cls, cfg, getattr(cfg, "machine", None))
+    return out
+
+
+def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineConfig]:
+    out: dict[str, MachineConfig] = {}
+    for name, section in table.items():
+        path = f"machines.{name}"
+        if not isinstance(section, dict):
+            c.add(path, "must be a table")
+            continue
+        c.unknown_keys(section, path, {"work_center"})
+        out[name] = MachineConfig(name, c.get(section, path, "work_center", str))
+    return out
+
+
+def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceSpec],
+           declared: dict[str, set[str]]) -> dict[str, CounterRuleConfig]:
+    """Rules refer to devices and tags as written, even when a device has its own errors."""
+    out: dict[str, CounterRuleConfig] = {}
+    for name, section in table.items():
+        path = f"rules.{name}"
+        if not isinstance(section, dict):
+            c.add(path, "must be a table")
+            continue
+        c.unknown_keys(section, path, {"type", "device", "tag", "kind", "width", "initial",
+                                       "rollover_window"})
+        rtype = c.get(section, path, "type", str, required=True, choices=("counter",))
+        device = c.get(section, path, "device", str, required=True)
+        tag = c.get(section, path, "tag", str, required=True)
+        kind = c.get(section, path, "kind", str, default="production", choices=("production", "scrap"))
+        width = c.get(section, path, "width", int, default=32, choices=(16, 32))
+        initial = c.get(section, path, "initial", str, default="baseline", choices=("baseline", "zero"))
+        modulus = 1 << (width or 32)
+        window = c.get(section, path, "rollover_window", int, default=modulus // 4,
+                       minimum=1, maximum=modulus - 1)
+        if device is not None and device not in declared:
+            c.add(f"{path}.device", f"no device {device!r} is defined under [devices]")
+        elif device is not None and tag is not None:
+            if tag not in declared[device]:
+                c.add(f"{path}.tag", f"device {device!r} has no tag {tag!r}")
+            elif device in devices and devices[device].machine is None:
+                c.add(f"devices.{device}.machine", f"required by rule {name!r}: production needs a machine")
+        if rtype is not None:
+            out[name] = CounterRuleConfig(name, device or "", tag or "", kind or "production",
+                                          width or 32, initial or "baseline", window or 1)
+    return out
+
+
+def _sinks(c: ConfigCollector, table: dict[str, Any]) -> dict[str, OdooSinkConfig]:
+    out: dict[str, OdooSinkConfig] = {}
+    for name, section in table.items():
+        path = f"sinks.{name}"
+        if not isinstance(section, dict):
+            c.add(path, "must be a table")
+            continue
+        c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
+                                       "api_key_file", "protocol", "timeout", "batch_size", "retry_cap"})
+        c.get(section, path, "type", str, required=True, choices=("odoo",))
+        url = c.get(section, path, "url", str, required=True, default="")
+        if url and not re.match(r"^https?://[^/\s]+", url):
+            c.add(f"{path}.url", f"must be an http:// or https:// URL, got {url!r}")
+        database = c.get(section, path, "database", str, required=True, default="")
+        login = c.get(section, path, "login", str, required=True, default="")
+        api_key = _secret(c, section, path)
+        protocol = c.get(section, path, "protocol", str, default="jsonrpc", choices=("jsonrpc",))
+        timeout = c.get(section, path, "timeout", float, default=10.0, minimum=0.1, maximum=300)
+        batch = c.get(section, path, "batch_size", int, default=200, minimum=1, maximum=10000)
+        cap = c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600)
+        out[name] = OdooSinkConfig(name, (url or "").rstrip("/"), database, login, api_key or "",
+                                   protocol, timeout, batch, cap)
+    return out
+
+
+def _secret(c: ConfigCollector, section: dict[str, Any], path: str) -> str | None:
+    given = [k for k in ("api_key", "api_key_env", "api_key_file") if k in section]
+    if len(given) != 1:
+        c.add(f"{path}.api_key", "set exactly one of api_key, api_key_env, api_key_file")
+        return None
+    key = given[0]
+    value = c.get(section, path, key, str)
+    if value is None:
+        return None
+    if key == "api_key_env":
+        if value not in os.environ:
+            c.add(f"{path}.api_key_env", f"environment variable {value!r} is not set")
+            return None
+        return os.environ[value]
+    if key == "api_key_file":
+        try:
+            return Path(value).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            c.add(f"{path}.api_key_file", f"cannot read {value!r}: {exc.strerror or exc}")
+            return None
+    return value

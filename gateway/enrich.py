@@ -1,0 +1,18 @@
+"""Enrichment: adds plant context (machine -> work center) to events from the mappings.
+
+It owns only the static master-data mapping from the configuration; dynamic
+context (active work order, lot, shift, operator) arrives with later issues.
+"""
+from __future__ import annotations
+
+from gateway.config import MachineConfig
+from gateway.events import Event
+
+
+def enrich(event: Event, machines: dict[str, MachineConfig]) -> Event:
+    """Fill `context.work_center` from the machine's mapping, when there is one."""
+    machine = event.context.get("machine")
+    mapping = machines.get(machine) if machine else None
+    if mapping and mapping.work_center:
+        event.context.setdefault("work_center", mapping.work_center)
+    return event

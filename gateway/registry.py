@@ -1,0 +1,32 @@
+"""Driver registry: maps a device's `type` to its driver class via entry points.
+
+Drivers register under the `linebridge.drivers` entry-point group, so a
+third-party driver is just an installed package. The built-in drivers are also
+listed here so a source checkout works without being installed.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from drivers.base import Driver
+
+_BUILTIN = {"modbus_tcp": "drivers.modbus:ModbusDriver"}
+
+
+def _load(spec: str) -> type[Driver]:
+    module, _, attr = spec.partition(":")
+    mod = __import__(module, fromlist=[attr])
+    return getattr(mod, attr)
+
+
+def driver_types() -> dict[str, str]:
+    """Every known driver type and where its class lives."""
+    found = dict(_BUILTIN)
+    for ep in entry_points(group="linebridge.drivers"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def driver_class(type_name: str) -> type[Driver] | None:
+    spec = driver_types().get(type_name)
+    return _load(spec) if spec else None

@@ -1,0 +1,1 @@
+"""Rules: qualify raw samples into business events (one module per rule type)."""

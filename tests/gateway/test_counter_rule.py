@@ -1,0 +1,98 @@
+"""The counter rule: increments, rollover, resets, bad samples, deterministic ids."""
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+
+from drivers.base import Quality, Sample
+from gateway.config import CounterRuleConfig
+from gateway.rules.counter import CounterRule, CounterState, delta
+
+
+def _rule(width: int = 32, initial: str = "baseline", window: int | None = None) -> CounterRule:
+    cfg = CounterRuleConfig("parts", "cnc01", "parts", "production", width, initial,
+                            window if window is not None else (1 << width) // 4)
+    return CounterRule(cfg, "gw", "CNC-01")
+
+
+def _s(value, quality=Quality.GOOD, ts=1_700_000_000.0) -> Sample:
+    return Sample("cnc01", "parts", value, quality, ts)
+
+
+def test_first_reading_is_a_baseline_by_default_and_counts_in_zero_mode():
+    events, state = _rule().apply(None, _s(500))
+    assert events == [] and state == CounterState(raw=500)
+    events, state = _rule(initial="zero").apply(None, _s(500))
+    assert [e.data["quantity"] for e in events] == [500] and state.total == 500
+
+
+def test_increment_becomes_production_with_quantity_and_running_total():
+    rule = _rule()
+    events, state = rule.apply(CounterState(raw=10, total=3), _s(14))
+    (ev,) = events
+    assert ev.kind == "production" and ev.data == {"quantity": 4, "counter": 14, "total": 7, "reset": False}
+    assert ev.context == {"machine": "CNC-01"} and ev.source == {"device": "cnc01", "tag": "parts"}
+    assert ev.ts == "2023-11-14T22:13:20.000Z" and state == CounterState(14, 0, 7)
+
+
+def test_repeated_value_gives_no_event():
+    events, state = _rule().apply(CounterState(raw=10, total=3), _s(10))
+    assert events == [] and state == CounterState(10, 0, 3)
+
+
+def test_bad_sample_holds_state_and_invents_nothing():
+    prev = CounterState(raw=10, total=3)
+    for q in (Quality.BAD_COMM, Quality.BAD_TIMEOUT, Quality.STALE):
+        assert _rule().apply(prev, _s(None, q)) == ([], prev)
+
+
+def test_16_bit_rollover_counts_across_the_wrap():
+    events, state = _rule(width=16).apply(CounterState(raw=65530), _s(3))
+    assert events[0].data["quantity"] == 9 and not events[0].data["reset"]
+
+
+def test_32_bit_rollover_counts_across_the_wrap():
+    events, _ = _rule(width=32).apply(CounterState(raw=2**32 - 2), _s(5))
+    assert events[0].data["quantity"] == 7
+
+
+def test_drop_that_is_not_a_wrap_is_a_reset_and_new_value_counts_from_zero():
+    events, state = _rule(width=16).apply(CounterState(raw=30000, total=100), _s(3))
+    assert events[0].data == {"quantity": 3, "counter": 3, "total": 103, "reset": True}
+    assert state.epoch == 1
+
+
+def test_reset_to_zero_gives_no_quantity_but_a_new_epoch():
+    events, state = _rule().apply(CounterState(raw=500, total=500), _s(0))
+    assert events == [] and state == CounterState(0, 1, 500)
+
+
+def test_same_signal_replayed_gives_the_same_event_id_and_a_different_one_otherwise():
+    rule = _rule()
+    a, _ = rule.apply(CounterState(raw=10, total=3), _s(14))
+    b, _ = rule.apply(CounterState(raw=10, total=3), _s(14, ts=1_800_000_000.0))
+    c, _ = rule.apply(CounterState(raw=14, total=7), _s(15))
+    assert a[0].id == b[0].id != c[0].id
+    other_gw = CounterRule(rule.cfg, "gw2", "CNC-01").apply(CounterState(raw=10, total=3), _s(14))[0]
+    assert other_gw[0].id != a[0].id
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.sampled_from([16, 32]), start=st.integers(min_value=0),
+       steps=st.lists(st.integers(min_value=0, max_value=5000), max_size=60))
+def test_sum_of_quantities_equals_parts_made_whatever_the_wraps(width, start, steps):
+    """A counter read often enough (less than the window between reads) never loses a part."""
+    modulus = 1 << width
+    rule = _rule(width=width)
+    raw = start % modulus
+    _, state = rule.apply(None, _s(raw))
+    counted = 0
+    for step in steps:
+        raw = (raw + step) % modulus
+        events, state = rule.apply(state, _s(raw))
+        counted += sum(e.data["quantity"] for e in events)
+    assert counted == sum(steps) and state.total == sum(steps)
+
+
+def test_delta_is_never_negative():
+    assert delta(100, 50, 16, 16384) == (50, True)
+    assert delta(65535, 0, 16, 16384) == (1, False)
