@@ -1,33 +1,46 @@
-"""The LMDB store-and-forward queue: durable append, per-sink cursors, state, dead letters.
+"""The LMDB store-and-forward queue: durable append, per-sink cursors, quotas, dead letters.
 
-One LMDB environment holds named databases:
+One LMDB environment under the state directory holds named databases:
 
-- `events`   8-byte big-endian seq -> event JSON (the event's `seq` filled in)
-- `cursors`  sink name -> 8-byte seq of the last event that sink acknowledged
-- `state`    key -> bytes: rule and sink state that must move in the same
-             transaction as the events they produced or acknowledged
-- `dedupe`   event id -> 8-byte seq: intake duplicate suppression
-- `dead`     sink NUL seq -> dead letter JSON (event, error, attempts, times)
-- `meta`     schema version, next seq
+- `ev:business`, `ev:telemetry`  8-byte big-endian seq -> event JSON, one queue per class
+- `cursors`   `sink NUL class` -> seq of the last event the sink passed in that class
+- `replay`    `sink NUL seq` -> event: dead letters a person sent back to one sink
+- `dead`      `sink NUL seq` -> dead letter (event, error, attempts, first/last failure)
+- `state`     key -> bytes: rule, sink and driver state that must move in the same
+              transaction as the events they produced or acknowledged
+- `dedupe`, `dedupe_exp`  intake duplicate suppression by event id, with expiry
+- `journal`   the hash-chained delivery record (see `store.journal`)
+- `meta`      schema version, next seq, per-class counts and bytes, drop counters
 
-Every write transaction is synced to disk before the call returns (LMDB's
-default durable commit). An event is deleted only after every configured sink
-has acknowledged it or dead-lettered it. Calls are blocking: the gateway runs
-them in a worker thread. Other processes may open the same store read-only.
+Every write transaction is synced before the call returns. Sequence numbers are
+global and monotonic. A sink reads, in order, the classes it wants (business
+events, telemetry or both); an event is deleted once every sink that wants its
+class has acknowledged or dead-lettered it. Business events are never evicted:
+at their cap `append` raises `BacklogFull`. Telemetry at its cap evicts its
+oldest, counted. A full map grows up to `max_map_size`; beyond that, or on a
+full disk, `append` raises `StoreFull` and nothing is half written. All calls
+block: the gateway runs them in worker threads. Other processes may open the
+same store read-only (`readonly=True`) while the gateway runs.
 """
 from __future__ import annotations
 
+import errno
 import json
 import struct
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import lmdb
 
-SCHEMA_VERSION = b"1"
+from store import journal
+
+SCHEMA_VERSION = b"2"
+CLASSES = ("business", "telemetry")
 _SEQ = struct.Struct(">Q")
+_DEDUPE_PRUNE_PER_TXN = 1000
 
 
 class StoreError(Exception):
@@ -35,7 +48,11 @@ class StoreError(Exception):
 
 
 class StoreFull(StoreError):
-    """The store cannot take more events (map or disk full): hold state and retry later."""
+    """The store cannot take more (map at its maximum or disk full): hold and retry later."""
+
+
+class BacklogFull(StoreFull):
+    """Business events reached their cap: refused, never evicted. Raise `backlog_full`."""
 
 
 def _k(seq: int) -> bytes:
@@ -46,12 +63,26 @@ def _seq(raw: bytes) -> int:
     return _SEQ.unpack(raw)[0]
 
 
+def event_class(event: Mapping[str, Any]) -> str:
+    """`telemetry` for raw samples, `business` for every business event."""
+    return "telemetry" if event.get("kind") == "telemetry" else "business"
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Caps of one class; 0 means no cap."""
+
+    max_events: int = 0
+    max_bytes: int = 0
+
+
 @dataclass(frozen=True)
 class Stored:
-    """An event read back from the queue."""
+    """An event read back for a sink; `cls` is its class, or `replay` for a replayed dead letter."""
 
     seq: int
     event: dict[str, Any]
+    cls: str = "business"
 
 
 @dataclass(frozen=True)
@@ -60,32 +91,91 @@ class AppendResult:
 
     seqs: list[int]
     duplicates: int
+    evicted: int = 0
+    unrouted: int = 0
+
+
+@dataclass
+class StoreOptions:
+    map_size: int = 64 * 1024 * 1024
+    max_map_size: int = 1024 * 1024 * 1024
+    quotas: dict[str, Quota] = field(default_factory=lambda: {c: Quota() for c in CLASSES})
+    dedupe_ttl: float = 7 * 24 * 3600.0
+    journal_keep: int = 1_000_000
 
 
 class Store:
-    """The queue over one LMDB environment at `path` (a directory)."""
+    """The queue over one LMDB environment at `path` (a directory).
 
-    def __init__(self, path: Path | str, sinks: Iterable[str] = (), *,
-                 map_size: int = 256 * 1024 * 1024, readonly: bool = False) -> None:
+    `sinks` maps each sink name to the classes it wants; a plain list of names
+    means every sink wants business events only.
+    """
+
+    def __init__(self, path: Path | str, sinks: Mapping[str, Iterable[str]] | Iterable[str] = (), *,
+                 options: StoreOptions | None = None, readonly: bool = False,
+                 map_size: int | None = None, clock: Any = time.time) -> None:
         self.path = Path(path)
-        self.sinks = tuple(sinks)
+        self.options = options or StoreOptions()
+        if map_size is not None:
+            self.options.map_size = map_size
+            self.options.max_map_size = max(self.options.max_map_size, map_size) if options else map_size
+        if isinstance(sinks, Mapping):
+            self.sinks = {name: frozenset(classes) for name, classes in sinks.items()}
+        else:
+            self.sinks = {name: frozenset({"business"}) for name in sinks}
         self.readonly = readonly
+        self.clock = clock
+        self._lock = threading.Lock()
+        if readonly and not (self.path / "data.mdb").exists():
+            raise StoreError(f"no store at {self.path}")
         if not readonly:
             self.path.mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(self.path), map_size=map_size, max_dbs=8, subdir=True,
+        size = max(self.options.map_size, _existing_size(self.path))
+        self.env = lmdb.open(str(self.path), map_size=size, max_dbs=16, subdir=True,
                              readonly=readonly, lock=True, sync=True, metasync=True)
         create = not readonly
-        self._events = self.env.open_db(b"events", create=create)
-        self._cursors = self.env.open_db(b"cursors", create=create)
-        self._state = self.env.open_db(b"state", create=create)
-        self._dedupe = self.env.open_db(b"dedupe", create=create)
-        self._dead = self.env.open_db(b"dead", create=create)
-        self._meta = self.env.open_db(b"meta", create=create)
+        names = ["ev:business", "ev:telemetry", "cursors", "replay", "dead", "state", "dedupe",
+                 "dedupe_exp", "journal", "meta"]
+        try:
+            self._db = {n: self.env.open_db(n.encode(), create=create) for n in names}
+        except lmdb.NotFoundError as exc:
+            raise StoreError(f"{self.path} is not a Linebridge store (or an older layout): {exc}") from exc
         if not readonly:
             with self.env.begin(write=True) as txn:
-                txn.put(b"schema", SCHEMA_VERSION, db=self._meta, overwrite=False)
+                txn.put(b"schema", SCHEMA_VERSION, db=self._db["meta"], overwrite=False)
 
-    # -- producers ---------------------------------------------------------
+    def _begin(self, write: bool = False) -> lmdb.Transaction:
+        try:
+            return self.env.begin(write=write)
+        except lmdb.MapResizedError:
+            # another process (the running gateway) grew the map: adopt its size
+            self.env.set_mapsize(0)
+            return self.env.begin(write=write)
+
+    # -- writing -------------------------------------------------------------
+
+    def _write(self, fn: Any) -> Any:
+        """Run `fn(txn)` in one durable write transaction, growing the map when it is full."""
+        while True:
+            try:
+                with self._lock, self._begin(write=True) as txn:
+                    return fn(txn)
+            except lmdb.MapFullError as exc:
+                if not self._grow():
+                    raise StoreFull(f"store map full at {self.path} "
+                                    f"({self.env.info()['map_size'] // 2**20} MiB, the configured maximum)") from exc
+            except lmdb.Error as exc:
+                if _is_enospc(exc):
+                    raise StoreFull(f"disk full under {self.path}: {exc}") from exc
+                raise
+
+    def _grow(self) -> bool:
+        current = self.env.info()["map_size"]
+        if current >= self.options.max_map_size:
+            return False
+        with self._lock:
+            self.env.set_mapsize(min(current * 2, self.options.max_map_size))
+        return True
 
     def append(self, events: list[dict[str, Any]],
                state: Mapping[str, bytes] | None = None) -> AppendResult:
@@ -95,125 +185,386 @@ class Store:
         whose id is already known (intake dedupe) is skipped and counted. When
         this returns, the events and the state are on disk together.
         """
+        return self._write(lambda txn: self._append(txn, events, state or {}))
+
+    def append_many(self, requests: list[tuple[list[dict[str, Any]], Mapping[str, bytes] | None]]
+                    ) -> list[AppendResult]:
+        """Group commit: several producers' appends in one transaction and one sync.
+
+        All or nothing: if the store refuses (full, at a cap), none is written.
+        """
+        return self._write(lambda txn: [self._append(txn, ev, st or {}) for ev, st in requests])
+
+    def _append(self, txn: lmdb.Transaction, events: list[dict[str, Any]],
+                state: Mapping[str, bytes]) -> AppendResult:
+        meta = self._db["meta"]
+        now = self.clock()
+        nxt = _seq(raw) if (raw := txn.get(b"next_seq", db=meta)) else 1
         seqs: list[int] = []
-        dups = 0
-        try:
-            with self.env.begin(write=True) as txn:
-                raw_next = txn.get(b"next_seq", db=self._meta)
-                nxt = _seq(raw_next) if raw_next else 1
-                for ev in events:
-                    eid = ev["id"].encode("utf-8")
-                    if txn.get(eid, db=self._dedupe) is not None:
-                        dups += 1
-                        continue
-                    ev = dict(ev, seq=nxt)
-                    body = json.dumps(ev, sort_keys=True, separators=(",", ":")).encode("utf-8")
-                    txn.put(_k(nxt), body, db=self._events, append=True)
-                    txn.put(eid, _k(nxt), db=self._dedupe)
-                    seqs.append(nxt)
-                    nxt += 1
-                txn.put(b"next_seq", _k(nxt), db=self._meta)
-                for key, value in (state or {}).items():
-                    txn.put(key.encode("utf-8"), value, db=self._state)
-        except lmdb.MapFullError as exc:
-            raise StoreFull(f"store map full at {self.path}: {exc}") from exc
-        except lmdb.Error as exc:
-            if "No space left" in str(exc):
-                raise StoreFull(f"disk full under {self.path}: {exc}") from exc
-            raise
-        return AppendResult(seqs, dups)
+        dups = unrouted = evicted = 0
+        added: dict[str, list[int]] = {c: [0, 0] for c in CLASSES}
+        expiry = _k(int((now + self.options.dedupe_ttl) * 1000))
+        rows: dict[str, list[tuple[bytes, bytes]]] = {c: [] for c in CLASSES}
+        dedupe: list[tuple[bytes, bytes]] = []
+        seen: set[bytes] = set()
+        get = txn.get
+        dedupe_db = self._db["dedupe"]
+        for ev in events:
+            cls = event_class(ev)
+            if self.sinks and not any(cls in wanted for wanted in self.sinks.values()):
+                unrouted += 1
+                continue
+            eid = ev["id"].encode("utf-8")
+            if eid in seen or get(eid, db=dedupe_db) is not None:
+                dups += 1
+                continue
+            seen.add(eid)
+            body = json.dumps(dict(ev, seq=nxt), separators=(",", ":")).encode("utf-8")
+            rows[cls].append((_k(nxt), body))
+            dedupe.append((eid, _k(nxt) + expiry))
+            added[cls][0] += 1
+            added[cls][1] += len(body)
+            seqs.append(nxt)
+            nxt += 1
+        for cls, items in rows.items():
+            if items:
+                txn.cursor(db=self._db[f"ev:{cls}"]).putmulti(items, append=True)
+        if dedupe:
+            txn.cursor(db=dedupe_db).putmulti(dedupe)
+            txn.cursor(db=self._db["dedupe_exp"]).putmulti([(expiry + eid, b"") for eid, _ in dedupe])
+        for cls, (count, size) in added.items():
+            if count:
+                self._count(txn, cls, count, size)
+                evicted += self._enforce_quota(txn, cls)
+        txn.put(b"next_seq", _k(nxt), db=meta)
+        for key, value in state.items():
+            txn.put(key.encode("utf-8"), value, db=self._db["state"])
+        self._prune_dedupe(txn, now)
+        if unrouted:
+            self._bump(txn, "unrouted", unrouted)
+        return AppendResult(seqs, dups, evicted, unrouted)
+
+    def _count(self, txn: lmdb.Transaction, cls: str, count: int, size: int) -> None:
+        meta = self._db["meta"]
+        cur = json.loads(txn.get(f"usage:{cls}".encode(), db=meta) or b'{"events": 0, "bytes": 0}')
+        cur["events"] += count
+        cur["bytes"] += size
+        txn.put(f"usage:{cls}".encode(), json.dumps(cur).encode(), db=meta)
+
+    def _usage(self, txn: lmdb.Transaction, cls: str) -> dict[str, int]:
+        return json.loads(txn.get(f"usage:{cls}".encode(), db=self._db["meta"]) or b'{"events": 0, "bytes": 0}')
+
+    def _bump(self, txn: lmdb.Transaction, counter: str, n: int) -> None:
+        meta = self._db["meta"]
+        key = f"count:{counter}".encode()
+        txn.put(key, _k((_seq(raw) if (raw := txn.get(key, db=meta)) else 0) + n), db=meta)
+
+    def _enforce_quota(self, txn: lmdb.Transaction, cls: str) -> int:
+        quota = self.options.quotas.get(cls, Quota())
+        usage = self._usage(txn, cls)
+        over = ((quota.max_events and usage["events"] > quota.max_events)
+                or (quota.max_bytes and usage["bytes"] > quota.max_bytes))
+        if not over:
+            return 0
+        if cls == "business":
+            # abort the whole transaction: nothing of this append is written
+            raise BacklogFull(f"business backlog at its cap ({usage['events']} events, {usage['bytes']} bytes; "
+                              f"cap {quota.max_events or '-'} events, {quota.max_bytes or '-'} bytes)")
+        evicted = 0
+        cur = txn.cursor(db=self._db[f"ev:{cls}"])
+        while ((quota.max_events and usage["events"] > quota.max_events)
+               or (quota.max_bytes and usage["bytes"] > quota.max_bytes)) and cur.first():
+            usage["events"] -= 1
+            usage["bytes"] -= len(cur.value())
+            cur.delete()
+            evicted += 1
+        txn.put(f"usage:{cls}".encode(), json.dumps(usage).encode(), db=self._db["meta"])
+        self._bump(txn, f"evicted:{cls}", evicted)
+        return evicted
+
+    def _prune_dedupe(self, txn: lmdb.Transaction, now: float) -> None:
+        limit = _k(int(now * 1000))
+        cur = txn.cursor(db=self._db["dedupe_exp"])
+        n = 0
+        while n < _DEDUPE_PRUNE_PER_TXN and cur.first() and cur.key()[:8] < limit:
+            txn.delete(cur.key()[8:], db=self._db["dedupe"])
+            cur.delete()
+            n += 1
 
     def get_state(self, key: str) -> bytes | None:
-        with self.env.begin() as txn:
-            return txn.get(key.encode("utf-8"), db=self._state)
+        with self._lock, self._begin() as txn:
+            return txn.get(key.encode("utf-8"), db=self._db["state"])
 
     def put_state(self, key: str, value: bytes) -> None:
-        with self.env.begin(write=True) as txn:
-            txn.put(key.encode("utf-8"), value, db=self._state)
+        self._write(lambda txn: txn.put(key.encode("utf-8"), value, db=self._db["state"]))
 
-    # -- consumers ---------------------------------------------------------
+    # -- reading and acknowledging -----------------------------------------------
 
-    def cursor(self, sink: str) -> int:
-        with self.env.begin() as txn:
-            raw = txn.get(sink.encode("utf-8"), db=self._cursors)
-            return _seq(raw) if raw else 0
+    def _cursor(self, txn: lmdb.Transaction, sink: str, cls: str) -> int:
+        raw = txn.get(f"{sink}\0{cls}".encode(), db=self._db["cursors"])
+        return _seq(raw) if raw else 0
+
+    def cursor(self, sink: str, cls: str = "business") -> int:
+        with self._lock, self._begin() as txn:
+            return self._cursor(txn, sink, cls)
 
     def read(self, sink: str, limit: int = 100) -> list[Stored]:
-        """The next `limit` events after `sink`'s cursor, in order."""
+        """The sink's next events: replayed dead letters first, then its classes in seq order."""
         out: list[Stored] = []
-        with self.env.begin() as txn:
-            raw = txn.get(sink.encode("utf-8"), db=self._cursors)
-            after = _seq(raw) if raw else 0
-            cur = txn.cursor(db=self._events)
-            if not cur.set_range(_k(after + 1)):
-                return out
-            for key, value in cur:
-                out.append(Stored(_seq(key), json.loads(value)))
-                if len(out) >= limit:
-                    break
-        return out
+        wanted = self.sinks.get(sink, frozenset({"business"}))
+        with self._lock, self._begin() as txn:
+            prefix = sink.encode() + b"\0"
+            cur = txn.cursor(db=self._db["replay"])
+            if cur.set_range(prefix):
+                for key, value in cur:
+                    if not key.startswith(prefix) or len(out) >= limit:
+                        break
+                    out.append(Stored(_seq(key[len(prefix):]), json.loads(value), "replay"))
+            merged: list[Stored] = []
+            for cls in CLASSES:
+                if cls not in wanted:
+                    continue
+                cur = txn.cursor(db=self._db[f"ev:{cls}"])
+                if cur.set_range(_k(self._cursor(txn, sink, cls) + 1)):
+                    for n, (key, value) in enumerate(cur):
+                        if n >= limit - len(out):
+                            break
+                        merged.append(Stored(_seq(key), json.loads(value), cls))
+            merged.sort(key=lambda s: s.seq)
+        return out + merged[: max(0, limit - len(out))]
 
-    def ack(self, sink: str, seq: int, state: Mapping[str, bytes] | None = None,
-            dead: list[tuple[Stored, str, int]] | None = None) -> None:
-        """Advance `sink`'s cursor to `seq`, in one transaction with the sink's `state`.
+    def ack(self, sink: str, done: list[Stored], state: Mapping[str, bytes] | None = None,
+            dead: list[tuple[Stored, str]] | None = None,
+            receipts: Mapping[str, str] | None = None) -> None:
+        """Acknowledge `done` (a prefix of what `read` gave) for `sink`, in one transaction.
 
-        `dead` lists events the sink gives up on (event, error, attempts): they
-        are kept as dead letters before the cursor moves past them. Events every
-        configured sink has passed are then deleted.
+        `dead` lists the events of `done` the sink gives up on, with the error:
+        they become dead letters. `receipts` maps event ids to the remote
+        reference (e.g. `mrp.workorder,7`) for the journal. `state` is the
+        sink's state that must move with its cursor. Events every interested
+        sink has passed are then deleted.
         """
-        now = time.time()
-        with self.env.begin(write=True) as txn:
-            key = sink.encode("utf-8")
-            raw = txn.get(key, db=self._cursors)
-            if raw and _seq(raw) > seq:
-                raise StoreError(f"cursor of sink {sink!r} cannot move back from {_seq(raw)} to {seq}")
-            for stored, error, attempts in dead or []:
-                letter = {"sink": sink, "seq": stored.seq, "event": stored.event, "error": error,
-                          "attempts": attempts, "first_failure": now, "last_failure": now}
-                txn.put(key + b"\0" + _k(stored.seq),
-                        json.dumps(letter, sort_keys=True).encode("utf-8"), db=self._dead)
-            txn.put(key, _k(seq), db=self._cursors)
-            for k, v in (state or {}).items():
-                txn.put(k.encode("utf-8"), v, db=self._state)
-            self._prune(txn)
+        self._write(lambda txn: self._ack(txn, sink, done, state or {}, dead or [], receipts or {}))
 
-    def _prune(self, txn: lmdb.Transaction) -> None:
-        if not self.sinks:
-            return
-        low = min(_seq(r) if (r := txn.get(s.encode("utf-8"), db=self._cursors)) else 0
-                  for s in self.sinks)
-        cur = txn.cursor(db=self._events)
-        if cur.first():
-            while cur.key() and _seq(cur.key()) <= low:
-                if not cur.delete():
-                    break
+    def _ack(self, txn: lmdb.Transaction, sink: str, done: list[Stored], state: Mapping[str, bytes],
+             dead: list[tuple[Stored, str]], receipts: Mapping[str, str]) -> None:
+        now = self.clock()
+        dead_ids = {s.event["id"] for s, _ in dead}
+        top: dict[str, int] = {}
+        for s in done:
+            if s.cls == "replay":
+                key = f"{sink}\0".encode() + _k(s.seq)
+                txn.delete(key, db=self._db["replay"])
+                if s.event["id"] not in dead_ids:
+                    txn.delete(key, db=self._db["dead"])  # the replay went through
+            else:
+                top[s.cls] = max(top.get(s.cls, 0), s.seq)
+        for cls, seq in top.items():
+            current = self._cursor(txn, sink, cls)
+            if seq < current:
+                raise StoreError(f"cursor of sink {sink!r} ({cls}) cannot move back from {current} to {seq}")
+            txn.put(f"{sink}\0{cls}".encode(), _k(seq), db=self._db["cursors"])
+        for stored, error in dead:
+            key = f"{sink}\0".encode() + _k(stored.seq)
+            old = json.loads(txn.get(key, db=self._db["dead"]) or b"null")
+            letter = {"sink": sink, "seq": stored.seq, "event": stored.event, "error": error, "replayed": None,
+                      "attempts": (old["attempts"] + 1) if old else 1,
+                      "first_failure": old["first_failure"] if old else now, "last_failure": now}
+            txn.put(key, json.dumps(letter, sort_keys=True).encode(), db=self._db["dead"])
+        for key, value in state.items():
+            txn.put(key.encode("utf-8"), value, db=self._db["state"])
+        items: dict[str, list[list[Any]]] = {"delivered": [], "dead_letter": []}
+        for s in done:
+            if s.cls == "telemetry":
+                continue  # the journal is for business deliveries
+            op = "dead_letter" if s.event["id"] in dead_ids else "delivered"
+            items[op].append([s.event["id"], s.seq, receipts.get(s.event["id"])])
+        journal.append(txn, self._db["journal"], self._db["meta"], [
+            {"op": op, "sink": sink, "ts": round(now, 3), "items": rows} for op, rows in items.items() if rows])
+        journal.prune(txn, self._db["journal"], self._db["meta"], self.options.journal_keep)
+        self._prune_events(txn)
 
-    # -- inspection --------------------------------------------------------
+    def _prune_events(self, txn: lmdb.Transaction) -> None:
+        for cls in CLASSES:
+            interested = [s for s, wanted in self.sinks.items() if cls in wanted]
+            if not interested:
+                continue
+            low = min(self._cursor(txn, s, cls) for s in interested)
+            cur = txn.cursor(db=self._db[f"ev:{cls}"])
+            count = size = 0
+            if cur.first():
+                while cur.key() and _seq(cur.key()) <= low:
+                    count += 1
+                    size += len(cur.value())
+                    if not cur.delete():
+                        break
+            if count:
+                self._count(txn, cls, -count, -size)
 
-    def last_seq(self) -> int:
-        with self.env.begin() as txn:
-            raw = txn.get(b"next_seq", db=self._meta)
-            return (_seq(raw) - 1) if raw else 0
+    # -- dead letters --------------------------------------------------------------
 
-    def backlog(self, sink: str) -> int:
-        """Events appended but not yet acknowledged or dead-lettered by `sink`."""
-        return self.last_seq() - self.cursor(sink)
-
-    def dead_letters(self, sink: str | None = None) -> list[dict[str, Any]]:
-        prefix = sink.encode("utf-8") + b"\0" if sink else b""
+    def dead_letters(self, sink: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        prefix = (sink.encode() + b"\0") if sink else b""
         out = []
-        with self.env.begin() as txn:
-            cur = txn.cursor(db=self._dead)
+        with self._lock, self._begin() as txn:
+            cur = txn.cursor(db=self._db["dead"])
             if cur.set_range(prefix):
                 for key, value in cur:
                     if not key.startswith(prefix):
                         break
-                    out.append(json.loads(value))
+                    letter = json.loads(value)
+                    if kind is None or letter["event"].get("kind") == kind:
+                        out.append(letter)
+        return out
+
+    def replay(self, sink: str, seqs: Iterable[int] | None = None, kind: str | None = None,
+               who: str = "cli") -> int:
+        """Send dead letters of `sink` back to it (all, some seqs, or one kind); audited."""
+        return self._write(lambda txn: self._move_dead(txn, sink, seqs, kind, "replay", who))
+
+    def discard(self, sink: str, seqs: Iterable[int] | None = None, kind: str | None = None,
+                who: str = "cli") -> int:
+        """Drop dead letters of `sink` for good; each discard is recorded in the journal."""
+        return self._write(lambda txn: self._move_dead(txn, sink, seqs, kind, "discard", who))
+
+    def _move_dead(self, txn: lmdb.Transaction, sink: str, seqs: Iterable[int] | None, kind: str | None,
+                   op: str, who: str) -> int:
+        prefix = sink.encode() + b"\0"
+        wanted = set(seqs) if seqs is not None else None
+        picked = []
+        cur = txn.cursor(db=self._db["dead"])
+        if cur.set_range(prefix):
+            for key, value in cur:
+                if not key.startswith(prefix):
+                    break
+                letter = json.loads(value)
+                if op == "replay" and letter.get("replayed"):
+                    continue  # already on its way back
+                if wanted is not None and letter["seq"] not in wanted:
+                    continue
+                if kind is not None and letter["event"].get("kind") != kind:
+                    continue
+                picked.append((key, letter))
+        now = self.clock()
+        for key, letter in picked:
+            if op == "replay":
+                # the letter stays, marked, until the replay is delivered (then it goes)
+                # or fails again (then its attempts count up)
+                txn.put(key, json.dumps(letter["event"], sort_keys=True).encode(), db=self._db["replay"])
+                txn.put(key, json.dumps(dict(letter, replayed=now), sort_keys=True).encode(), db=self._db["dead"])
+            else:
+                txn.delete(key, db=self._db["dead"])
+                txn.delete(key, db=self._db["replay"])
+        if picked:
+            journal.append(txn, self._db["journal"], self._db["meta"], [
+                {"op": op, "sink": sink, "ts": round(now, 3), "by": who,
+                 "items": [[letter["event"]["id"], letter["seq"], None] for _, letter in picked]}])
+        return len(picked)
+
+    # -- inspection --------------------------------------------------------------
+
+    def last_seq(self) -> int:
+        with self._lock, self._begin() as txn:
+            raw = txn.get(b"next_seq", db=self._db["meta"])
+            return (_seq(raw) - 1) if raw else 0
+
+    def backlog(self, sink: str) -> int:
+        """Events waiting for `sink`: replays plus its classes after its cursors."""
+        wanted = self.sinks.get(sink, frozenset({"business"}))
+        with self._lock, self._begin() as txn:
+            n = 0
+            prefix = sink.encode() + b"\0"
+            cur = txn.cursor(db=self._db["replay"])
+            if cur.set_range(prefix):
+                for key in cur.iternext(keys=True, values=False):
+                    if not key.startswith(prefix):
+                        break
+                    n += 1
+            for cls in CLASSES:
+                if cls not in wanted:
+                    continue
+                c = self._cursor(txn, sink, cls)
+                cur = txn.cursor(db=self._db[f"ev:{cls}"])
+                if cur.set_range(_k(c + 1)):
+                    n += sum(1 for _ in cur.iternext(keys=True, values=False))
+            return n
+
+    def stats(self) -> dict[str, Any]:
+        """Per class and sink: counts, bytes, oldest age, cursor lag, dead letters, drops."""
+        now = self.clock()
+        with self._lock, self._begin() as txn:
+            classes = {}
+            for cls in CLASSES:
+                usage = self._usage(txn, cls)
+                cur = txn.cursor(db=self._db[f"ev:{cls}"])
+                oldest = None
+                if cur.first():
+                    ts = json.loads(cur.value()).get("ts")
+                    oldest = _age(ts, now)
+                quota = self.options.quotas.get(cls, Quota())
+                evicted = txn.get(f"count:evicted:{cls}".encode(), db=self._db["meta"])
+                classes[cls] = {"events": usage["events"], "bytes": usage["bytes"], "oldest_age_s": oldest,
+                                "cap_events": quota.max_events, "cap_bytes": quota.max_bytes,
+                                "evicted": _seq(evicted) if evicted else 0}
+            meta_next = txn.get(b"next_seq", db=self._db["meta"])
+            last = (_seq(meta_next) - 1) if meta_next else 0
+            sinks = {}
+            names = set(self.sinks) | {k.split(b"\0")[0].decode() for k, _ in txn.cursor(db=self._db["cursors"])}
+            for sink in sorted(names):
+                dead = 0
+                prefix = sink.encode() + b"\0"
+                cur = txn.cursor(db=self._db["dead"])
+                if cur.set_range(prefix):
+                    for key in cur.iternext(keys=True, values=False):
+                        if not key.startswith(prefix):
+                            break
+                        dead += 1
+                sinks[sink] = {"cursors": {c: self._cursor(txn, sink, c) for c in CLASSES},
+                               "lag_seq": last - max(self._cursor(txn, sink, c) for c in CLASSES),
+                               "dead_letters": dead,
+                               "classes": sorted(self.sinks.get(sink, ()))}
+            unrouted = txn.get(b"count:unrouted", db=self._db["meta"])
+            info = self.env.info()
+        out = {"path": str(self.path), "last_seq": last, "classes": classes, "sinks": sinks,
+               "unrouted": _seq(unrouted) if unrouted else 0, "map_size": info["map_size"],
+               "map_used": (info["last_pgno"] + 1) * self.env.stat()["psize"]}
+        for sink in out["sinks"]:
+            if sink in self.sinks:
+                out["sinks"][sink]["backlog"] = self.backlog(sink)
         return out
 
     def stored_count(self) -> int:
-        with self.env.begin() as txn:
-            return txn.stat(self._events)["entries"]
+        with self._lock, self._begin() as txn:
+            return sum(txn.stat(self._db[f"ev:{c}"])["entries"] for c in CLASSES)
+
+    def verify_journal(self) -> journal.Verdict:
+        with self._lock, self._begin() as txn:
+            return journal.verify(txn, self._db["journal"], self._db["meta"])
+
+    def journal_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock, self._begin() as txn:
+            return journal.entries(txn, self._db["journal"], limit)
 
     def close(self) -> None:
         self.env.close()
+
+
+def _existing_size(path: Path) -> int:
+    try:
+        return (path / "data.mdb").stat().st_size
+    except OSError:
+        return 0
+
+
+def _is_enospc(exc: lmdb.Error) -> bool:
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
+
+
+def _age(ts: Any, now: float) -> float | None:
+    if not isinstance(ts, str):
+        return None
+    from datetime import datetime
+    try:
+        return round(now - datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp(), 3)
+    except ValueError:
+        return None
