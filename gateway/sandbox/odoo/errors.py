@@ -1,0 +1,121 @@
+"""Odoo's exception types and how Odoo 17 puts them on the wire.
+
+Owns the exception classes a real server raises (``odoo.exceptions.*`` and the
+``psycopg2.OperationalError`` of an unknown database, named with the same module
+and class so clients classify them the same way) and their three renderings:
+the JSON-RPC ``error`` member, the ``/xmlrpc/2/`` fault with integer codes and
+the legacy ``/xmlrpc/`` fault with string codes.  Tracebacks are shortened to
+their final exception line, exactly as the reference captures were; no
+sandbox internals leak into replies.  It does not decide *when* to raise.
+"""
+from __future__ import annotations
+
+import traceback
+import xmlrpc.client
+from typing import Any
+
+TRACEBACK_HEAD = "Traceback (most recent call last):\n  ...\n"
+
+# XML-RPC fault codes of odoo/addons/base/controllers/rpc.py
+FAULT_APPLICATION_ERROR = 1
+FAULT_WARNING = 2
+FAULT_ACCESS_DENIED = 3
+FAULT_ACCESS_ERROR = 4
+
+
+class UserError(Exception):
+    """A business-rule refusal meant for a human (fault 2)."""
+
+
+class RedirectWarning(Exception):
+    """A warning carrying an action (fault 2); unused by the sandbox's models."""
+
+
+class AccessDenied(UserError):
+    """Bad credentials (fault 3)."""
+
+    def __init__(self, message: str = "Access Denied") -> None:
+        super().__init__(message)
+
+
+class AccessError(UserError):
+    """The user may not do this (fault 4)."""
+
+
+class MissingError(UserError):
+    """The record does not exist (fault 2)."""
+
+
+class ValidationError(UserError):
+    """A constraint failed (fault 2)."""
+
+
+for _cls in (UserError, RedirectWarning, AccessDenied, AccessError, MissingError, ValidationError):
+    _cls.__module__ = "odoo.exceptions"
+
+
+class OperationalError(Exception):
+    """What Odoo raises when the requested database does not exist."""
+
+
+OperationalError.__module__ = "psycopg2"
+
+
+def unknown_database(db: Any) -> OperationalError:
+    """The error PostgreSQL gives Odoo for a database that does not exist."""
+    return OperationalError(
+        f'connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "{db}" does not exist\n')
+
+
+def exception_name(exc: BaseException) -> str:
+    """``module.Class`` as Odoo's serialize_exception reports it (``builtins.ValueError``)."""
+    cls = type(exc)
+    return f"{cls.__module__}.{cls.__name__}" if cls.__module__ else cls.__name__
+
+
+def short_traceback(exc: BaseException) -> str:
+    """A traceback shortened to its final line, as in the captures."""
+    return TRACEBACK_HEAD + "".join(traceback.format_exception_only(type(exc), exc))
+
+
+def jsonrpc_error(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` member of a JSON-RPC reply (odoo/http.py serialize_exception)."""
+    return {
+        "code": 200,
+        "message": "Odoo Server Error",
+        "data": {
+            "name": exception_name(exc),
+            "debug": short_traceback(exc),
+            "message": str(exc),
+            "arguments": list(exc.args),
+            "context": {},
+        },
+    }
+
+
+def xmlrpc_fault(exc: BaseException) -> xmlrpc.client.Fault:
+    """The ``/xmlrpc/2/`` fault (xmlrpc_handle_exception_int): the order of the tests matters."""
+    if isinstance(exc, RedirectWarning):
+        return xmlrpc.client.Fault(FAULT_WARNING, str(exc))
+    if isinstance(exc, AccessError):
+        return xmlrpc.client.Fault(FAULT_ACCESS_ERROR, str(exc))
+    if isinstance(exc, AccessDenied):
+        return xmlrpc.client.Fault(FAULT_ACCESS_DENIED, str(exc))
+    if isinstance(exc, UserError):
+        return xmlrpc.client.Fault(FAULT_WARNING, str(exc))
+    return xmlrpc.client.Fault(FAULT_APPLICATION_ERROR, short_traceback(exc))
+
+
+def xmlrpc_legacy_fault(exc: BaseException) -> xmlrpc.client.Fault:
+    """The legacy ``/xmlrpc/`` fault (xmlrpc_handle_exception_string): string fault codes."""
+    if isinstance(exc, RedirectWarning):
+        return xmlrpc.client.Fault("warning -- Warning\n\n" + str(exc), "")
+    if isinstance(exc, MissingError):
+        return xmlrpc.client.Fault("warning -- MissingError\n\n" + str(exc), "")
+    if isinstance(exc, AccessError):
+        return xmlrpc.client.Fault("warning -- AccessError\n\n" + str(exc), "")
+    if isinstance(exc, AccessDenied):
+        return xmlrpc.client.Fault("AccessDenied", str(exc))
+    if isinstance(exc, UserError):
+        return xmlrpc.client.Fault("warning -- UserError\n\n" + str(exc), "")
+    return xmlrpc.client.Fault(str(exc), short_traceback(exc))

@@ -1,0 +1,271 @@
+"""Manufacturing models: work centers, losses, time logs, manufacturing and work orders.
+
+Implements the Odoo 17 rules a gateway meets: a work center is 'blocked' while
+its latest open time log has a non-productive loss; ``unblock`` closes every open
+log and refuses with "It has already been unblocked."; a work order's
+qty_producing is the MO's (computed) and writing it writes the MO (inverse, only
+for a non-zero value, as in Odoo); ``set_qty_producing`` returns None;
+``button_mark_done`` returns the backorder wizard, creates backorders on request
+and returns an action whose context holds a None unless ``skip_redirection``.
+Not modelled: BoMs, consumption warnings, routings, lots and serial numbers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..calendar import work_hours
+from ..errors import UserError
+from ..fields import (Boolean, Char, Datetime, Float, Integer, Many2one, One2many, Selection, Text,
+                      now_string, to_datetime)
+from ..orm import BaseModel
+from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_USER, acl
+
+MRP_READ = [STOCK_USER, MRP_ADMIN, MRP_USER]
+PRODUCTIVE = ("productive", "performance")
+
+
+class MrpWorkcenter(BaseModel):
+    _name = "mrp.workcenter"
+    _description = "Work Center"
+    _order = "sequence, id"
+    _access = acl(MRP_READ, [MRP_ADMIN])
+    name = Char("Work Center", required=True)
+    code = Char("Code")
+    active = Boolean("Active", default=True)
+    sequence = Integer("Sequence", default=1)
+    working_state = Selection([("normal", "Normal"), ("blocked", "Blocked"), ("done", "In Progress")],
+                              "Workcenter Status", compute="_compute_working_state")
+    time_ids = One2many("mrp.workcenter.productivity", "workcenter_id", "Time Logs")
+    order_ids = One2many("mrp.workorder", "workcenter_id", "Orders")
+    resource_calendar_id = Many2one("resource.calendar", "Working Hours", default=1)
+
+    def _compute_working_state(self) -> str:
+        logs = self.env["mrp.workcenter.productivity"].sudo().search(
+            [("workcenter_id", "=", self.id), ("date_end", "=", False)], limit=1)
+        if not logs:
+            return "normal"
+        return "done" if logs._get("loss_type") in PRODUCTIVE else "blocked"
+
+    def unblock(self) -> dict[str, str]:
+        self.ensure_one()
+        if self._get("working_state") != "blocked":
+            raise UserError("It has already been unblocked.")
+        logs = self.env["mrp.workcenter.productivity"].search(
+            [("workcenter_id", "=", self.id), ("date_end", "=", False)])
+        logs.write({"date_end": now_string(self.env)})
+        return {"type": "ir.actions.client", "tag": "reload"}
+
+
+class MrpWorkcenterProductivityLoss(BaseModel):
+    _name = "mrp.workcenter.productivity.loss"
+    _description = "Workcenter Productivity Losses"
+    _order = "sequence, id"
+    _access = acl(MRP_READ + [INTERNAL], [MRP_ADMIN])
+    name = Char("Blocking Reason", required=True)
+    sequence = Integer("Sequence", default=1)
+    manual = Boolean("Is a Blocking Reason", default=True)
+    loss_type = Selection([("availability", "Availability"), ("performance", "Performance"),
+                           ("quality", "Quality"), ("productive", "Productive")],
+                          "Effectiveness Category", default="availability", required=True)
+
+
+class MrpWorkcenterProductivity(BaseModel):
+    _name = "mrp.workcenter.productivity"
+    _description = "Workcenter Productivity Log"
+    _order = "id desc"
+    _rec_name = "loss_id"
+    _access = acl(MRP_READ, [MRP_USER, MRP_ADMIN])
+    workcenter_id = Many2one("mrp.workcenter", "Work Center", required=True, ondelete="cascade")
+    workorder_id = Many2one("mrp.workorder", "Work Order")
+    user_id = Many2one("res.users", "User", default=lambda env: env.uid)
+    loss_id = Many2one("mrp.workcenter.productivity.loss", "Loss Reason", required=True, ondelete="restrict")
+    loss_type = Selection(MrpWorkcenterProductivityLoss.loss_type.selection, "Effectiveness",
+                          related="loss_id.loss_type")
+    description = Text("Description")
+    date_start = Datetime("Start Date", required=True, default=now_string)
+    date_end = Datetime("End Date")
+    duration = Float("Duration", compute="_compute_duration")
+
+    def _display_name(self) -> str:
+        loss = self._get("loss_id")
+        return self.env["mrp.workcenter.productivity.loss"].browse(loss)._display_name() if loss else ""
+
+    def _compute_duration(self) -> float:
+        """Minutes; non-productive losses count only the work center calendar's working time, as Odoo 17."""
+        start, end = to_datetime(self._get("date_start")), to_datetime(self._get("date_end"))
+        if not (start and end):
+            return 0.0
+        wc = self.env["mrp.workcenter"].sudo().browse(self._get("workcenter_id"))
+        calendar = wc._get("resource_calendar_id") if wc.exists() else False
+        if self._get("loss_type") not in PRODUCTIVE and calendar:
+            tz = self.env["resource.calendar"].sudo().browse(calendar)._get("tz")
+            return round(work_hours(start, end, tz) * 60, 2)
+        return round((end - start).total_seconds() / 60.0, 2)
+
+
+STATES = [("draft", "Draft"), ("confirmed", "Confirmed"), ("progress", "In Progress"),
+          ("to_close", "To Close"), ("done", "Done"), ("cancel", "Cancelled")]
+
+
+class MrpProduction(BaseModel):
+    _name = "mrp.production"
+    _description = "Production Order"
+    _order = "priority desc, date_start asc, id"
+    _access = acl(MRP_READ, [MRP_ADMIN, MRP_USER])
+    name = Char("Reference", default="New", required=True)
+    priority = Selection([("0", "Normal"), ("1", "Urgent")], "Priority", default="0")
+    origin = Char("Source")
+    product_id = Many2one("product.product", "Product", required=True)
+    product_qty = Float("Quantity To Produce", required=True, default=1.0)
+    qty_producing = Float("Quantity Producing")
+    qty_produced = Float("Quantity Produced")
+    state = Selection(STATES, "State", default="draft")
+    date_start = Datetime("Start", default=now_string, required=True)
+    date_finished = Datetime("End")
+    user_id = Many2one("res.users", "Responsible", default=lambda env: env.uid)
+    workorder_ids = One2many("mrp.workorder", "production_id", "Work Orders")
+    move_raw_ids = One2many("stock.move", "raw_material_production_id", "Components")
+    move_finished_ids = One2many("stock.move", "production_id", "Finished Products")
+    scrap_ids = One2many("stock.scrap", "production_id", "Scraps")
+    backorder_sequence = Integer("Backorder Sequence", default=0)
+
+    def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
+        if not stored.get("name") or stored["name"] == "New":
+            stored["name"] = "WH/MO/%05d" % self.env.db.next_sequence("mrp.production")
+        return stored
+
+    def set_qty_producing(self) -> None:
+        self.ensure_one()
+        self._set_qty_producing()
+
+    def _set_qty_producing(self) -> None:
+        """Components follow the quantity being produced and are marked picked (no BoM: moves as given)."""
+        qty, total = self._get("qty_producing"), self._get("product_qty") or 1.0
+        for move in self.env["stock.move"].sudo().browse(self._get("move_raw_ids")):
+            if move._get("state") not in ("done", "cancel"):
+                move.write({"quantity": move._get("product_uom_qty") * qty / total, "picked": True})
+
+    def button_mark_done(self) -> Any:
+        ctx = self.env.context
+        for mo in self:
+            if not mo._get("qty_producing"):
+                mo.write({"qty_producing": mo._get("product_qty") - mo._get("qty_produced")})
+                mo._set_qty_producing()
+            if mo._get("qty_producing") <= 0:
+                raise UserError("The quantity to produce must be positive!")
+        short = [mo for mo in self if mo._get("qty_producing") < mo._get("product_qty")]
+        if short and not ctx.get("skip_backorder"):
+            return self._backorder_wizard(short)
+        backorders = []
+        to_backorder = ctx.get("mo_ids_to_backorder") or []
+        for mo in self:
+            produced, demand = mo._get("qty_producing"), mo._get("product_qty")
+            backordered = produced < demand and mo.id in to_backorder
+            if backordered:
+                backorders.append(mo._split_backorder(demand - produced))
+            mo._finish(produced, backordered)
+        if backorders and not ctx.get("skip_redirection") and len(self) == 1:
+            return {"res_model": "mrp.production", "type": "ir.actions.act_window",
+                    "context": {"skip_backorder": False, "mo_ids_to_backorder": None},
+                    "views": [[False, "form"]], "view_mode": "form", "res_id": backorders[0]}
+        return True
+
+    def _backorder_wizard(self, short: list["MrpProduction"]) -> dict[str, Any]:
+        return {"id": 299, "name": "You produced less than initial demand", "type": "ir.actions.act_window",
+                "xml_id": "mrp.action_mrp_production_backorder", "help": False, "binding_model_id": False,
+                "binding_type": "action", "binding_view_types": "list,form",
+                "display_name": "You produced less than initial demand", "view_id": False, "domain": False,
+                "context": {"default_mrp_production_ids": self.ids,
+                            "default_mrp_production_backorder_line_ids": [
+                                [0, 0, {"mrp_production_id": mo.id, "to_backorder": True}] for mo in short]},
+                "res_id": 0, "res_model": "mrp.production.backorder", "target": "new", "view_mode": "form",
+                "mobile_view_mode": "kanban", "views": [[False, "form"]], "limit": 80, "groups_id": [],
+                "search_view_id": False, "filter": False}
+
+    def _split_backorder(self, remaining: float) -> int:
+        base = self._get("name").rsplit("-", 1)[0] if self._get("backorder_sequence") else self._get("name")
+        seq = max(self._get("backorder_sequence"), 1)
+        self.write({"name": "%s-%03d" % (base, seq), "backorder_sequence": seq})
+        siblings = [r.get("backorder_sequence", 0) for r in self._table.values()
+                    if str(r.get("name", "")).startswith(base + "-")]
+        nxt = max(siblings + [seq]) + 1
+        bo = self.create({"name": "%s-%03d" % (base, nxt), "backorder_sequence": nxt, "state": "confirmed",
+                          "product_id": self._get("product_id"), "product_qty": remaining,
+                          "origin": self._get("origin")})
+        for wo in self.env["mrp.workorder"].browse(self._get("workorder_ids")):
+            wo._copy_to(bo.id)
+        return bo.id
+
+    def _finish(self, produced: float, backordered: bool) -> None:
+        for move in self.env["stock.move"].sudo().browse(self._get("move_raw_ids")):
+            if move._get("state") not in ("done", "cancel"):
+                move.write({"state": "done"} if move._get("picked") else {"state": "cancel", "quantity": 0.0})
+        self.env["stock.quant"].sudo()._update(self._get("product_id"), None, produced)
+        for wo in self.env["mrp.workorder"].browse(self._get("workorder_ids")):
+            if wo._get("state") not in ("done", "cancel"):
+                wo.write({"state": "done", "qty_produced": produced, "date_finished": now_string(self.env)})
+        done = {"state": "done", "qty_produced": produced, "date_finished": now_string(self.env)}
+        if backordered:  # the rest of the demand moved to the backorder
+            done["product_qty"] = produced
+        self.write(done)
+
+
+WO_STATES = [("pending", "Waiting for another WO"), ("waiting", "Waiting for components"), ("ready", "Ready"),
+             ("progress", "In Progress"), ("done", "Finished"), ("cancel", "Cancelled")]
+
+
+class MrpWorkorder(BaseModel):
+    _name = "mrp.workorder"
+    _description = "Work Order"
+    _order = "date_start, id"
+    _access = acl(MRP_READ, [MRP_ADMIN, MRP_USER])
+    name = Char("Work Order", required=True)
+    production_id = Many2one("mrp.production", "Manufacturing Order", required=True, ondelete="cascade")
+    workcenter_id = Many2one("mrp.workcenter", "Work Center", required=True)
+    state = Selection(WO_STATES, "Status", default="pending")
+    product_id = Many2one("product.product", "Product", related="production_id.product_id")
+    production_state = Selection(STATES, "Production State", related="production_id.state")
+    qty_production = Float("Original Production Quantity", related="production_id.product_qty")
+    qty_producing = Float("Currently Produced Quantity", compute="_compute_qty_producing",
+                          inverse="_set_qty_producing")
+    qty_produced = Float("Quantity")
+    qty_remaining = Float("Quantity To Be Produced", compute="_compute_qty_remaining")
+    date_start = Datetime("Start")
+    date_finished = Datetime("End")
+    duration_expected = Float("Expected Duration")
+    time_ids = One2many("mrp.workcenter.productivity", "workorder_id", "Time Logs")
+
+    def _display_name(self) -> str:
+        mo = self.env["mrp.production"].sudo().browse(self._get("production_id"))
+        return f"{mo._get('name')} - {self._get('name')}" if mo.exists() else (self._get("name") or "")
+
+    def _compute_qty_producing(self) -> float:
+        mo = self.env["mrp.production"].sudo().browse(self._get("production_id"))
+        return mo._get("qty_producing") if mo.exists() else 0.0
+
+    def _set_qty_producing(self, value: float) -> None:
+        # Odoo 17 mrp.workorder._set_qty_producing: only a non-zero, changed value reaches the MO.
+        mo = self.env["mrp.production"].browse(self._get("production_id"))
+        if value != 0 and mo._get("qty_producing") != value:
+            mo.write({"qty_producing": value})
+            mo._set_qty_producing()
+
+    def _compute_qty_remaining(self) -> float:
+        return max(self._get("qty_production") - self._get("qty_produced"), 0.0)
+
+    def button_start(self) -> bool:
+        for wo in self:
+            if wo._get("state") in ("done", "cancel"):
+                raise UserError("You cannot start a work order that is already done or cancelled")
+            wo.write({"state": "progress", "date_start": wo._get("date_start") or now_string(self.env)})
+        return True
+
+    def button_finish(self) -> bool:
+        for wo in self:
+            wo.write({"state": "done", "date_finished": now_string(self.env),
+                      "qty_produced": wo._get("qty_producing") or wo._get("qty_production")})
+        return True
+
+    def _copy_to(self, production_id: int) -> int:
+        return self.create({"name": self._get("name"), "production_id": production_id,
+                            "workcenter_id": self._get("workcenter_id"), "state": "ready"}).id

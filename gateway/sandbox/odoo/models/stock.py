@@ -1,0 +1,152 @@
+"""Stock models: locations, quants, moves and scrap orders, enough for scrap and mark-done.
+
+Quantities on hand are kept per product and internal location in stock.quant;
+a scrap of a storable product with too little stock answers with Odoo's
+'Insufficient Quantity To Scrap' wizard action and stays draft.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UserError
+from ..fields import Boolean, Char, Datetime, Float, Many2one, One2many, Selection, now_string
+from ..orm import BaseModel
+from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_ADMIN, STOCK_USER, acl
+
+STOCK = [STOCK_USER, MRP_USER, MRP_ADMIN]
+
+
+class StockLocation(BaseModel):
+    _name = "stock.location"
+    _description = "Inventory Locations"
+    _order = "complete_name, id"
+    _rec_name = "complete_name"
+    _access = acl([INTERNAL], [STOCK_ADMIN])
+    name = Char("Location Name", required=True)
+    complete_name = Char("Full Location Name")
+    location_id = Many2one("stock.location", "Parent Location")
+    usage = Selection([("supplier", "Vendor Location"), ("view", "View"), ("internal", "Internal Location"),
+                       ("customer", "Customer Location"), ("inventory", "Inventory Loss"),
+                       ("production", "Production"), ("transit", "Transit Location")],
+                      "Location Type", default="internal", required=True)
+    scrap_location = Boolean("Is a Scrap Location?")
+    active = Boolean("Active", default=True)
+
+    def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
+        parent = self.browse(stored.get("location_id") or ()).exists()
+        if parent and stored.get("usage", "internal") != "view":
+            stored["complete_name"] = f"{parent._get('complete_name')}/{stored['name']}"
+        else:
+            stored["complete_name"] = stored["name"]
+        return stored
+
+
+class StockQuant(BaseModel):
+    _name = "stock.quant"
+    _description = "Quants"
+    _rec_name = "product_id"
+    _access = acl(STOCK + [INTERNAL], [STOCK_ADMIN])
+    product_id = Many2one("product.product", "Product", required=True, ondelete="restrict")
+    location_id = Many2one("stock.location", "Location", required=True, ondelete="restrict")
+    quantity = Float("Quantity")
+
+    def _internal_locations(self, location_id: int | None) -> set[int]:
+        locs = self.env["stock.location"].sudo()._table
+        return {i for i, r in locs.items() if r.get("usage") == "internal"
+                and (location_id is None or i == location_id)}
+
+    def _quantity(self, product_id: int, location_id: int | None) -> float:
+        places = self._internal_locations(location_id)
+        return sum(r["quantity"] for r in self._table.values()
+                   if r["product_id"] == product_id and r["location_id"] in places)
+
+    def _update(self, product_id: int, location_id: int | None, delta: float) -> None:
+        if location_id is None:
+            location_id = min(self._internal_locations(None))
+        for rid, row in self._table.items():
+            if row["product_id"] == product_id and row["location_id"] == location_id:
+                self.browse(rid).write({"quantity": row["quantity"] + delta})
+                return
+        self.create({"product_id": product_id, "location_id": location_id, "quantity": delta})
+
+
+class StockMove(BaseModel):
+    _name = "stock.move"
+    _description = "Stock Move"
+    _access = acl(STOCK, STOCK)
+    name = Char("Description", required=True, default="New")
+    product_id = Many2one("product.product", "Product", required=True)
+    product_uom_qty = Float("Demand", default=0.0)
+    quantity = Float("Quantity")
+    picked = Boolean("Picked")
+    state = Selection([("draft", "New"), ("waiting", "Waiting Another Move"), ("confirmed", "Waiting Availability"),
+                       ("partially_available", "Partially Available"), ("assigned", "Available"),
+                       ("done", "Done"), ("cancel", "Cancelled")], "Status", default="draft")
+    location_id = Many2one("stock.location", "Source Location", required=True)
+    location_dest_id = Many2one("stock.location", "Destination Location", required=True)
+    scrap_id = Many2one("stock.scrap", "Scrap operation")
+    raw_material_production_id = Many2one("mrp.production", "Production Order for components")
+    production_id = Many2one("mrp.production", "Production Order for finished products")
+    date = Datetime("Date Scheduled", default=now_string)
+
+
+def _default_stock_location(env: Any) -> int | bool:
+    locs = env["stock.location"].sudo().search([("usage", "=", "internal")], limit=1, order="id")
+    return locs.id if locs else False
+
+
+def _default_scrap_location(env: Any) -> int | bool:
+    locs = env["stock.location"].sudo().search([("scrap_location", "=", True)], limit=1, order="id")
+    return locs.id if locs else False
+
+
+class StockScrap(BaseModel):
+    _name = "stock.scrap"
+    _description = "Scrap"
+    _order = "id desc"
+    _access = acl(STOCK, STOCK)
+    name = Char("Reference", required=True, default="New")
+    origin = Char("Source Document")
+    product_id = Many2one("product.product", "Product", required=True)
+    scrap_qty = Float("Quantity", required=True, default=1.0)
+    location_id = Many2one("stock.location", "Source Location", required=True, default=_default_stock_location)
+    scrap_location_id = Many2one("stock.location", "Scrap Location", required=True,
+                                 default=_default_scrap_location)
+    production_id = Many2one("mrp.production", "Manufacturing Order")
+    workorder_id = Many2one("mrp.workorder", "Work Order")
+    move_ids = One2many("stock.move", "scrap_id", "Moves")
+    state = Selection([("draft", "Draft"), ("done", "Done")], "Status", default="draft")
+    date_done = Datetime("Date")
+
+    def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
+        if not stored.get("name") or stored["name"] == "New":
+            stored["name"] = "SP/%05d" % self.env.db.next_sequence("stock.scrap")
+        return stored
+
+    def action_validate(self) -> Any:
+        self.ensure_one()
+        if self._get("scrap_qty") <= 0:
+            raise UserError("You can only enter positive quantities.")
+        product = self.env["product.product"].sudo().browse(self._get("product_id"))
+        available = self.env["stock.quant"].sudo()._quantity(product.id, self._get("location_id"))
+        if product._get("type") == "product" and available < self._get("scrap_qty"):
+            return {"name": product._display_name() + ": Insufficient Quantity To Scrap", "view_mode": "form",
+                    "res_model": "stock.warn.insufficient.qty.scrap", "view_id": 630,
+                    "type": "ir.actions.act_window",
+                    "context": {**self.env.context, "default_product_id": product.id,
+                                "default_location_id": self._get("location_id"), "default_scrap_id": self.id,
+                                "default_quantity": float(self._get("scrap_qty")),
+                                "default_product_uom_name": product._get("uom_name")},
+                    "target": "new"}
+        return self.do_scrap()
+
+    def do_scrap(self) -> bool:
+        for scrap in self:
+            qty = scrap._get("scrap_qty")
+            self.env["stock.move"].sudo().create({
+                "name": scrap._get("name"), "product_id": scrap._get("product_id"), "product_uom_qty": qty,
+                "quantity": qty, "picked": True, "state": "done", "location_id": scrap._get("location_id"),
+                "location_dest_id": scrap._get("scrap_location_id"), "scrap_id": scrap.id})
+            self.env["stock.quant"].sudo()._update(scrap._get("product_id"), scrap._get("location_id"), -qty)
+            scrap.write({"state": "done", "date_done": now_string(self.env)})
+        return True

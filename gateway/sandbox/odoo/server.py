@@ -1,0 +1,326 @@
+"""HTTP front of the Odoo sandbox: routes, JSON-RPC and XML-RPC envelopes, and the OdooSandbox.
+
+Owns the wire: ``POST /jsonrpc`` (Content-Type must be application/json,
+"Invalid JSON data" / "Invalid JSON-RPC data" as HTTP 400 text/html, params
+spread into ``RPC.jsonrpc(service, method, args)`` so missing or array params
+fail as in Odoo, no ``result`` key when a method returns None),
+``/web/session/authenticate`` (session info + session_id cookie),
+``/web/webclient/version_info``, ``/xmlrpc/2/<service>`` (integer fault codes;
+None cannot be marshalled, so a method returning None faults *after* its
+commit) and the legacy ``/xmlrpc/<service>`` (string fault codes).  The server
+is the stdlib's threaded HTTP server; the data is serialized by the service
+lock.  It does not know any model.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import secrets
+import signal
+import socket
+import threading
+import xmlrpc.client
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from . import persist
+from .demo import seed
+from .errors import AccessDenied, AccessError, jsonrpc_error, xmlrpc_fault, xmlrpc_legacy_fault
+from .models import build_registry
+from .orm import Database, Environment
+from .service import ADMIN_UID, VERSION_INFO, OdooService
+
+log = logging.getLogger("linebridge.sandbox.odoo")
+JSON_TYPES = ("application/json", "application/json-rpc")
+
+
+class RPC:
+    """Named like Odoo's controller so argument errors read 'RPC.jsonrpc() missing ...'."""
+
+    def __init__(self, service: OdooService) -> None:
+        self.service = service
+
+    def jsonrpc(self, service: str, method: str, args: Any) -> Any:
+        return self.service.dispatch_rpc(service, method, args)
+
+
+class _Reply:
+    def __init__(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status, self.content_type, self.body = status, content_type, body
+        self.headers = headers or {}
+
+
+def _bad_request(description: str) -> _Reply:
+    page = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>400 Bad Request</title>\n'
+            f"<h1>Bad Request</h1>\n<p>{html.escape(description)}</p>\n")
+    return _Reply(400, "text/html; charset=utf-8", page.encode())
+
+
+def _not_found() -> _Reply:
+    page = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>404 Not Found</title>\n'
+            "<h1>Not Found</h1>\n<p>The requested URL was not found on the server. If you entered the URL "
+            "manually please check your spelling and try again.</p>\n")
+    return _Reply(404, "text/html; charset=utf-8", page.encode())
+
+
+def _json(payload: dict[str, Any], headers: dict[str, str] | None = None) -> _Reply:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    return _Reply(200, "application/json; charset=utf-8", body, headers)
+
+
+class OdooApp:
+    """Routes one HTTP request to the service and renders Odoo's reply."""
+
+    def __init__(self, service: OdooService) -> None:
+        self.service = service
+        self.rpc = RPC(service)
+
+    def handle(self, method: str, path: str, content_type: str, body: bytes) -> _Reply:
+        path = path.split("?", 1)[0]
+        json_routes: dict[str, Callable[[dict], Any]] = {
+            "/jsonrpc": lambda p: self.rpc.jsonrpc(**p),
+            "/web/session/authenticate": self._session_authenticate,
+            "/web/webclient/version_info": lambda p: dict(VERSION_INFO),
+        }
+        if path in json_routes:
+            return self._json_route(path, content_type, body, json_routes[path])
+        if path.startswith("/xmlrpc/"):
+            if method != "POST":
+                return _Reply(405, "text/html; charset=utf-8", b"Method Not Allowed")
+            rest = path[len("/xmlrpc/"):]
+            if rest.startswith("2/") and "/" not in rest[2:]:
+                return self._xmlrpc(rest[2:], body, xmlrpc_fault)
+            if "/" not in rest:
+                return self._xmlrpc(rest, body, xmlrpc_legacy_fault)
+        return _not_found()
+
+    # -- JSON-RPC -------------------------------------------------------------
+    def _json_route(self, path: str, content_type: str, body: bytes, endpoint: Callable[[dict], Any]) -> _Reply:
+        mimetype = content_type.split(";", 1)[0].strip().lower()
+        if mimetype not in JSON_TYPES:
+            return _bad_request(f"Request inferred type is compatible with ['http'] but {path!r} is type='json'.")
+        try:
+            request = json.loads(body)
+            request_id = request.get("id")
+        except ValueError:
+            return _Reply(400, "text/html; charset=utf-8", b"Invalid JSON data")
+        except AttributeError:
+            return _Reply(400, "text/html; charset=utf-8", b"Invalid JSON-RPC data")
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+        headers: dict[str, str] = {}
+        try:
+            params = dict(request.get("params", {}))
+            result = endpoint(params)
+            if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
+                result, headers = result
+        except Exception as exc:  # noqa: BLE001 - every failure is a JSON-RPC error, as in Odoo
+            log.info("event=rpc_error name=%s message=%r", type(exc).__name__, str(exc)[:200])
+            reply["error"] = jsonrpc_error(exc)
+            return _json(reply)
+        if result is not None:
+            reply["result"] = result
+        return _json(reply, headers)
+
+    def _session_authenticate(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        def authenticate(db: str, login: str, password: str, base_location: Any = None) -> Any:
+            if db != self.service.db.name:
+                raise AccessError("Database not found.")
+            uid = self.service.authenticate(db, login, password)
+            if not uid:
+                raise AccessDenied()
+            return self._session_info(uid)
+
+        info = authenticate(**params)
+        sid = secrets.token_urlsafe(54)
+        return info, {"Set-Cookie": f"session_id={sid}; Expires=Sat, 01 Jan 2100 00:00:00 GMT; Max-Age=604800; "
+                                    "HttpOnly; Path=/"}
+
+    def _session_info(self, uid: int) -> dict[str, Any]:
+        with self.service.lock:
+            env = Environment(self.service.registry, self.service.db, uid).sudo()
+            user = env["res.users"].browse(uid)
+            name, login = user._get("name"), user._get("login")
+            groups = env.user_group_names()
+        is_admin = uid == ADMIN_UID or "Administration/Settings" in groups
+        return {"uid": uid, "is_system": is_admin, "is_admin": is_admin, "is_public": False,
+                "user_context": {"lang": "en_US", "tz": False, "uid": uid},
+                "db": self.service.db.name, "registry_hash": "sandbox",
+                "server_version": VERSION_INFO["server_version"],
+                "server_version_info": VERSION_INFO["server_version_info"],
+                "support_url": "https://www.odoo.com/buy", "name": name, "username": login,
+                "partner_display_name": name, "partner_id": uid + 1, "company_id": 1,
+                "web.base.url": "http://localhost:8069", "active_ids_limit": 20000,
+                "profile_session": None, "profile_collectors": None, "profile_params": None,
+                "max_file_upload_size": 134217728, "home_action_id": False,
+                "user_companies": {"current_company": 1,
+                                   "allowed_companies": {"1": {"id": 1, "name": "My Company", "sequence": 0,
+                                                               "child_ids": [], "parent_id": False}},
+                                   "disallowed_ancestor_companies": {}},
+                "currencies": {"1": {"symbol": "€", "position": "after", "digits": [69, 2]}},
+                "show_effect": True, "display_switch_company_menu": False,
+                "cache_hashes": {}, "bundle_params": {"lang": "en_US"}, "test_mode": False}
+
+    # -- XML-RPC ----------------------------------------------------------------
+    def _xmlrpc(self, service: str, body: bytes,
+                render_fault: Callable[[BaseException], xmlrpc.client.Fault]) -> _Reply:
+        try:
+            params, method = xmlrpc.client.loads(body)
+            result = self.service.dispatch_rpc(service, method, params)
+            payload = xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False)
+        except Exception as exc:  # noqa: BLE001 - every failure is a fault, as in Odoo
+            log.info("event=rpc_fault name=%s message=%r", type(exc).__name__, str(exc)[:200])
+            payload = xmlrpc.client.dumps(render_fault(exc), methodresponse=True, allow_none=False)
+        return _Reply(200, "text/xml; charset=utf-8", payload.encode())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Werkzeug/2.0.2"
+    sys_version = "Python/3.10.12"
+    timeout = 60
+    app: OdooApp  # set on the subclass built per sandbox
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections.add(self.connection)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.connections.discard(self.connection)  # type: ignore[attr-defined]
+
+    def _serve(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length is None and self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self._send(_Reply(411, "text/html; charset=utf-8", b"Length Required"))
+            self.close_connection = True
+            return
+        body = self.rfile.read(int(length)) if length else b""
+        try:
+            reply = self.app.handle(self.command, self.path, self.headers.get("Content-Type", ""), body)
+        except Exception:  # noqa: BLE001 - a sandbox bug must still answer, as werkzeug does
+            log.exception("event=internal_error path=%s", self.path)
+            reply = _Reply(500, "text/html; charset=utf-8", b"Internal Server Error")
+        self._send(reply)
+
+    def _send(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        # headers and body leave in one write: two small segments would meet delayed ACKs on keep-alive
+        self._headers_buffer.append(b"\r\n" + reply.body)  # type: ignore[attr-defined]
+        self.flush_headers()
+
+    do_POST = do_GET = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("event=http %s", format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.connections: set[socket.socket] = set()
+        super().__init__(*args, **kw)
+
+
+class OdooSandbox:
+    """An Odoo 17 double on loopback: JSON-RPC and XML-RPC, one database, optional persistence."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_path: Path | str | None = None,
+                 api_key: str = "admin", database: str = "sandbox") -> None:
+        self.host = host
+        self._requested_port = port
+        self.data_path = Path(data_path) if data_path else None
+        self.database = database
+        self.registry = build_registry()
+        self.db = Database(database)
+        saved = persist.load(self.data_path) if self.data_path else None
+        if saved:
+            self.db.load_dict(saved)
+        else:
+            seed(Environment(self.registry, self.db, ADMIN_UID))
+            self.db.version = 0
+        self.service = OdooService(self.db, self.registry, api_key, on_commit=self._persist)
+        if self.data_path and not saved:
+            self._persist()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._requested_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _persist(self) -> None:
+        if self.data_path:
+            persist.save(self.data_path, self.database, self.db.to_dict())
+
+    def _bind(self) -> _Server:
+        handler = type("OdooHandler", (_Handler,), {"app": OdooApp(self.service)})
+        return _Server((self.host, self._requested_port), handler)
+
+    def start(self) -> None:
+        """Listen and serve in a background thread; returns once the socket is listening."""
+        self._server = self._bind()
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="odoo-sandbox", daemon=True)
+        self._thread.start()
+        log.info("event=sandbox_started kind=odoo url=%s database=%s", self.url, self.database)
+
+    def stop(self) -> None:
+        """Stop serving, close open connections and persist."""
+        server, self._server = self._server, None
+        if server is not None:
+            host, port = server.server_address[:2]
+            stopper = threading.Thread(target=server.shutdown)
+            stopper.start()
+            try:  # wake the accept loop now rather than at its next poll
+                socket.create_connection((host, port), timeout=1).close()
+            except OSError:
+                pass
+            stopper.join()
+            server.server_close()
+            for conn in list(server.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._requested_port = self._requested_port or port
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        with self.service.lock:
+            self._persist()
+        log.info("event=sandbox_stopped kind=odoo")
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until KeyboardInterrupt or SIGTERM, then persist."""
+        self._server = self._bind()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def _term(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt
+            previous = signal.signal(signal.SIGTERM, _term)
+        log.info("event=sandbox_started kind=odoo url=%s database=%s", self.url, self.database)
+        try:
+            self._server.serve_forever(poll_interval=0.1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            server, self._server = self._server, None
+            server.server_close()
+            with self.service.lock:
+                self._persist()
