@@ -1,0 +1,1 @@
+"""Sinks: workers that deliver stored events to a destination and acknowledge them."""
