@@ -13,7 +13,7 @@ import enum
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Protocol
 
 
 class Quality(str, enum.Enum):
@@ -143,16 +143,36 @@ class Backoff:
         self.attempt = 0
 
 
+class StateStore(Protocol):
+    """Durable key-value state the gateway lends a driver (blocking calls: use a thread).
+
+    Keys are private to the driver instance. A driver that must remember what it
+    already delivered across restarts (the file-drop driver's processed files)
+    keeps it here; writes are synced to disk before `put` returns.
+    """
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+
 class Driver(abc.ABC):
     """A device driver: one instance per configured device.
 
     Lifecycle: `await start()`, then iterate `samples()` until `await stop()`.
     A driver never raises out of `samples()` for a device fault: it yields
     samples with a bad quality and reconnects by itself with backoff.
+
+    Hand-off contract: the gateway pulls the next batch only after the previous
+    one has been fully handled (its events durably stored). So when a driver's
+    generator resumes after a `yield`, that batch is safe, and the driver may
+    commit its own progress (move a processed file, acknowledge a message).
     """
 
     #: the `type` value in the config that selects this driver
     type_name: str = ""
+    #: durable state lent by the gateway before `start()`; None in bare tests
+    state: StateStore | None = None
 
     def __init__(self, name: str, config: Any, clock: Callable[[], float] = time.time) -> None:
         self.name = name

@@ -1,16 +1,14 @@
 """Driver registry: maps a device's `type` to its driver class via entry points.
 
-Drivers register under the `linebridge.drivers` entry-point group, so a
-third-party driver is just an installed package. The built-in drivers are also
-listed here so a source checkout works without being installed.
+Drivers register under the `linebridge.drivers` entry-point group (the
+built-in ones in pyproject.toml), so a third-party driver is just an installed
+package. A driver module is imported only when a configuration uses it.
 """
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 
 from drivers.base import Driver
-
-_BUILTIN = {"modbus_tcp": "drivers.modbus:ModbusDriver"}
 
 
 def _load(spec: str) -> type[Driver]:
@@ -21,10 +19,7 @@ def _load(spec: str) -> type[Driver]:
 
 def driver_types() -> dict[str, str]:
     """Every known driver type and where its class lives."""
-    found = dict(_BUILTIN)
-    for ep in entry_points(group="linebridge.drivers"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return {ep.name: ep.value for ep in entry_points(group="linebridge.drivers")}
 
 
 def driver_class(type_name: str) -> type[Driver] | None:
