@@ -31,7 +31,14 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    map_size_mb: int = 256
+    map_size_mb: int = 64
+    max_map_size_mb: int = 1024
+    dedupe_ttl_hours: float = 168.0
+    journal_keep: int = 1_000_000
+    business_max_events: int = 0      # 0: no cap but the map's maximum; never evicted
+    business_max_mb: int = 0
+    telemetry_max_events: int = 1_000_000   # at the cap the oldest telemetry is evicted, counted
+    telemetry_max_mb: int = 256
 
 
 @dataclass(frozen=True)
@@ -130,10 +137,7 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
             c.add(f"gateway.{key}", f"must be letters, digits, '-', '_' or '.', got {val!r}")
     gateway = GatewayConfig(gid, site)
 
-    s = _table(c, raw, "store")
-    c.unknown_keys(s, "store", {"map_size_mb"})
-    store = StoreConfig(c.get(s, "store", "map_size_mb", int, default=256, minimum=16,
-                              maximum=1024 * 1024))
+    store = _store(c, _table(c, raw, "store"))
 
     device_table = _table(c, raw, "devices")
     devices = _devices(c, device_table)
@@ -152,6 +156,31 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
     if c.issues:
         raise ConfigError([f"{source}: {issue}" for issue in c.issues])
     return Config(source, gateway, store, devices, rules, machines, sinks)
+
+
+def _store(c: ConfigCollector, s: dict[str, Any]) -> StoreConfig:
+    c.unknown_keys(s, "store", {"map_size_mb", "max_map_size_mb", "dedupe_ttl_hours", "journal_keep",
+                                "business", "telemetry"})
+    d = StoreConfig()
+    map_mb = c.get(s, "store", "map_size_mb", int, default=d.map_size_mb, minimum=1, maximum=1024 * 1024)
+    max_mb = c.get(s, "store", "max_map_size_mb", int, default=max(d.max_map_size_mb, map_mb),
+                   minimum=1, maximum=1024 * 1024)
+    if max_mb < map_mb:
+        c.add("store.max_map_size_mb", f"must be at least map_size_mb ({map_mb}), got {max_mb}")
+    caps = {}
+    for cls in ("business", "telemetry"):
+        t = _table(c, s, cls, "store")
+        path = f"store.{cls}"
+        c.unknown_keys(t, path, {"max_events", "max_mb"})
+        caps[cls] = (c.get(t, path, "max_events", int, default=getattr(d, f"{cls}_max_events"), minimum=0),
+                     c.get(t, path, "max_mb", int, default=getattr(d, f"{cls}_max_mb"), minimum=0))
+    return StoreConfig(
+        map_size_mb=map_mb, max_map_size_mb=max_mb,
+        dedupe_ttl_hours=c.get(s, "store", "dedupe_ttl_hours", float, default=d.dedupe_ttl_hours,
+                               minimum=0.01, maximum=24 * 3650),
+        journal_keep=c.get(s, "store", "journal_keep", int, default=d.journal_keep, minimum=1000),
+        business_max_events=caps["business"][0], business_max_mb=caps["business"][1],
+        telemetry_max_events=caps["telemetry"][0], telemetry_max_mb=caps["telemetry"][1])
 
 
 def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]:

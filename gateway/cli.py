@@ -1,0 +1,178 @@
+"""The `linebridge` command: check-config, run, demo, sandbox plant|odoo, --version.
+
+It owns argument parsing, signal handling and exit codes; the work itself lives
+in the supervisor, the demo and the sandboxes.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from gateway import __version__, config as config_mod, logs
+from gateway.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linebridge", description="Linebridge edge gateway")
+    p.add_argument("--version", action="version", version=f"linebridge {__version__}")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check-config", help="validate a configuration file and exit")
+    c.add_argument("path", type=Path)
+
+    r = sub.add_parser("run", help="run the gateway")
+    r.add_argument("--config", type=Path, required=True)
+    r.add_argument("--state-dir", type=Path, default=None,
+                   help="queue and keys (default /var/lib/linebridge as root, else ~/.local/state/linebridge)")
+
+    d = sub.add_parser("demo", help="sandbox plant + sandbox Odoo + gateway, on loopback")
+    d.add_argument("--duration", type=float, default=None, help="seconds the plant makes parts")
+    d.add_argument("--json", action="store_true", help="end with one JSON summary line on stdout")
+    d.add_argument("--print-config", action="store_true", help="print the demo configuration and exit")
+
+    from gateway.queuecli import add_parsers
+    add_parsers(sub, "the gateway's state directory (default as for `run`)")
+
+    b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
+    b.add_argument("what", choices=["store", "modbus"])
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
+
+    s = sub.add_parser("sandbox", help="simulators for rehearsing without a plant or an ERP")
+    ss = s.add_subparsers(dest="sandbox", metavar="KIND", required=True)
+    sp = ss.add_parser("plant", help="a simulated plant serving Modbus TCP")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=5020)
+    sp.add_argument("--duration", type=float, default=None)
+    sp.add_argument("--ground-truth", type=Path, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    so = ss.add_parser("odoo", help="an Odoo 17 compatible JSON-RPC server")
+    so.add_argument("--host", default="127.0.0.1")
+    so.add_argument("--port", type=int, default=8069)
+    so.add_argument("--data", type=Path, default=None, help="JSON file the database persists to")
+    so.add_argument("--api-key", default="admin")
+    so.add_argument("--database", default="sandbox")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level)
+    if args.command == "check-config":
+        return check_config(args.path)
+    if args.command == "run":
+        return run(args.config, args.state_dir)
+    if args.command == "demo":
+        from gateway.demo import demo, demo_config_text
+        if args.print_config:
+            sys.stdout.write(demo_config_text())
+            return 0
+        return demo(duration=args.duration, as_json=args.json)
+    if args.command in ("queue", "journal"):
+        from gateway.queuecli import run_journal, run_queue
+        from gateway.supervisor import default_state_dir
+        state = args.state_dir or default_state_dir()
+        return run_queue(args, state) if args.command == "queue" else run_journal(args, state)
+    if args.command == "bench":
+        if args.what == "store":
+            from gateway.bench.store import main as bench_main
+        else:
+            from gateway.bench.modbus import main as bench_main
+        return bench_main(args.rest)
+    if args.command == "sandbox" and args.sandbox == "plant":
+        return sandbox_plant(args)
+    if args.command == "sandbox" and args.sandbox == "odoo":
+        return sandbox_odoo(args)
+    _parser().print_help()
+    return 2
+
+
+def check_config(path: Path) -> int:
+    try:
+        cfg = config_mod.load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path.name}: {len(exc.problems)} error(s)", file=sys.stderr)
+        return 1
+    print(cfg.summary())
+    return 0
+
+
+def run(path: Path, state_dir: Path | None) -> int:
+    from gateway.supervisor import Supervisor, default_state_dir
+    try:
+        cfg = config_mod.load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+
+    async def _main() -> None:
+        sup = Supervisor(cfg, state_dir or default_state_dir())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, sup.stop)
+        await sup.run()
+
+    asyncio.run(_main())
+    return 0
+
+
+def _banner(what: str, where: str) -> None:
+    print(f"*** Linebridge SANDBOX {what} on {where} - a simulator for rehearsals, "
+          "not a real system ***", flush=True)
+
+
+def sandbox_plant(args: argparse.Namespace) -> int:
+    from gateway.sandbox.plant import run_plant
+
+    async def _main() -> None:
+        ready = asyncio.Event()
+        runner = asyncio.create_task(run_plant(host=args.host, port=args.port, duration=args.duration,
+                                               ground_truth=args.ground_truth, seed=args.seed,
+                                               ready=ready))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # cancelling the plant makes it write its ground truth a last time and return
+            loop.add_signal_handler(sig, runner.cancel)
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait([waiter, runner], return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            _banner("plant (machine CNC-01, Modbus TCP unit 1)", f"{args.host}:{args.port}")
+        waiter.cancel()
+        await runner
+
+    try:
+        asyncio.run(_main())
+    except asyncio.CancelledError:
+        pass
+    return 0
+
+
+def sandbox_odoo(args: argparse.Namespace) -> int:
+    from gateway.sandbox.odoo import OdooSandbox
+    sb = OdooSandbox(host=args.host, port=args.port, data_path=args.data, api_key=args.api_key,
+                     database=args.database)
+    try:
+        sb.start()
+    except OSError as exc:
+        print(f"sandbox odoo: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    _banner(f"Odoo 17 (database {args.database!r}, login 'admin')", f"http://{args.host}:{sb.port}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    sb.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

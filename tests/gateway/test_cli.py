@@ -1,0 +1,78 @@
+"""The `linebridge` command as a user meets it: version, check-config, demo."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from gateway.demo import demo_config_text
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_version_is_printed():
+    out = _run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("linebridge 0.")
+
+
+def test_check_config_accepts_the_demo_config_with_a_one_line_summary(tmp_path):
+    path = tmp_path / "demo.toml"
+    path.write_text(demo_config_text())
+    out = _run("check-config", str(path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("\n") == 1 and out.stdout.startswith("demo.toml: ok: gateway demo-gw, 1 device(s)")
+
+
+def test_check_config_names_file_key_and_reason_for_every_error(tmp_path):
+    text = (demo_config_text().replace("address = 0", "address = 70000")
+            .replace('tag = "parts"', 'tag = "partz"').replace('url = "http://127.0.0.1:8069"', 'url = "ftp://x"'))
+    path = tmp_path / "plant.toml"
+    path.write_text(text)
+    out = _run("check-config", str(path))
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert "plant.toml: devices.cnc01.tags.parts.address: must be 0..65535, got 70000" in lines
+    assert "plant.toml: rules.cnc01_parts.tag: device 'cnc01' has no tag 'partz'" in lines
+    assert "plant.toml: sinks.odoo.url: must be an http:// or https:// URL, got 'ftp://x'" in lines
+    assert lines[-1] == "plant.toml: 3 error(s)"
+
+
+def test_check_config_reports_unknown_keys_missing_sections_and_broken_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[gateway]\nid = "gw"\ncolour = "blue"\n')
+    out = _run("check-config", str(path))
+    assert out.returncode == 1
+    assert "bad.toml: gateway.colour: unknown key (allowed: id, site)" in out.stderr
+    assert "bad.toml: sinks: at least one sink is required" in out.stderr
+    path.write_text("[gateway\n")
+    out = _run("check-config", str(path))
+    assert out.returncode == 1 and "bad.toml: not valid TOML" in out.stderr
+
+
+def test_run_refuses_to_start_on_an_invalid_config(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(demo_config_text().replace("unit_id = 1", "unit_id = 300"))
+    out = _run("run", "--config", str(path), "--state-dir", str(tmp_path / "state"))
+    assert out.returncode == 1 and "devices.cnc01.unit_id" in out.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_print_config_prints_the_demo_configuration():
+    out = _run("demo", "--print-config")
+    assert out.returncode == 0 and out.stdout == demo_config_text()
+
+
+def test_demo_carries_every_part_into_odoo_and_ends_with_a_json_summary():
+    out = _run("demo", "--duration", "8", "--json", timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SANDBOX" not in out.stdout.splitlines()[-1]
+    summary = json.loads(out.stdout.splitlines()[-1])
+    parts = summary["ground_truth"]["machines"]["CNC-01"]["parts"]
+    assert summary["ground_truth"]["final"] is True and parts > 0
+    assert summary["delivered"]["odoo"] > 0 and summary["failed"] == 0 and summary["dead_letters"] == 0
+    assert summary["odoo"]["CNC-01"]["qty_producing"] == parts
+    assert summary["stored"] == summary["delivered"]["odoo"]
