@@ -1,0 +1,108 @@
+"""`linebridge bench store`: durable append, read+ack and disk use, against SQLite in the same run.
+
+The baseline is what a user would otherwise pick: SQLite from the standard
+library in WAL mode with synchronous=FULL, one transaction per batch, an
+integer-primary-key table of JSON bodies, in a temporary directory on the same
+disk. Both sides serialise the same events; figures are reported with their
+ratio because absolute numbers on a shared machine mean little.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from store.queue import Store, StoreOptions
+
+
+def _events(n: int, size: int, start: int = 0) -> list[dict[str, Any]]:
+    base = {"kind": "production", "ts": "2026-11-28T03:00:00.000Z", "gateway": "bench",
+            "source": {"device": "cnc01", "tag": "parts"}, "context": {"machine": "CNC-01"}}
+    probe = json.dumps(dict(base, id="evt_" + "0" * 32, data={"quantity": 1, "pad": ""}))
+    pad = "x" * max(0, size - len(probe))
+    return [dict(base, id=f"evt_{start + i:032d}", data={"quantity": 1, "pad": pad}) for i in range(n)]
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def run(events: int = 100_000, batch: int = 100, size: int = 256, workdir: Path | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="linebridge-bench-", dir=workdir) as tmp:
+        root = Path(tmp)
+        evs = _events(events, size)
+        store = Store(root / "lmdb", sinks=["bench"],
+                      options=StoreOptions(map_size=max(64 << 20, events * size * 4)))
+        t0 = time.perf_counter()
+        for i in range(0, events, batch):
+            store.append(evs[i:i + batch])
+        batched = _rate(events, time.perf_counter() - t0)
+        disk = (root / "lmdb" / "data.mdb").stat().st_size
+        bytes_per_event = store.stats()["map_used"] / events
+
+        t0 = time.perf_counter()
+        done = 0
+        while b := store.read("bench", batch):
+            store.ack("bench", b)
+            done += len(b)
+        read_ack = _rate(done, time.perf_counter() - t0)
+
+        singles = _events(max(1, events // 20), size, start=events)
+        t0 = time.perf_counter()
+        for ev in singles:
+            store.append([ev])
+        single = _rate(len(singles), time.perf_counter() - t0)
+        store.close()
+
+        con = sqlite3.connect(root / "baseline.db", isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        t0 = time.perf_counter()
+        for i in range(0, events, batch):
+            rows = [(json.dumps(e, sort_keys=True, separators=(",", ":")).encode(),) for e in evs[i:i + batch]]
+            con.execute("BEGIN")
+            con.executemany("INSERT INTO events (body) VALUES (?)", rows)
+            con.execute("COMMIT")
+        sqlite_batched = _rate(events, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for e in singles:
+            con.execute("BEGIN")
+            con.execute("INSERT INTO events (body) VALUES (?)",
+                        (json.dumps(e, sort_keys=True, separators=(",", ":")).encode(),))
+            con.execute("COMMIT")
+        sqlite_single = _rate(len(singles), time.perf_counter() - t0)
+        con.close()
+    return {
+        "events": events, "batch": batch, "size": size,
+        "durable_events_per_s": round(batched), "single_events_per_s": round(single),
+        "read_ack_events_per_s": round(read_ack), "bytes_per_event": round(bytes_per_event, 1),
+        "file_bytes": disk,
+        "sqlite_events_per_s": round(sqlite_batched), "sqlite_single_events_per_s": round(sqlite_single),
+        "ratio": round(batched / sqlite_batched, 2), "single_ratio": round(single / sqlite_single, 2),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="linebridge bench store")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--size", type=int, default=256, help="bytes per event (JSON)")
+    args = p.parse_args(argv)
+    r = run(args.events, args.batch, args.size)
+    if args.json:
+        print(json.dumps(r, sort_keys=True))
+        return 0
+    print(f"durable appends, batch {r['batch']}: {r['durable_events_per_s']:>9} events/s   "
+          f"SQLite WAL FULL: {r['sqlite_events_per_s']:>9} events/s   ratio {r['ratio']}x")
+    print(f"durable appends, one by one: {r['single_events_per_s']:>9} events/s   "
+          f"SQLite: {r['sqlite_single_events_per_s']:>9} events/s   ratio {r['single_ratio']}x")
+    print(f"read + ack: {r['read_ack_events_per_s']} events/s; {r['bytes_per_event']} bytes per event on disk")
+    return 0
