@@ -62,9 +62,27 @@ class CounterRuleConfig:
 
 
 @dataclass(frozen=True)
+class AlarmRuleConfig:
+    name: str
+    device: str
+    tag: str
+    downtime: bool = True     # also downtime_start / downtime_end on the work center
+
+
+@dataclass(frozen=True)
 class MachineConfig:
     name: str
-    work_center: str | None = None
+    work_center: str | None = None   # mrp.workcenter code
+    equipment: str | None = None     # maintenance.equipment serial number
+
+
+@dataclass(frozen=True)
+class AlarmCode:
+    """How one alarm code reads in Odoo: request title, priority '0'..'3', loss reason."""
+
+    title: str
+    priority: str = "2"
+    loss: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +92,15 @@ class OdooSinkConfig:
     database: str
     login: str
     api_key: str = field(repr=False)
-    protocol: str = "jsonrpc"
+    protocol: str = "auto"
     timeout: float = 10.0
     batch_size: int = 200
     retry_cap: float = 60.0
+    rate: float = 20.0             # calls per second (token bucket)
+    max_in_flight: int = 2
+    loss: str = "Equipment Failure"    # mrp.workcenter.productivity.loss name for downtimes
+    alarm_codes: dict[int, AlarmCode] = field(default_factory=dict)
+    scrap_location: str = "WH/Stock"   # stock.location full name scrapped parts are taken from
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,7 @@ class Config:
     gateway: GatewayConfig
     store: StoreConfig
     devices: dict[str, DeviceSpec]
-    rules: dict[str, CounterRuleConfig]
+    rules: dict[str, CounterRuleConfig | AlarmRuleConfig]
     machines: dict[str, MachineConfig]
     sinks: dict[str, OdooSinkConfig]
 
@@ -213,38 +236,46 @@ def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineCon
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
-        c.unknown_keys(section, path, {"work_center"})
-        out[name] = MachineConfig(name, c.get(section, path, "work_center", str))
+        c.unknown_keys(section, path, {"work_center", "equipment"})
+        out[name] = MachineConfig(name, c.get(section, path, "work_center", str),
+                                  c.get(section, path, "equipment", str))
     return out
 
 
+_RULE_KEYS = {"counter": {"type", "device", "tag", "kind", "width", "initial", "rollover_window"},
+              "alarm": {"type", "device", "tag", "downtime"}}
+
+
 def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceSpec],
-           declared: dict[str, set[str]]) -> dict[str, CounterRuleConfig]:
+           declared: dict[str, set[str]]) -> dict[str, CounterRuleConfig | AlarmRuleConfig]:
     """Rules refer to devices and tags as written, even when a device has its own errors."""
-    out: dict[str, CounterRuleConfig] = {}
+    out: dict[str, CounterRuleConfig | AlarmRuleConfig] = {}
     for name, section in table.items():
         path = f"rules.{name}"
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
-        c.unknown_keys(section, path, {"type", "device", "tag", "kind", "width", "initial",
-                                       "rollover_window"})
-        rtype = c.get(section, path, "type", str, required=True, choices=("counter",))
+        rtype = c.get(section, path, "type", str, required=True, choices=tuple(_RULE_KEYS))
+        c.unknown_keys(section, path, _RULE_KEYS.get(rtype or "", {"type"}))
         device = c.get(section, path, "device", str, required=True)
         tag = c.get(section, path, "tag", str, required=True)
-        kind = c.get(section, path, "kind", str, default="production", choices=("production", "scrap"))
-        width = c.get(section, path, "width", int, default=32, choices=(16, 32))
-        initial = c.get(section, path, "initial", str, default="baseline", choices=("baseline", "zero"))
-        modulus = 1 << (width or 32)
-        window = c.get(section, path, "rollover_window", int, default=modulus // 4,
-                       minimum=1, maximum=modulus - 1)
         if device is not None and device not in declared:
             c.add(f"{path}.device", f"no device {device!r} is defined under [devices]")
         elif device is not None and tag is not None:
             if tag not in declared[device]:
                 c.add(f"{path}.tag", f"device {device!r} has no tag {tag!r}")
             elif device in devices and devices[device].machine is None:
-                c.add(f"devices.{device}.machine", f"required by rule {name!r}: production needs a machine")
+                c.add(f"devices.{device}.machine", f"required by rule {name!r}: events need a machine")
+        if rtype == "alarm":
+            out[name] = AlarmRuleConfig(name, device or "", tag or "",
+                                        c.get(section, path, "downtime", bool, default=True))
+            continue
+        kind = c.get(section, path, "kind", str, default="production", choices=("production", "scrap"))
+        width = c.get(section, path, "width", int, default=32, choices=(16, 32))
+        initial = c.get(section, path, "initial", str, default="baseline", choices=("baseline", "zero"))
+        modulus = 1 << (width or 32)
+        window = c.get(section, path, "rollover_window", int, default=modulus // 4,
+                       minimum=1, maximum=modulus - 1)
         if rtype is not None:
             out[name] = CounterRuleConfig(name, device or "", tag or "", kind or "production",
                                           width or 32, initial or "baseline", window or 1)
@@ -259,7 +290,8 @@ def _sinks(c: ConfigCollector, table: dict[str, Any]) -> dict[str, OdooSinkConfi
             c.add(path, "must be a table")
             continue
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
-                                       "api_key_file", "protocol", "timeout", "batch_size", "retry_cap"})
+                                       "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
+                                       "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location"})
         c.get(section, path, "type", str, required=True, choices=("odoo",))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -267,12 +299,33 @@ def _sinks(c: ConfigCollector, table: dict[str, Any]) -> dict[str, OdooSinkConfi
         database = c.get(section, path, "database", str, required=True, default="")
         login = c.get(section, path, "login", str, required=True, default="")
         api_key = _secret(c, section, path)
-        protocol = c.get(section, path, "protocol", str, default="jsonrpc", choices=("jsonrpc",))
+        protocol = c.get(section, path, "protocol", str, default="auto",
+                         choices=("auto", "jsonrpc", "xmlrpc", "json2"))
         timeout = c.get(section, path, "timeout", float, default=10.0, minimum=0.1, maximum=300)
         batch = c.get(section, path, "batch_size", int, default=200, minimum=1, maximum=10000)
         cap = c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600)
+        rate = c.get(section, path, "rate", float, default=20.0, minimum=0.1, maximum=10000)
+        in_flight = c.get(section, path, "max_in_flight", int, default=2, minimum=1, maximum=32)
+        loss = c.get(section, path, "loss", str, default="Equipment Failure")
+        scrap_location = c.get(section, path, "scrap_location", str, default="WH/Stock")
+        codes: dict[int, AlarmCode] = {}
+        for code, spec in (c.get(section, path, "alarm_codes", dict, default={}) or {}).items():
+            cpath = f"{path}.alarm_codes.{code}"
+            if not str(code).isdigit() or not 0 < int(code) <= 65535:
+                c.add(cpath, f"alarm codes are numbers 1..65535, got {code!r}")
+                continue
+            if isinstance(spec, str):
+                spec = {"title": spec}
+            if not isinstance(spec, dict):
+                c.add(cpath, "must be a title or a table with title, priority, loss")
+                continue
+            c.unknown_keys(spec, cpath, {"title", "priority", "loss"})
+            codes[int(code)] = AlarmCode(c.get(spec, cpath, "title", str, default=f"Alarm {code}"),
+                                         c.get(spec, cpath, "priority", str, default="2",
+                                               choices=("0", "1", "2", "3")),
+                                         c.get(spec, cpath, "loss", str))
         out[name] = OdooSinkConfig(name, (url or "").rstrip("/"), database, login, api_key or "",
-                                   protocol, timeout, batch, cap)
+                                   protocol, timeout, batch, cap, rate, in_flight, loss, codes, scrap_location)
     return out
 
 

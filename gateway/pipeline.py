@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.base import Backoff, Driver, Quality, Sample
 from gateway.config import Config
 from gateway.enrich import enrich
-from gateway.rules.counter import CounterRule, CounterState
+from gateway.rules import Rule
 from store.committer import GroupCommitter
 from store.queue import StoreFull
 
@@ -37,7 +38,7 @@ class IntakeStats:
 class DevicePipeline:
     """Feeds one driver's samples through its rules into the store."""
 
-    def __init__(self, config: Config, driver: Driver, rules: list[CounterRule],
+    def __init__(self, config: Config, driver: Driver, rules: list[Rule],
                  committer: GroupCommitter, wake: asyncio.Event, stats: IntakeStats) -> None:
         self.config = config
         self.driver = driver
@@ -46,14 +47,14 @@ class DevicePipeline:
         self.store = committer.store
         self.wake = wake
         self.stats = stats
-        self.states: dict[str, CounterState | None] = {}
+        self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
         self.last_handled_ts = 0.0
 
     async def load_state(self) -> None:
         for rule in self.rules:
             raw = await asyncio.to_thread(self.store.get_state, rule.state_key)
-            self.states[rule.state_key] = CounterState.from_bytes(raw)
+            self.states[rule.state_key] = rule.load_state(raw)
 
     async def run(self) -> None:
         await self.load_state()

@@ -19,6 +19,8 @@ from drivers.base import Backoff, Driver
 from gateway import __version__
 from gateway.config import Config
 from gateway.pipeline import DevicePipeline, IntakeStats
+from gateway.config import AlarmRuleConfig
+from gateway.rules.alarm import AlarmRule
 from gateway.rules.counter import CounterRule
 from gateway.sinks.odoo import OdooSink
 from store.committer import GroupCommitter
@@ -71,7 +73,8 @@ class Supervisor:
         for name, spec in config.devices.items():
             driver = spec.driver(name, spec.config)
             driver.state = DriverState(self.store, name)
-            rules = [CounterRule(r, config.gateway.id, spec.machine or name)
+            rules = [(AlarmRule if isinstance(r, AlarmRuleConfig) else CounterRule)(
+                         r, config.gateway.id, spec.machine or name)
                      for r in config.rules.values() if r.device == name]
             self.drivers[name] = driver
             self.pipelines[name] = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake)

@@ -61,6 +61,9 @@ class CounterRule:
         self.source = f"{cfg.device}/{cfg.tag}"
         self.state_key = f"rule/{cfg.name}"
 
+    def load_state(self, raw: bytes | None) -> CounterState | None:
+        return CounterState.from_bytes(raw)
+
     def matches(self, sample: Sample) -> bool:
         return sample.device == self.cfg.device and sample.tag == self.cfg.tag
 
