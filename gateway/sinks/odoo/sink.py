@@ -1,8 +1,11 @@
 """The Odoo sink worker: reads its cursor, delivers in order, acknowledges on success.
 
 It owns the delivery loop for one Odoo destination. A batch of stored events is
-grouped by work order; each group becomes one absolute write; the cursor, the
-new tallies and any dead letters are then committed in one store transaction.
+handed, kind by kind, to the poster of that kind (production, scrap, downtime,
+maintenance), which batches its calls where Odoo accepts lists; the cursor, the
+posters' state, the journal receipts and any dead letters are then committed in
+one store transaction. Calls are paced by a token bucket and a cap on calls in
+flight.
 Transient failures retry the same batch with capped, jittered backoff; an
 authentication or rights failure pauses the sink (slow retries, an alarm in the
 log); a permanent failure sends only the events concerned to the dead letters
@@ -18,9 +21,15 @@ from typing import Any
 
 from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
-from gateway.errors import AuthDeliveryError, DeliveryError, PermanentDeliveryError
+from gateway.errors import AuthDeliveryError, DeliveryError
+from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.client import OdooClient
-from gateway.sinks.odoo.production import ProductionPoster, WorkOrder, decode_tally, encode_tally
+from gateway.sinks.odoo.downtime import DowntimePoster
+from gateway.sinks.odoo.maintenance import MaintenancePoster
+from gateway.sinks.odoo.masterdata import MasterData
+from gateway.sinks.odoo.production import ProductionPoster
+from gateway.sinks.odoo.rate import PacedClient
+from gateway.sinks.odoo.scrap import ScrapPoster
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
@@ -44,13 +53,20 @@ class OdooSink:
     """One Odoo destination fed from its own cursor in the store."""
 
     def __init__(self, cfg: OdooSinkConfig, store: Store, wake: asyncio.Event | None = None,
-                 client: OdooClient | None = None) -> None:
+                 client: Any | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.store = store
         self.wake = wake or asyncio.Event()
-        self.client = client or OdooClient(cfg.url, cfg.database, cfg.login, cfg.api_key, cfg.timeout)
-        self.production = ProductionPoster(self.client, self.name)
+        self.raw_client = client or OdooClient(cfg.url, cfg.database, cfg.login, cfg.api_key, cfg.timeout)
+        self.client = PacedClient(self.raw_client, cfg.rate, cfg.max_in_flight)
+        self.md = MasterData(self.client)
+        self.production = ProductionPoster(self.client, self.md, store, self.name)
+        posters = [self.production,
+                   ScrapPoster(self.client, self.md, self.name, cfg.scrap_location),
+                   DowntimePoster(self.client, self.md, self.name, cfg.loss, cfg.alarm_codes),
+                   MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes)]
+        self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -74,59 +90,46 @@ class OdooSink:
                     delay = backoff.next_delay()
                     paused = isinstance(exc, AuthDeliveryError)
                     self.stats.state = "paused" if paused else "retrying"
-                    self.production.forget_orders()
+                    self.md.forget()
                     if paused:
-                        self.client.uid = None
+                        self.raw_client.uid = None
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq, len(batch), delay, str(exc))
                     await _wait_any(stop, timeout=delay)
         finally:
-            await self.client.close()
+            await self.raw_client.close()
             self.stats.state = "stopped"
 
     async def deliver(self, batch: list[Stored]) -> None:
-        """Deliver one batch; returns after the store acknowledged it (or raises to retry)."""
-        dead: list[tuple[Stored, str]] = []
-        receipts: dict[str, str] = {}
-        groups: dict[int, tuple[WorkOrder, list[Stored]]] = {}
+        """Deliver one batch; returns after the store acknowledged it (or raises to retry).
+
+        Events are handed to the poster of their kind in seq order; a transient
+        or pausing error anywhere aborts the pass before anything is
+        acknowledged, and the next pass repeats it (every poster is idempotent).
+        """
+        out = Outcome()
+        by_kind: dict[str, list[Stored]] = {}
         for stored in batch:
-            ev = stored.event
-            try:
-                if ev["kind"] != "production":
-                    raise PermanentDeliveryError(
-                        f"event kind {ev['kind']!r} has no Odoo mapping in this version")
-                code = (ev.get("context") or {}).get("work_center")
-                if not code:
-                    raise PermanentDeliveryError(
-                        f"machine {ev.get('context', {}).get('machine')!r} is not mapped to a work center")
-                wo = await self.production.open_workorder(code)
-                groups.setdefault(wo.id, (wo, []))[1].append(stored)
-            except PermanentDeliveryError as exc:
-                dead.append((stored, str(exc)))
-
-        tallies: dict[str, bytes] = {}
-        for wo_id, (wo, items) in groups.items():
-            key = self.production.tally_key(wo_id)
-            base = decode_tally(await asyncio.to_thread(self.store.get_state, key))
-            if base is None:
-                # first contact with this order: start from Odoo's figure, stored before any write
-                base = await self.production.odoo_qty(wo_id)
-                await asyncio.to_thread(self.store.put_state, key, encode_tally(base))
-            qty = base + sum(float(s.event["data"]["quantity"]) for s in items)
-            try:
-                await self.production.write_qty(wo, qty, [s.event["id"] for s in items])
-            except PermanentDeliveryError as exc:
-                dead.extend((s, str(exc)) for s in items)
+            kind = stored.event["kind"]
+            if kind not in self.posters:
+                out.fail(stored, f"event kind {kind!r} has no Odoo mapping in this version")
                 continue
-            tallies[key] = encode_tally(qty)
-            receipts.update((s.event["id"], f"mrp.workorder,{wo.id}") for s in items)
-
-        await asyncio.to_thread(self.store.ack, self.name, batch, tallies, dead, receipts)
-        self.stats.delivered += len(batch) - len(dead)
-        self.stats.dead_lettered += len(dead)
+            by_kind.setdefault(kind, []).append(stored)
+        done_posters = set()
+        for kind in by_kind:
+            poster = self.posters[kind]
+            if id(poster) in done_posters:
+                continue
+            done_posters.add(id(poster))
+            items = [s for k in poster.kinds for s in by_kind.get(k, [])]
+            items.sort(key=lambda s: s.seq)
+            await poster.post(items, out)
+        await asyncio.to_thread(self.store.ack, self.name, batch, out.state, out.dead, out.receipts)
+        self.stats.delivered += len(batch) - len(out.dead)
+        self.stats.dead_lettered += len(out.dead)
         self.stats.last_delivery = time.time()
-        for stored, error in dead:
+        for stored, error in out.dead:
             log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                       stored.seq, stored.event["id"], stored.event["kind"], error)
 

@@ -1,0 +1,87 @@
+"""The Odoo sink's master-data cache: work centers, equipment, products, losses, locations, open orders.
+
+It owns lookups by the plant's own keys (work center `code`, equipment
+`serial_no`, product `default_code`, loss reason name, location full name),
+each table fetched whole in one call and refreshed after `ttl` seconds, and
+the open work order of each work center (in progress first), refreshed more
+often. A missing key is a permanent error for the event that needs it, with
+a message a person can act on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gateway.errors import PermanentDeliveryError
+
+OPEN_STATES = ["progress", "ready", "waiting", "pending"]
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    id: int
+    name: str
+    production_id: int
+    production: str
+    product_id: int
+
+
+_TABLES = {
+    "workcenter": ("mrp.workcenter", "code", "work center with code"),
+    "equipment": ("maintenance.equipment", "serial_no", "equipment with serial number"),
+    "product": ("product.product", "default_code", "product with internal reference"),
+    "loss": ("mrp.workcenter.productivity.loss", "name", "loss reason"),
+    "location": ("stock.location", "complete_name", "stock location"),
+}
+
+
+class MasterData:
+    def __init__(self, client: Any, ttl: float = 300.0, orders_ttl: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.orders_ttl = orders_ttl
+        self.clock = clock
+        self._tables: dict[str, tuple[float, dict[str, int]]] = {}
+        self._orders: dict[int, tuple[float, WorkOrder | None]] = {}
+
+    async def lookup(self, table: str, key: str) -> int:
+        """The record id behind the plant's key; refreshes the table once when the key is unknown."""
+        model, field, what = _TABLES[table]
+        cached = self._tables.get(table)
+        if cached is None or self.clock() - cached[0] > self.ttl or key not in cached[1]:
+            rows = await self.client.execute_kw(model, "search_read", [[[field, "!=", False]]],
+                                                {"fields": [field]})
+            self._tables[table] = (self.clock(), {r[field]: r["id"] for r in rows if r.get(field)})
+        ids = self._tables[table][1]
+        if key not in ids:
+            raise PermanentDeliveryError(f"no {what} {key!r} in Odoo ({model}.{field})")
+        return ids[key]
+
+    async def open_workorder(self, workcenter_code: str) -> WorkOrder:
+        wc = await self.lookup("workcenter", workcenter_code)
+        cached = self._orders.get(wc)
+        if cached is None or self.clock() - cached[0] > self.orders_ttl:
+            rows = await self.client.execute_kw(
+                "mrp.workorder", "search_read",
+                [[["workcenter_id", "=", wc], ["state", "in", OPEN_STATES]]],
+                {"fields": ["name", "state", "production_id", "product_id"], "order": "id asc"})
+            rows.sort(key=lambda r: (OPEN_STATES.index(r["state"]), r["id"]))
+            wo = None
+            if rows:
+                r = rows[0]
+                prod = r.get("production_id") or [0, ""]
+                product = r.get("product_id") or [0, ""]
+                wo = WorkOrder(r["id"], r["name"], prod[0], prod[1], product[0])
+            self._orders[wc] = (self.clock(), wo)
+            cached = self._orders[wc]
+        if cached[1] is None:
+            raise PermanentDeliveryError(f"no open work order on work center {workcenter_code!r} "
+                                         f"(states {', '.join(OPEN_STATES)})")
+        return cached[1]
+
+    def forget(self) -> None:
+        """Drop everything cached (after an error that may mean master data changed)."""
+        self._tables.clear()
+        self._orders.clear()

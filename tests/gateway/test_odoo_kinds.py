@@ -1,0 +1,168 @@
+"""Each event kind lands in Odoo as a planner expects, exactly once, against the Odoo sandbox."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.config import AlarmCode, OdooSinkConfig
+from gateway.events import Event, event_id
+from gateway.sandbox.odoo import OdooSandbox
+from gateway.sinks.odoo import OdooClient, OdooSink
+from store.queue import Store
+
+CTX = {"machine": "CNC-01", "work_center": "CNC-01", "equipment": "CNC-01"}
+
+
+@pytest.fixture()
+def odoo(tmp_path):
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=tmp_path / "odoo.json", api_key="k")
+    sb.start()
+    yield sb
+    sb.stop()
+
+
+def _cfg(url: str) -> OdooSinkConfig:
+    return OdooSinkConfig("odoo", url, "sandbox", "admin", "k", timeout=5.0, rate=200.0,
+                          alarm_codes={101: AlarmCode("Spindle overload", "3", "Equipment Failure")})
+
+
+def _ev(kind: str, key: str, data: dict, ts: str = "2026-11-23T07:00:00.000Z", ctx: dict | None = None) -> dict:
+    return Event(id=event_id("gw", "cnc01/x", key), kind=kind, ts=ts, gateway="gw",
+                 source={"device": "cnc01", "tag": "x"}, data=data, context=dict(ctx or CTX)).to_dict()
+
+
+async def _call(url: str, model: str, method: str, args: list, kw: dict | None = None):
+    c = OdooClient(url, "sandbox", "admin", "k")
+    try:
+        return await c.execute_kw(model, method, args, kw)
+    finally:
+        await c.close()
+
+
+def _deliver_all(url: str, store: Store, times: int = 1) -> OdooSink:
+    async def go():
+        sink = OdooSink(_cfg(url), store)
+        for _ in range(times):
+            while batch := store.read("odoo", 100):
+                await sink.deliver(batch)
+        await sink.raw_client.close()
+        return sink
+    return asyncio.run(go())
+
+
+def test_scrap_becomes_validated_scrap_orders_on_the_running_order(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
+    sink = _deliver_all(odoo.url, store)
+    rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]],
+                             {"fields": ["scrap_qty", "state", "production_id", "product_id", "origin"]}))
+    assert sorted(r["scrap_qty"] for r in rows) == [1.0, 2.0]
+    assert all(r["state"] == "done" and r["production_id"][1] == "WH/MO/00001" for r in rows)
+    assert sink.stats.delivered == 2 and sink.client.calls <= 8  # one load for both, not one per event
+
+
+def test_scrap_odoo_cannot_validate_is_dead_lettered_with_the_reason_and_replays_to_the_same_record(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("scrap", "big", {"quantity": 5000})])  # more than the 1000 parts on hand
+    _deliver_all(odoo.url, store)
+    (letter,) = store.dead_letters("odoo")
+    assert "did not validate scrap" in letter["error"] and "stock.warn.insufficient.qty.scrap" in letter["error"]
+    store.replay("odoo", kind="scrap")
+    _deliver_all(odoo.url, store)
+    rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["state"]}))
+    assert len(rows) == 1 and rows[0]["state"] == "draft"  # the same draft, not a second scrap
+    assert store.dead_letters("odoo")[0]["attempts"] == 2
+
+
+def test_downtime_opens_and_closes_a_productivity_log_with_the_codes_loss(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    start = _ev("downtime_start", "d1", {"code": 101})
+    end = _ev("downtime_end", "d1e", {"code": 101, "start_event_id": start["id"], "duration_s": 7200},
+              ts="2026-11-23T09:00:00.000Z")
+    store.append([start])
+    _deliver_all(odoo.url, store)
+    (log,) = asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]],
+                               {"fields": ["date_start", "date_end", "loss_id", "loss_type", "workcenter_id"]}))
+    assert log["date_start"] == "2026-11-23 07:00:00" and log["date_end"] is False
+    assert log["loss_id"][1] == "Equipment Failure" and log["loss_type"] == "availability"
+    wc = asyncio.run(_call(odoo.url, "mrp.workcenter", "read", [[log["workcenter_id"][0]]],
+                           {"fields": ["working_state"]}))
+    assert wc[0]["working_state"] == "blocked"
+    store.append([end])
+    _deliver_all(odoo.url, store)
+    (log,) = asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]],
+                               {"fields": ["date_end", "duration"]}))
+    assert log["date_end"] == "2026-11-23 09:00:00"
+
+
+def test_a_downtime_start_delivered_twice_opens_one_log(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    start = _ev("downtime_start", "d1", {"code": 7})
+    store.append([start])
+    batch = store.read("odoo")
+
+    async def twice():
+        sink = OdooSink(_cfg(odoo.url), store)
+        real_ack, store.ack = store.ack, lambda *a, **k: None  # crash before the ack ...
+        await sink.deliver(batch)
+        store.ack = real_ack
+        await sink.deliver(batch)  # ... and the restarted gateway delivers again
+        await sink.raw_client.close()
+    asyncio.run(twice())
+    logs = asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search", [[]]))
+    assert len(logs) == 1
+
+
+def test_an_alarm_opens_one_request_per_equipment_and_code_while_it_is_open(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("alarm", "a1", {"code": 101}), _ev("alarm", "a2", {"code": 101}),
+                  _ev("alarm", "a3", {"code": 102})])
+    _deliver_all(odoo.url, store)
+    store.append([_ev("alarm", "a4", {"code": 101})])  # a later signal, the request still open
+    _deliver_all(odoo.url, store)
+    reqs = asyncio.run(_call(odoo.url, "maintenance.request", "search_read", [[]],
+                             {"fields": ["name", "priority", "maintenance_type", "equipment_id", "stage_id"],
+                              "order": "id asc"}))
+    assert [r["name"] for r in reqs] == ["[101] Spindle overload on CNC-01", "[102] Alarm on CNC-01"]
+    assert reqs[0]["priority"] == "3" and reqs[0]["maintenance_type"] == "corrective"
+    assert reqs[0]["equipment_id"][1] == "CNC-01/CNC-01"  # Odoo shows equipment as name/serial
+    # once the request is closed, the next alarm opens a new one
+    done = asyncio.run(_call(odoo.url, "maintenance.stage", "search", [[["done", "=", True]]]))
+    asyncio.run(_call(odoo.url, "maintenance.request", "write", [[reqs[0]["id"]], {"stage_id": done[0]}]))
+    store.append([_ev("alarm", "a5", {"code": 101})])
+    _deliver_all(odoo.url, store)
+    assert len(asyncio.run(_call(odoo.url, "maintenance.request", "search", [[]]))) == 3
+    refs = {item[0]: item[2] for e in store.journal_entries() for item in e["items"]}
+    first = f"maintenance.request,{reqs[0]['id']}"
+    assert [refs[event_id("gw", "cnc01/x", k)] for k in ("a1", "a2", "a4")] == [first] * 3
+
+
+def test_an_alarm_on_an_unmapped_machine_is_dead_lettered_and_the_rest_goes_through(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("alarm", "x", {"code": 5}, ctx={"machine": "LATHE-9", "work_center": "CNC-01"}),
+                  _ev("alarm", "y", {"code": 6})])
+    _deliver_all(odoo.url, store)
+    (letter,) = store.dead_letters("odoo")
+    assert "is not mapped to an equipment" in letter["error"]
+    assert len(asyncio.run(_call(odoo.url, "maintenance.request", "search", [[]]))) == 1
+
+
+def test_a_load_with_one_bad_row_dead_letters_only_that_row_and_loads_the_others(odoo, tmp_path):
+    from gateway.sinks.odoo.batch import Outcome, load_rows
+    from store.queue import Stored
+    rows = [(Stored(i, {"id": f"evt_{i}"}), [f"linebridge.evt_{i}", f"row {i}", t])
+            for i, t in enumerate(["corrective", "emergency", "preventive"])]
+
+    async def go():
+        client = OdooClient(odoo.url, "sandbox", "admin", "k")
+        out = Outcome()
+        try:
+            created = await load_rows(client, "maintenance.request", ["id", "name", "maintenance_type"], rows, out)
+        finally:
+            await client.close()
+        return created, out
+    created, out = asyncio.run(go())
+    assert sorted(created) == ["evt_0", "evt_2"]
+    ((stored, error),) = out.dead
+    assert stored.event["id"] == "evt_1" and "Value 'emergency' not found in selection field" in error
