@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,27 +74,65 @@ def _read_truth(path: Path) -> dict[str, Any] | None:
         return None
 
 
-async def odoo_quantities(cfg: config_mod.Config) -> dict[str, dict[str, float]]:
-    """qty_producing of the open work order of each mapped machine, read from Odoo."""
+async def odoo_summary(cfg: config_mod.Config) -> dict[str, dict[str, Any]]:
+    """What Odoo shows per mapped machine: work order quantity, scrap, downtimes, requests."""
     sink = next(iter(cfg.sinks.values()))
     client = OdooClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     try:
         for machine, mapping in cfg.machines.items():
-            wc_ids = await _wc_ids(client, mapping.work_center)
-            rows = await client.execute_kw("mrp.workorder", "search_read",
-                                           [[["workcenter_id", "in", wc_ids]]],
-                                           {"fields": ["qty_producing", "state"], "order": "id asc"})
-            out[machine] = {"qty_producing": sum(float(r["qty_producing"]) for r in rows)}
+            wcs = await client.execute_kw("mrp.workcenter", "search", [[["code", "=", mapping.work_center]]])
+            wos = await client.execute_kw("mrp.workorder", "search_read", [[["workcenter_id", "in", wcs]]],
+                                          {"fields": ["qty_producing", "production_id"]})
+            mos = sorted({w["production_id"][0] for w in wos if w.get("production_id")})
+            scraps = await client.execute_kw("stock.scrap", "search_read",
+                                             [[["production_id", "in", mos], ["state", "=", "done"]]],
+                                             {"fields": ["scrap_qty"]})
+            logs = await client.execute_kw("mrp.workcenter.productivity", "search_read",
+                                           [[["workcenter_id", "in", wcs]]], {"fields": ["date_start", "date_end"]})
+            closed = [lg for lg in logs if lg["date_end"]]
+            seconds = sum((_odoo_ts(lg["date_end"]) - _odoo_ts(lg["date_start"])) for lg in closed)
+            eq = await client.execute_kw("maintenance.equipment", "search",
+                                         [[["serial_no", "=", mapping.equipment]]]) if mapping.equipment else []
+            requests = await client.execute_kw("maintenance.request", "search_count",
+                                               [[["equipment_id", "in", eq]]]) if eq else 0
+            out[machine] = {"qty_producing": sum(float(w["qty_producing"]) for w in wos),
+                            "scrap": sum(float(r["scrap_qty"]) for r in scraps),
+                            "downtimes": len(closed), "open_downtimes": len(logs) - len(closed),
+                            "downtime_seconds": round(seconds, 1), "maintenance_requests": requests}
     finally:
         await client.close()
     return out
 
 
-async def _wc_ids(client: OdooClient, code: str | None) -> list[int]:
-    rows = await client.execute_kw("mrp.workcenter", "search_read", [[["code", "=", code]]],
-                                   {"fields": ["code"]})
-    return [r["id"] for r in rows]
+def _odoo_ts(value: str) -> float:
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
+def reconcile(truth: dict[str, Any], odoo: dict[str, dict[str, Any]], poll: float) -> list[str]:
+    """Differences between the plant's ground truth and Odoo, in words; empty when they agree.
+
+    Downtime lengths are measured by polling, so each edge may be late by up to
+    one poll interval (plus Odoo's whole-second datetimes): the tolerance is
+    two intervals and a second per alarm.
+    """
+    problems = []
+    for machine, t in (truth.get("machines") or {}).items():
+        o = odoo.get(machine)
+        if o is None:
+            problems.append(f"{machine}: not mapped to Odoo")
+            continue
+        if float(t["parts"]) != o["qty_producing"]:
+            problems.append(f"{machine}: plant made {t['parts']} good parts, Odoo shows {o['qty_producing']}")
+        if float(t["scrap"]) != o["scrap"]:
+            problems.append(f"{machine}: plant scrapped {t['scrap']}, Odoo scrap orders hold {o['scrap']}")
+        if t["alarms"] != o["downtimes"] or o["open_downtimes"]:
+            problems.append(f"{machine}: plant had {t['alarms']} alarms, Odoo has {o['downtimes']} closed "
+                            f"and {o['open_downtimes']} open downtimes")
+        elif abs(t["alarm_seconds"] - o["downtime_seconds"]) > t["alarms"] * (2 * poll + 1.0):
+            problems.append(f"{machine}: plant alarms lasted {t['alarm_seconds']:.1f} s, Odoo downtimes "
+                            f"{o['downtime_seconds']:.1f} s")
+    return problems
 
 
 def _progress(sup: Supervisor, truth: dict[str, Any] | None) -> str:
@@ -163,7 +202,7 @@ async def _run(duration: float | None, as_json: bool, work: Path) -> int:
         sup.stop()
         await runner
         truth = _read_truth(truth_path) or {}
-        odoo_qty = await odoo_quantities(cfg)
+        odoo_view = await odoo_summary(cfg)
         failed = sum(s["dead_lettered"] for s in status["sinks"].values()) + status["refused"]
         summary = {
             "stored": status["stored"],
@@ -171,17 +210,24 @@ async def _run(duration: float | None, as_json: bool, work: Path) -> int:
             "dead_letters": sum(s["dead_lettered"] for s in status["sinks"].values()),
             "failed": failed,
             "ground_truth": truth,
-            "odoo": odoo_qty,
+            "odoo": odoo_view,
         }
-        parts = truth.get("machines", {}).get("CNC-01", {}).get("parts")
-        got = odoo_qty.get("CNC-01", {}).get("qty_producing")
-        match = parts is not None and got is not None and float(parts) == float(got)
+        poll = max(d.config.poll_interval for d in cfg.devices.values())
+        problems = reconcile(truth, odoo_view, poll) if truth.get("final") else ["the plant did not finish"]
+        o = odoo_view.get("CNC-01", {})
+        t = truth.get("machines", {}).get("CNC-01", {})
         print(f"demo: done: stored={summary['stored']} delivered={summary['delivered']} "
-              f"dead_letters={summary['dead_letters']} failed={failed}; plant made {parts} good parts, "
-              f"Odoo work order shows {got}: {'MATCH' if match else 'MISMATCH'}", flush=True)
+              f"dead_letters={summary['dead_letters']} failed={failed}", flush=True)
+        print(f"demo: plant: {t.get('parts')} good parts, {t.get('scrap')} scrap, {t.get('alarms')} alarms "
+              f"({t.get('alarm_seconds', 0):.1f} s); Odoo: qty_producing {o.get('qty_producing')}, "
+              f"scrap {o.get('scrap')}, {o.get('downtimes')} downtimes ({o.get('downtime_seconds')} s), "
+              f"{o.get('maintenance_requests')} maintenance request(s)", flush=True)
+        if duration is not None:
+            print("demo: " + ("MATCH: Odoo agrees with the plant" if not problems
+                              else "MISMATCH: " + "; ".join(problems)), flush=True)
         if as_json:
             print(json.dumps(summary, sort_keys=True), flush=True)
-        if duration is not None and (not match or failed):
+        if duration is not None and (problems or failed):
             return 1
         return 0
     finally:

@@ -67,12 +67,16 @@ def test_print_config_prints_the_demo_configuration():
 
 
 def test_demo_carries_every_part_into_odoo_and_ends_with_a_json_summary():
-    out = _run("demo", "--duration", "8", "--json", timeout=120)
+    out = _run("demo", "--duration", "12", "--json", timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SANDBOX" not in out.stdout.splitlines()[-1]
     summary = json.loads(out.stdout.splitlines()[-1])
     parts = summary["ground_truth"]["machines"]["CNC-01"]["parts"]
     assert summary["ground_truth"]["final"] is True and parts > 0
     assert summary["delivered"]["odoo"] > 0 and summary["failed"] == 0 and summary["dead_letters"] == 0
-    assert summary["odoo"]["CNC-01"]["qty_producing"] == parts
+    odoo = summary["odoo"]["CNC-01"]
+    assert odoo["qty_producing"] == parts
+    assert odoo["scrap"] == summary["ground_truth"]["machines"]["CNC-01"]["scrap"]
+    assert odoo["downtimes"] == summary["ground_truth"]["machines"]["CNC-01"]["alarms"]
+    assert "MATCH: Odoo agrees with the plant" in out.stdout
     assert summary["stored"] == summary["delivered"]["odoo"]
