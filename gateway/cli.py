@@ -38,8 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.queuecli import add_parsers
     add_parsers(sub, "the gateway's state directory (default as for `run`)")
 
+    o = sub.add_parser("odoo", help="Odoo connection tools")
+    os_ = o.add_subparsers(dest="odoo_cmd", metavar="WHAT", required=True)
+    oc = os_.add_parser("check", help="can this configuration deliver to its Odoo? one finding per line")
+    oc.add_argument("--config", type=Path, required=True)
+
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
-    b.add_argument("what", choices=["store", "modbus"])
+    b.add_argument("what", choices=["store", "modbus", "odoo"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
 
     s = sub.add_parser("sandbox", help="simulators for rehearsing without a plant or an ERP")
@@ -77,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.supervisor import default_state_dir
         state = args.state_dir or default_state_dir()
         return run_queue(args, state) if args.command == "queue" else run_journal(args, state)
+    if args.command == "odoo":
+        return odoo_check(args.config)
     if args.command == "bench":
         if args.what == "store":
             from gateway.bench.store import main as bench_main
+        elif args.what == "odoo":
+            from gateway.bench.odoo import main as bench_main
         else:
             from gateway.bench.modbus import main as bench_main
         return bench_main(args.rest)
@@ -121,6 +130,24 @@ def run(path: Path, state_dir: Path | None) -> int:
 
     asyncio.run(_main())
     return 0
+
+
+def odoo_check(path: Path) -> int:
+    from gateway.sinks.odoo.check import check
+    try:
+        cfg = config_mod.load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    blockers = 0
+    for sink in cfg.sinks.values():
+        findings = asyncio.run(check(cfg, sink))
+        for f in findings:
+            print(f"sink {sink.name}: {f}")
+        blockers += sum(1 for f in findings if f.level == "blocker")
+    print(f"{blockers} blocker(s)" if blockers else "ready: no blockers")
+    return 1 if blockers else 0
 
 
 def _banner(what: str, where: str) -> None:

@@ -1,0 +1,160 @@
+"""`linebridge odoo check`: can this configuration deliver to this Odoo, before the first event?
+
+It owns the pre-flight findings an integrator reads on commissioning day:
+reachability and version, database and API key, the installed apps the
+configured event kinds need, read/write access on every model the sink will
+touch (Odoo's public `check_access_rights`), and that every configured machine
+maps to an existing work center / equipment, every loss reason and the scrap
+location exist, and each work center has an open work order. Each finding is
+one line; a blocker makes the command exit 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import AlarmRuleConfig, Config, CounterRuleConfig, OdooSinkConfig
+from gateway.errors import DeliveryError
+from gateway.sinks.odoo.client import OdooClient
+from gateway.sinks.odoo.masterdata import MasterData
+
+#: model -> operations, per event kind the configuration produces
+NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "production": {"mrp.workcenter": ("read",), "mrp.workorder": ("read", "write")},
+    "scrap": {"mrp.workorder": ("read",), "stock.scrap": ("read", "create", "write"), "stock.location": ("read",)},
+    "downtime_start": {"mrp.workcenter": ("read",), "mrp.workcenter.productivity": ("read", "create", "write"),
+                       "mrp.workcenter.productivity.loss": ("read",), "ir.model.data": ("read",)},
+    "alarm": {"maintenance.equipment": ("read",), "maintenance.request": ("read", "create")},
+}
+APPS = {"production": "mrp", "scrap": "stock", "downtime_start": "mrp", "alarm": "maintenance"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # ok | warn | blocker
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.level.upper():<7} {self.text}"
+
+
+def configured_kinds(cfg: Config) -> set[str]:
+    kinds: set[str] = set()
+    for rule in cfg.rules.values():
+        if isinstance(rule, CounterRuleConfig):
+            kinds.add(rule.kind)
+        elif isinstance(rule, AlarmRuleConfig):
+            kinds.add("alarm")
+            if rule.downtime:
+                kinds.add("downtime_start")
+    return kinds
+
+
+async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) -> list[Finding]:
+    findings: list[Finding] = []
+    own = client is None
+    client = client or OdooClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout)
+    try:
+        try:
+            info = await client.version()
+            findings.append(Finding("ok", f"Odoo {info.get('server_version')} answers at {sink.url}"))
+        except DeliveryError as exc:
+            return findings + [Finding("blocker", f"cannot reach Odoo at {sink.url}: {exc}")]
+        try:
+            uid = await client.authenticate()
+            findings.append(Finding("ok", f"login {sink.login!r} on database {sink.database!r} accepted (uid {uid})"))
+        except DeliveryError as exc:
+            return findings + [Finding("blocker", f"login {sink.login!r} on database {sink.database!r}: {exc}")]
+        kinds = configured_kinds(cfg)
+        findings += await _apps(client, kinds)
+        findings += await _access(client, kinds)
+        findings += await _mappings(client, cfg, sink, kinds)
+    finally:
+        if own:
+            await client.close()
+    return findings
+
+
+async def _apps(client: Any, kinds: set[str]) -> list[Finding]:
+    wanted = sorted({APPS[k] for k in kinds if k in APPS})
+    try:
+        rows = await client.execute_kw("ir.module.module", "search_read",
+                                       [[["name", "in", wanted], ["state", "=", "installed"]]], {"fields": ["name"]})
+    except DeliveryError as exc:
+        return [Finding("warn", f"cannot list installed apps ({exc}); model access checks follow")]
+    installed = {r["name"] for r in rows}
+    out = []
+    for app in wanted:
+        users = ", ".join(sorted(k for k in kinds if APPS.get(k) == app))
+        out.append(Finding("ok", f"app {app} installed") if app in installed else
+                   Finding("blocker", f"app {app} is not installed; needed for {users} events"))
+    return out
+
+
+async def _access(client: Any, kinds: set[str]) -> list[Finding]:
+    needs: dict[str, set[str]] = {}
+    for kind in kinds:
+        for model, ops in NEEDS.get(kind, {}).items():
+            needs.setdefault(model, set()).update(ops)
+    out = []
+    for model in sorted(needs):
+        missing = []
+        for op in sorted(needs[model]):
+            try:
+                ok = await client.execute_kw(model, "check_access_rights", [op], {"raise_exception": False})
+            except DeliveryError as exc:
+                out.append(Finding("blocker", f"{model}: {exc}"))
+                break
+            if not ok:
+                missing.append(op)
+        else:
+            out.append(Finding("blocker", f"{model}: the integration user may not {', '.join(missing)}")
+                       if missing else Finding("ok", f"{model}: {', '.join(sorted(needs[model]))} allowed"))
+    return out
+
+
+async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[str]) -> list[Finding]:
+    md = MasterData(client)
+    out = []
+    machines = {d.machine for d in cfg.devices.values() if d.machine}
+    for name in sorted(machines):
+        m = cfg.machines.get(name)
+        if m is None or not m.work_center:
+            out.append(Finding("blocker", f"machine {name}: no work_center mapping under [machines.{name}]"))
+            continue
+        try:
+            await md.lookup("workcenter", m.work_center)
+            out.append(Finding("ok", f"machine {name}: work center {m.work_center} exists"))
+        except DeliveryError as exc:
+            out.append(Finding("blocker", f"machine {name}: {exc}"))
+            continue
+        if kinds & {"production", "scrap"}:
+            try:
+                wo = await md.open_workorder(m.work_center)
+                out.append(Finding("ok", f"machine {name}: open work order {wo.name} of {wo.production}"))
+            except DeliveryError as exc:
+                out.append(Finding("warn", f"machine {name}: {exc}; production would be dead-lettered"))
+        if "alarm" in kinds:
+            if not m.equipment:
+                out.append(Finding("blocker", f"machine {name}: alarms need an equipment under [machines.{name}]"))
+            else:
+                try:
+                    await md.lookup("equipment", m.equipment)
+                    out.append(Finding("ok", f"machine {name}: equipment {m.equipment} exists"))
+                except DeliveryError as exc:
+                    out.append(Finding("blocker", f"machine {name}: {exc}"))
+    if "downtime_start" in kinds:
+        losses = {sink.loss} | {c.loss for c in sink.alarm_codes.values() if c.loss}
+        for loss in sorted(losses):
+            try:
+                await md.lookup("loss", loss)
+                out.append(Finding("ok", f"loss reason {loss!r} exists"))
+            except DeliveryError as exc:
+                out.append(Finding("blocker", str(exc)))
+    if "scrap" in kinds:
+        try:
+            await md.lookup("location", sink.scrap_location)
+            out.append(Finding("ok", f"scrap location {sink.scrap_location!r} exists"))
+        except DeliveryError as exc:
+            out.append(Finding("blocker", str(exc)))
+    return out
