@@ -1,66 +1,100 @@
-"""The typed configuration of one Modbus TCP device and its tags.
+"""The typed configuration of one Modbus device: its transport, timing and tag map.
 
 This module owns parsing and validating a `[devices.<name>]` section whose
-`type` is `modbus_tcp` into frozen dataclasses, reporting every problem with its
-full key path through `ConfigCollector`. It does not open connections or plan
-reads.
+`type` is `modbus_tcp`, `modbus_rtu` (RTU or ASCII over a serial port) or
+`modbus_rtu_over_tcp` (RTU frames through a serial-to-Ethernet converter) into
+a frozen `ModbusDeviceConfig`, reporting every problem with its full key path
+through `ConfigCollector`; each transport accepts only its own keys. The tag
+map is parsed by `tags.py`. It does not open connections or plan reads.
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.base import ConfigCollector
-from drivers.modbus.codec import DATA_TYPES, WORD_ORDERS, register_count
+from drivers.modbus.tags import BIT_FUNCTIONS, MAX_ADDRESS, TagConfig, parse_tags
 
-FUNCTIONS: tuple[str, ...] = ("holding", "input")
-_NOT_YET = ("coil", "coils", "discrete", "discrete_input", "discrete_inputs")
-MAX_ADDRESS = 65535
+__all__ = ["ModbusDeviceConfig", "TagConfig", "parse_device", "TRANSPORTS",
+           "MAX_READ_REGISTERS", "MAX_READ_BITS", "MAX_ADDRESS"]
+
+TRANSPORTS: tuple[str, ...] = ("modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp")
 MAX_READ_REGISTERS = 125  # protocol limit of one read holding/input registers request
+MAX_READ_BITS = 2000      # protocol limit of one read coils/discrete inputs request
+BACKENDS: tuple[str, ...] = ("pymodbus", "minimalmodbus")
+MODES: tuple[str, ...] = ("rtu", "ascii")
+PARITIES: tuple[str, ...] = ("N", "E", "O")
 
-_DEVICE_KEYS = {"type", "host", "port", "unit_id", "poll_interval", "timeout", "machine",
-                "max_gap", "tags"}
-_TAG_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_TAG_KEYS = {"function", "address", "type", "word_order", "scale", "offset"}
-
-
-@dataclass(frozen=True)
-class TagConfig:
-    """One tag: where its registers are and how to turn them into a value."""
-
-    name: str
-    function: str          # "holding" | "input"
-    address: int           # zero-based protocol address of the first register
-    type: str              # "uint16" | "int16" | "uint32" | "int32"
-    word_order: str = "big"  # of 32-bit values: "big" = high word first
-    scale: float = 1.0
-    offset: float = 0.0
-
-    @property
-    def count(self) -> int:
-        """Registers this tag occupies."""
-        return register_count(self.type)
-
-    @property
-    def end(self) -> int:
-        """Address of the last register of this tag."""
-        return self.address + self.count - 1
+_COMMON_KEYS = {"type", "unit_id", "poll_interval", "timeout", "machine", "max_gap",
+                "max_bit_gap", "max_registers", "max_bits", "tags"}
+_NETWORK_KEYS = {"host", "port"}
+_SERIAL_KEYS = {"port", "baudrate", "parity", "stopbits", "bytesize", "backend", "mode",
+                "close_port_after_each_call", "handle_local_echo"}
+_BUS_KEYS = {"retry_period"}
+_KEYS: dict[str, set[str]] = {
+    "modbus_tcp": _COMMON_KEYS | _NETWORK_KEYS,
+    "modbus_rtu": _COMMON_KEYS | _SERIAL_KEYS | _BUS_KEYS,
+    "modbus_rtu_over_tcp": _COMMON_KEYS | _NETWORK_KEYS | _BUS_KEYS,
+}
 
 
 @dataclass(frozen=True)
 class ModbusDeviceConfig:
-    """One Modbus TCP device (a PLC or a gateway port) and the tags read from it."""
+    """One Modbus device (a PLC, an instrument on a bus, a gateway port) and its tags.
 
-    host: str
-    port: int = 502
+    `host`/`port` address a TCP peer; for `modbus_rtu`, `host` is None and
+    `port` is the serial port's path.
+    """
+
+    host: str | None
+    port: int | str = 502
     unit_id: int = 1
     poll_interval: float = 1.0
     timeout: float = 2.0
     machine: str | None = None
     max_gap: int = 8
     tags: dict[str, TagConfig] = field(default_factory=dict)
+    transport: str = "modbus_tcp"
+    baudrate: int = 19200
+    parity: str = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+    backend: str = "pymodbus"
+    mode: str = "rtu"
+    close_port_after_each_call: bool = False
+    handle_local_echo: bool = False
+    retry_period: float = 10.0
+    max_registers: int = MAX_READ_REGISTERS
+    max_bits: int = MAX_READ_BITS
+    max_bit_gap: int = 32
+
+    @property
+    def shared_bus(self) -> bool:
+        """Several devices (unit ids) share this device's line: serial or RTU over TCP."""
+        return self.transport != "modbus_tcp"
+
+    @property
+    def bus_key(self) -> str:
+        """Identifies the physical line: devices with the same key share one connection."""
+        if self.transport == "modbus_rtu":
+            return f"serial:{self.port}"
+        return f"{self.transport}:{self.host}:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        """`host=... port=...` or `port=/dev/...`, for log lines."""
+        if self.transport == "modbus_rtu":
+            return f"port={self.port}"
+        return f"host={self.host} port={self.port}"
+
+    @property
+    def line_settings(self) -> tuple[Any, ...]:
+        """What every device sharing the line must agree on."""
+        if self.transport == "modbus_rtu":
+            return (self.backend, self.mode, self.baudrate, self.parity, self.stopbits,
+                    self.bytesize, self.close_port_after_each_call, self.handle_local_echo)
+        return (self.transport,)
 
 
 def parse_device(section: dict[str, Any], path: str,
@@ -70,24 +104,94 @@ def parse_device(section: dict[str, Any], path: str,
     if not isinstance(section, dict):
         issues.add(path, f"must be a table, got {section!r}")
         return None
-    issues.unknown_keys(section, path, _DEVICE_KEYS)
-    issues.get(section, path, "type", str, choices=("modbus_tcp",))
-    host = issues.get(section, path, "host", str, required=True)
-    if isinstance(host, str) and not host.strip():
-        issues.add(f"{path}.host", "must not be empty")
-    port = issues.get(section, path, "port", int, default=502, minimum=1, maximum=65535)
-    unit_id = issues.get(section, path, "unit_id", int, default=1, minimum=0, maximum=247)
-    poll_interval = _positive(issues, section, path, "poll_interval", 1.0)
-    timeout = _positive(issues, section, path, "timeout", 2.0)
-    machine = issues.get(section, path, "machine", str)
-    max_gap = issues.get(section, path, "max_gap", int, default=8,
-                         minimum=0, maximum=MAX_READ_REGISTERS - 2)
-    tags = _parse_tags(section, path, issues)
+    transport = issues.get(section, path, "type", str, default="modbus_tcp", choices=TRANSPORTS)
+    if transport is None:
+        transport = "modbus_tcp"
+    _check_keys(section, path, issues, transport)
+    values: dict[str, Any] = {"transport": transport}
+    if transport == "modbus_rtu":
+        values.update(_parse_serial(section, path, issues))
+        unit_range = (1, 247)  # 0 is the broadcast address: it never answers a read
+    else:
+        host = issues.get(section, path, "host", str, required=True)
+        if isinstance(host, str) and not host.strip():
+            issues.add(f"{path}.host", "must not be empty")
+        values["host"] = host
+        values["port"] = issues.get(section, path, "port", int, default=502,
+                                    minimum=1, maximum=65535)
+        unit_range = (0, 247)
+    values["unit_id"] = issues.get(section, path, "unit_id", int, default=1,
+                                   minimum=unit_range[0], maximum=unit_range[1])
+    values["poll_interval"] = _positive(issues, section, path, "poll_interval", 1.0)
+    values["timeout"] = _positive(issues, section, path, "timeout", 2.0)
+    values["machine"] = issues.get(section, path, "machine", str)
+    if transport != "modbus_tcp":
+        retry = issues.get(section, path, "retry_period", float, default=10.0)
+        if not math.isfinite(retry) or retry < 0:
+            issues.add(f"{path}.retry_period", f"must be a number >= 0, got {retry!r}")
+            retry = 10.0
+        values["retry_period"] = retry
+    values["max_registers"] = issues.get(section, path, "max_registers", int,
+                                         default=MAX_READ_REGISTERS, minimum=1,
+                                         maximum=MAX_READ_REGISTERS)
+    values["max_bits"] = issues.get(section, path, "max_bits", int, default=MAX_READ_BITS,
+                                    minimum=1, maximum=MAX_READ_BITS)
+    values["max_gap"] = issues.get(section, path, "max_gap", int, default=8,
+                                   minimum=0, maximum=MAX_READ_REGISTERS - 2)
+    values["max_bit_gap"] = issues.get(section, path, "max_bit_gap", int, default=32,
+                                       minimum=0, maximum=MAX_READ_BITS - 2)
+    tags = parse_tags(section, path, issues)
+    _check_tag_sizes(tags, path, issues, values["max_registers"] or MAX_READ_REGISTERS)
     if len(issues.issues) > before:
         return None
-    return ModbusDeviceConfig(host=host, port=port, unit_id=unit_id,
-                              poll_interval=poll_interval, timeout=timeout,
-                              machine=machine, max_gap=max_gap, tags=tags)
+    return ModbusDeviceConfig(tags=tags, **values)
+
+
+def _check_keys(section: dict[str, Any], path: str, issues: ConfigCollector,
+                transport: str) -> None:
+    allowed = _KEYS[transport]
+    for key in section:
+        if key in allowed:
+            continue
+        owners = [t for t in TRANSPORTS if key in _KEYS[t]]
+        if owners:
+            issues.add(f"{path}.{key}", f"is not used by {transport} (only by "
+                                        f"{' and '.join(owners)})")
+        else:
+            issues.add(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _parse_serial(section: dict[str, Any], path: str, issues: ConfigCollector) -> dict[str, Any]:
+    port = issues.get(section, path, "port", str, required=True)
+    if isinstance(port, str) and not port.strip():
+        issues.add(f"{path}.port", "must not be empty (a serial port such as "
+                                   "/dev/serial/by-id/usb-...)")
+    backend = issues.get(section, path, "backend", str, default="pymodbus", choices=BACKENDS)
+    close_after = issues.get(section, path, "close_port_after_each_call", bool, default=False)
+    if close_after and backend != "minimalmodbus":
+        issues.add(f"{path}.close_port_after_each_call",
+                   'only with backend = "minimalmodbus"')
+    return {
+        "host": None,
+        "port": port,
+        "baudrate": issues.get(section, path, "baudrate", int, default=19200,
+                               minimum=50, maximum=4_000_000),
+        "parity": issues.get(section, path, "parity", str, default="N", choices=PARITIES),
+        "stopbits": issues.get(section, path, "stopbits", int, default=1, choices=(1, 2)),
+        "bytesize": issues.get(section, path, "bytesize", int, default=8, choices=(7, 8)),
+        "backend": backend,
+        "mode": issues.get(section, path, "mode", str, default="rtu", choices=MODES),
+        "close_port_after_each_call": close_after,
+        "handle_local_echo": issues.get(section, path, "handle_local_echo", bool, default=False),
+    }
+
+
+def _check_tag_sizes(tags: dict[str, TagConfig], path: str, issues: ConfigCollector,
+                     max_registers: int) -> None:
+    for tag in tags.values():
+        if tag.function not in BIT_FUNCTIONS and tag.count > max_registers:
+            issues.add(f"{path}.tags.{tag.name}",
+                       f"needs {tag.count} registers but max_registers is {max_registers}")
 
 
 def _positive(issues: ConfigCollector, section: dict[str, Any], path: str, key: str,
@@ -97,58 +201,3 @@ def _positive(issues: ConfigCollector, section: dict[str, Any], path: str, key: 
         issues.add(f"{path}.{key}", f"must be a number > 0, got {value!r}")
         return default
     return value
-
-
-def _parse_tags(section: dict[str, Any], path: str,
-                issues: ConfigCollector) -> dict[str, TagConfig]:
-    tags_path = f"{path}.tags"
-    raw_tags = issues.get(section, path, "tags", dict, required=True)
-    if raw_tags is None:
-        return {}
-    if not raw_tags:
-        issues.add(tags_path, "must define at least one tag")
-    tags: dict[str, TagConfig] = {}
-    for name, raw in raw_tags.items():
-        tag_path = f"{tags_path}.{name}"
-        if not _TAG_NAME.fullmatch(name):
-            issues.add(tag_path, "tag names may use only letters, digits, '_' and '-'")
-            continue
-        if not isinstance(raw, dict):
-            issues.add(tag_path, f"must be a table, got {raw!r}")
-            continue
-        tag = _parse_tag(name, raw, tag_path, issues)
-        if tag is not None:
-            tags[name] = tag
-    return tags
-
-
-def _parse_tag(name: str, raw: dict[str, Any], path: str,
-               issues: ConfigCollector) -> TagConfig | None:
-    before = len(issues.issues)
-    issues.unknown_keys(raw, path, _TAG_KEYS)
-    function = raw.get("function")
-    if isinstance(function, str) and function in _NOT_YET:
-        issues.add(f"{path}.function", f"{function!r} is not supported yet by modbus_tcp; "
-                                        f"must be one of {', '.join(FUNCTIONS)}")
-    else:
-        function = issues.get(raw, path, "function", str, required=True, choices=FUNCTIONS)
-    address = issues.get(raw, path, "address", int, required=True,
-                         minimum=0, maximum=MAX_ADDRESS)
-    data_type = issues.get(raw, path, "type", str, required=True, choices=DATA_TYPES)
-    word_order = issues.get(raw, path, "word_order", str, default="big", choices=WORD_ORDERS)
-    scale = issues.get(raw, path, "scale", float, default=1.0)
-    offset = issues.get(raw, path, "offset", float, default=0.0)
-    if not math.isfinite(scale) or scale == 0:
-        issues.add(f"{path}.scale", f"must be a finite number other than 0, got {scale!r}")
-    if not math.isfinite(offset):
-        issues.add(f"{path}.offset", f"must be a finite number, got {offset!r}")
-    if isinstance(address, int) and data_type in DATA_TYPES:
-        last = address + register_count(data_type) - 1
-        if last > MAX_ADDRESS:
-            issues.add(f"{path}.address",
-                       f"{data_type} at {address} would end at register {last}, "
-                       f"beyond {MAX_ADDRESS}")
-    if len(issues.issues) > before:
-        return None
-    return TagConfig(name=name, function=function, address=address, type=data_type,
-                     word_order=word_order, scale=scale, offset=offset)

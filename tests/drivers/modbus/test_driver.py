@@ -214,3 +214,59 @@ def test_unreachable_device_yields_bad_comm_without_busy_looping():
     assert took >= 0.29  # the cadence holds: 4 polls take 3 intervals
     assert health.connected is False and health.reconnects == 0
     assert 1 <= health.errors <= 4  # reconnect attempts follow the backoff, not every tick
+
+
+def test_coils_discrete_inputs_and_wide_types_are_read_in_few_requests():
+    import struct
+    f64 = list(struct.unpack(">4H", struct.pack(">d", -1.5)))
+    registers = [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE, *f64, 0x4F4B, 0x0000, 0b0000_0000_0010_0001]
+    coils = [False] * 40
+    coils[0] = coils[33] = True
+    tags = {
+        "i64": holding(0, "int64"),
+        "f64": holding(4, "float64"),
+        "state": holding(8, "string", length=2),
+        "ready": holding(10, "bool", bit=0),
+        "fault": holding(10, "bool", bit=1),
+        "door": {"function": "coil", "address": 0},
+        "lamp": {"function": "coil", "address": 33},
+        "estop": {"function": "discrete", "address": 2},
+    }
+
+    async def scenario():
+        async with ModbusTestServer(registers, coils=coils,
+                                    discrete=[False, False, True]) as server:
+            driver = make_driver(server.port, tags)
+            batch = await next_batch(driver.samples(), all_good)
+            await driver.stop()
+            return batch, server.requests
+
+    batch, requests = asyncio.run(scenario())
+    assert {s.tag: s.value for s in batch} == {
+        "i64": -2, "f64": -1.5, "state": "OK", "ready": True, "fault": False,
+        "door": True, "lamp": True, "estop": True}
+    # one request per table: coils 0..33, discrete 2, holding 0..10
+    assert sorted(requests) == [(1, 0, 34), (2, 2, 1), (3, 0, 11)]
+
+
+def test_a_float_that_is_not_a_number_is_bad_with_one_log_line(caplog):
+    nan = [0x7FC0, 0x0000]
+
+    async def scenario():
+        async with ModbusTestServer(nan + [5]) as server:
+            driver = make_driver(server.port, {"temp": holding(0, "float32"),
+                                               "count": holding(2, "uint16")})
+            samples = driver.samples()
+            batches = [await next_batch(samples, lambda b: True) for _ in range(3)]
+            await driver.stop()
+            return batches
+
+    with caplog.at_level(logging.INFO, logger="linebridge.drivers.modbus"):
+        batches = asyncio.run(scenario())
+    for batch in batches:
+        samples = by_tag(batch)
+        assert samples["temp"].quality is Quality.BAD_COMM and samples["temp"].value is None
+        assert "not a number" in samples["temp"].error
+        assert samples["count"].quality is Quality.GOOD and samples["count"].value == 5
+    lines = [r.getMessage() for r in caplog.records if "event=bad_value" in r.getMessage()]
+    assert lines == ['event=bad_value device=cnc01 tag=temp error="served nan, not a number"']

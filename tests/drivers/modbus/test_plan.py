@@ -69,3 +69,29 @@ def test_every_tag_is_read_once_within_protocol_limits(specs, max_gap):
         spans = sorted((r.address, r.address + r.count - 1) for r in requests if r.function == fn)
         for (_, end), (start, _) in zip(spans, spans[1:]):
             assert start > end  # requests of one function never overlap
+
+
+def bit(name, address, function="coil"):
+    return TagConfig(name=name, function=function, address=address, type="bool")
+
+
+def test_coils_and_discrete_inputs_coalesce_in_bits_up_to_2000():
+    tags = [bit("a", 0), bit("b", 40), bit("c", 1999), bit("d", 2000), bit("x", 5, "discrete")]
+    assert shape(plan_reads(tags, max_gap=8, max_bit_gap=2000)) == [
+        ("coil", 0, 2000, ["a", "b", "c"]), ("coil", 2000, 1, ["d"]),
+        ("discrete", 5, 1, ["x"])]
+    assert shape(plan_reads(tags[:2], max_gap=8, max_bit_gap=32)) == [
+        ("coil", 0, 1, ["a"]), ("coil", 40, 1, ["b"])]
+
+
+def test_max_registers_caps_a_request_for_devices_with_small_buffers():
+    tags = [tag(f"t{i}", i) for i in range(10)]
+    assert [r.count for r in plan_reads(tags, max_gap=8, max_count=4)] == [4, 4, 2]
+    assert len(plan_reads(tags, max_gap=8, max_count=1)) == 10
+
+
+def test_a_bit_of_a_register_shares_the_register_read():
+    flags = TagConfig(name="ready", function="holding", address=3, type="bool", bit=4)
+    [request] = plan_reads([tag("word", 2, "uint32"), flags], max_gap=0)
+    assert (request.address, request.count) == (2, 2)
+    assert request.registers_of(flags, [0, 0x10]) == [0x10]
