@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine with Python >= 3.11:
-# a virtual environment in .venv with Linebridge (editable) and its test extras.
-# Later test peers (mosquitto, socat, Chromium) are installed here too, from Debian's packages.
+# a virtual environment in .venv with Linebridge (editable) and its test extras,
+# and the real peers the tests start: socat (serial pty pairs) and mosquitto (MQTT broker),
+# from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+command -v socat >/dev/null || missing+=(socat)
+[ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)   # the tests start their own broker
+if [ ${#missing[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
 
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
@@ -12,7 +23,6 @@ if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
 fi
 if ! "$PY" -m venv --help >/dev/null 2>&1 || ! "$PY" -c 'import ensurepip' 2>/dev/null; then
     # Debian splits venv out of the interpreter package
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
