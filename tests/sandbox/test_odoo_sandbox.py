@@ -32,8 +32,11 @@ def _read(client: httpx.Client, model: str, rid: int, *fields: str) -> dict[str,
 # -- manufacturing rules ----------------------------------------------------------
 
 def test_fresh_database_has_the_demo_master_data(client: httpx.Client) -> None:
-    assert rpc(client, "product.product", "search_read", [[]], {"fields": ["name", "default_code"]}) == [
-        {"id": 1, "name": "Demo Part", "default_code": "PART-01"}]
+    products = rpc(client, "product.product", "search_read", [[]], {"fields": ["name", "default_code"]})
+    assert sorted((p["name"], p["default_code"]) for p in products) == [
+        ("Demo Part", "PART-01"), ("Screw M4", "SCREW-M4"), ("Steel Bar", "STEEL-BAR")]
+    apps = rpc(client, "ir.module.module", "search_read", [[["state", "=", "installed"]]], {"fields": ["name"]})
+    assert {"mrp", "stock", "maintenance"} <= {a["name"] for a in apps}
     assert rpc(client, "mrp.workcenter", "search_read", [[["code", "=", "CNC-01"]]], {"fields": ["name"]}) == [
         {"id": 1, "name": "CNC-01 Machining"}]
     mo = _read(client, "mrp.production", MO, "name", "state", "product_qty", "qty_producing", "workorder_ids")

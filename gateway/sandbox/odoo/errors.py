@@ -2,9 +2,13 @@
 
 Owns the exception classes a real server raises (``odoo.exceptions.*`` and the
 ``psycopg2.OperationalError`` of an unknown database, named with the same module
-and class so clients classify them the same way) and their three renderings:
-the JSON-RPC ``error`` member, the ``/xmlrpc/2/`` fault with integer codes and
-the legacy ``/xmlrpc/`` fault with string codes.  Tracebacks are shortened to
+and class so clients classify them the same way) and their renderings:
+the JSON-RPC ``error`` member, the ``/xmlrpc/2/`` fault with integer codes,
+the legacy ``/xmlrpc/`` fault with string codes and, for Odoo 19's JSON-2 API,
+the HTTP status (``http_status`` of odoo/exceptions.py, 500 for anything else)
+with ``serialize_exception``'s body.  Also the psycopg2 errors Odoo lets
+through: an unknown database and a serialization failure that survived
+Odoo's five tries (service/model.py ``retrying``).  Tracebacks are shortened to
 their final exception line, exactly as the reference captures were; no
 sandbox internals leak into replies.  It does not decide *when* to raise.
 """
@@ -24,7 +28,9 @@ FAULT_ACCESS_ERROR = 4
 
 
 class UserError(Exception):
-    """A business-rule refusal meant for a human (fault 2)."""
+    """A business-rule refusal meant for a human (fault 2, JSON-2 422)."""
+
+    http_status = 422
 
 
 class RedirectWarning(Exception):
@@ -34,16 +40,22 @@ class RedirectWarning(Exception):
 class AccessDenied(UserError):
     """Bad credentials (fault 3)."""
 
+    http_status = 403
+
     def __init__(self, message: str = "Access Denied") -> None:
         super().__init__(message)
 
 
 class AccessError(UserError):
-    """The user may not do this (fault 4)."""
+    """The user may not do this (fault 4, JSON-2 403)."""
+
+    http_status = 403
 
 
 class MissingError(UserError):
-    """The record does not exist (fault 2)."""
+    """The record does not exist (fault 2, JSON-2 404)."""
+
+    http_status = 404
 
 
 class ValidationError(UserError):
@@ -59,6 +71,27 @@ class OperationalError(Exception):
 
 
 OperationalError.__module__ = "psycopg2"
+
+
+class SerializationFailure(OperationalError):
+    """psycopg2.errors.SerializationFailure (a TransactionRollbackError, hence an OperationalError).
+
+    Odoo retries the whole call up to five times (MAX_TRIES_ON_CONCURRENCY_FAILURE)
+    and then lets the last one through: over JSON-RPC its name, over XML-RPC
+    fault 1 with the traceback, over JSON-2 HTTP 500.
+    """
+
+    def __init__(self, message: str = "could not serialize access due to concurrent update\n") -> None:
+        super().__init__(message)
+
+
+SerializationFailure.__module__ = "psycopg2.errors"
+
+
+def unique_violation(constraint: str, columns: str, values: str) -> ValidationError:
+    """How Odoo 17 reports a unique index that is not a declared _sql_constraint (_as_validation_error)."""
+    return ValidationError('The operation cannot be completed: duplicate key value violates unique constraint '
+                           f'"{constraint}"\nDETAIL:  Key ({columns})=({values}) already exists.\n')
 
 
 def unknown_database(db: Any) -> OperationalError:
@@ -91,6 +124,19 @@ def jsonrpc_error(exc: BaseException) -> dict[str, Any]:
             "context": {},
         },
     }
+
+
+def json2_status(exc: BaseException) -> int:
+    """The HTTP status of a JSON-2 error (Json2RpcDispatcher.handle_error): http_status or 500."""
+    return getattr(exc, "http_status", 500) if isinstance(exc, UserError) else 500
+
+
+def json2_error(exc: BaseException, *, message: str | None = None,
+                arguments: list[Any] | None = None) -> dict[str, Any]:
+    """Odoo 19's serialize_exception body, keys in Odoo's order."""
+    return {"name": exception_name(exc), "message": str(exc) if message is None else message,
+            "arguments": list(exc.args) if arguments is None else arguments, "context": {},
+            "debug": short_traceback(exc)}
 
 
 def xmlrpc_fault(exc: BaseException) -> xmlrpc.client.Fault:

@@ -248,6 +248,7 @@ class BaseModel:
         return name if name else f"{self._name},{self._ids[0]}"
 
     # -- access rights ------------------------------------------------------
+    @api_model
     def check_access_rights(self, operation: str, raise_exception: bool = True) -> bool:
         if self.env.su:
             return True

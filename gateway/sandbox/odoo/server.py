@@ -1,4 +1,4 @@
-"""HTTP front of the Odoo sandbox: routes, JSON-RPC and XML-RPC envelopes, and the OdooSandbox.
+"""HTTP front of the Odoo sandbox: routes, JSON-RPC, XML-RPC and JSON-2 envelopes, and the OdooSandbox.
 
 Owns the wire: ``POST /jsonrpc`` (Content-Type must be application/json,
 "Invalid JSON data" / "Invalid JSON-RPC data" as HTTP 400 text/html, params
@@ -7,13 +7,19 @@ fail as in Odoo, no ``result`` key when a method returns None),
 ``/web/session/authenticate`` (session info + session_id cookie),
 ``/web/webclient/version_info``, ``/xmlrpc/2/<service>`` (integer fault codes;
 None cannot be marshalled, so a method returning None faults *after* its
-commit) and the legacy ``/xmlrpc/<service>`` (string fault codes).  The server
-is the stdlib's threaded HTTP server; the data is serialized by the service
-lock.  It does not know any model.
+commit) and the legacy ``/xmlrpc/<service>`` (string fault codes), ``GET
+/web/version``, and from Odoo 19 ``/json/2/...`` (see ``json2.py``; a plain 404
+page before 19, as Odoo 16-18 have no such route).  The sandbox's own
+``/sandbox/faults`` (loopback clients only) switches injected faults
+(``faults.py``); the handler applies a request's latency, proxy error page or
+dropped connection, the service its bad key or serialization failure.  The
+server is the stdlib's threaded HTTP server; the data is serialized by the
+service lock.  It does not know any model.
 """
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import logging
 import secrets
@@ -21,6 +27,7 @@ import signal
 import socket
 import threading
 import xmlrpc.client
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -28,9 +35,12 @@ from typing import Any, Callable
 from . import persist
 from .demo import seed
 from .errors import AccessDenied, AccessError, jsonrpc_error, xmlrpc_fault, xmlrpc_legacy_fault
+from .faults import Faults, proxy_error_page
+from .json2 import Json2
 from .models import build_registry
 from .orm import Database, Environment
-from .service import ADMIN_UID, VERSION_INFO, OdooService
+from .service import ADMIN_UID, OdooService
+from .versions import OdooVersion
 
 log = logging.getLogger("linebridge.sandbox.odoo")
 JSON_TYPES = ("application/json", "application/json-rpc")
@@ -76,14 +86,21 @@ class OdooApp:
     def __init__(self, service: OdooService) -> None:
         self.service = service
         self.rpc = RPC(service)
+        self.json2 = Json2(service)
 
-    def handle(self, method: str, path: str, content_type: str, body: bytes) -> _Reply:
+    def handle(self, method: str, path: str, content_type: str, body: bytes,
+               headers: Mapping[str, str] | None = None) -> _Reply:
         path = path.split("?", 1)[0]
+        version = self.service.version
         json_routes: dict[str, Callable[[dict], Any]] = {
             "/jsonrpc": lambda p: self.rpc.jsonrpc(**p),
             "/web/session/authenticate": self._session_authenticate,
-            "/web/webclient/version_info": lambda p: dict(VERSION_INFO),
+            "/web/webclient/version_info": lambda p: version.exp_version(),
         }
+        if path == "/web/version":
+            return _Reply(200, "application/json; charset=utf-8", json.dumps(version.web_version()).encode())
+        if (path == "/json/2" or path.startswith("/json/2/")) and version.has_json2:
+            return self._json2(method, path, content_type, body, headers or {})
         if path in json_routes:
             return self._json_route(path, content_type, body, json_routes[path])
         if path.startswith("/xmlrpc/"):
@@ -95,6 +112,17 @@ class OdooApp:
             if "/" not in rest:
                 return self._xmlrpc(rest, body, xmlrpc_legacy_fault)
         return _not_found()
+
+    # -- JSON-2 ---------------------------------------------------------------
+    def _json2(self, method: str, path: str, content_type: str, body: bytes, headers: Mapping[str, str]) -> _Reply:
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            return _bad_request(f"Request inferred type is compatible with ['http'] but "
+                                f"{self.json2.rule(method, path)!r} is type='/json/2/rpc'.")
+        status, payload, extra = self.json2.handle(method, path, headers, body)
+        if status != 200:
+            log.info("event=json2_error status=%s name=%s", status, payload.get("name"))
+        return _Reply(status, "application/json; charset=utf-8",
+                      json.dumps(payload, ensure_ascii=False).encode(), extra)
 
     # -- JSON-RPC -------------------------------------------------------------
     def _json_route(self, path: str, content_type: str, body: bytes, endpoint: Callable[[dict], Any]) -> _Reply:
@@ -147,8 +175,8 @@ class OdooApp:
         return {"uid": uid, "is_system": is_admin, "is_admin": is_admin, "is_public": False,
                 "user_context": {"lang": "en_US", "tz": False, "uid": uid},
                 "db": self.service.db.name, "registry_hash": "sandbox",
-                "server_version": VERSION_INFO["server_version"],
-                "server_version_info": VERSION_INFO["server_version_info"],
+                "server_version": self.service.version.server_version,
+                "server_version_info": self.service.version.version_info,
                 "support_url": "https://www.odoo.com/buy", "name": name, "username": login,
                 "partner_display_name": name, "partner_id": uid + 1, "company_id": 1,
                 "web.base.url": "http://localhost:8069", "active_ids_limit": 20000,
@@ -181,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = "Python/3.10.12"
     timeout = 60
     app: OdooApp  # set on the subclass built per sandbox
+    faults: Faults  # idem
 
     def setup(self) -> None:
         super().setup()
@@ -199,12 +228,54 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(int(length)) if length else b""
+        if self.path.split("?", 1)[0] == "/sandbox/faults":
+            self._send(self._fault_switch(body))
+            return
+        faults = self.faults.take()
+        if faults.latency and self.faults.stopping.wait(faults.latency):
+            return
+        if faults.drop_connection:
+            log.info("event=fault_injected kind=drop_connection path=%s", self.path)
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if faults.http_status:
+            log.info("event=fault_injected kind=http_status status=%s path=%s", faults.http_status, self.path)
+            self._send(_Reply(faults.http_status, "text/html", proxy_error_page(faults.http_status),
+                              {"Server": "nginx"}))
+            return
+        self.app.service.local.faults = faults
         try:
-            reply = self.app.handle(self.command, self.path, self.headers.get("Content-Type", ""), body)
+            reply = self.app.handle(self.command, self.path, self.headers.get("Content-Type", ""), body,
+                                    self.headers)
         except Exception:  # noqa: BLE001 - a sandbox bug must still answer, as werkzeug does
             log.exception("event=internal_error path=%s", self.path)
             reply = _Reply(500, "text/html; charset=utf-8", b"Internal Server Error")
+        finally:
+            self.app.service.local.faults = None
         self._send(reply)
+
+    def _fault_switch(self, body: bytes) -> _Reply:
+        """``/sandbox/faults``: GET shows, POST replaces the faults; loopback clients only."""
+        if not is_loopback(self.client_address[0]):
+            return _not_found()
+        if self.command == "POST":
+            try:
+                settings = json.loads(body or b"{}")
+                if not isinstance(settings, dict):
+                    raise ValueError("expecting a JSON object")
+                state = self.faults.set(**settings)
+            except ValueError as exc:
+                return _Reply(400, "application/json", json.dumps({"error": str(exc)}).encode())
+            log.info("event=faults_set faults=%s", json.dumps(state))
+        elif self.command == "GET":
+            state = self.faults.state()
+        else:
+            return _Reply(405, "text/html; charset=utf-8", b"Method Not Allowed")
+        return _Reply(200, "application/json", json.dumps({"faults": state}).encode())
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)
@@ -231,24 +302,36 @@ class _Server(ThreadingHTTPServer):
         super().__init__(*args, **kw)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether a client address is on this machine's loopback (the fault switch's only users)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 class OdooSandbox:
-    """An Odoo 17 double on loopback: JSON-RPC and XML-RPC, one database, optional persistence."""
+    """An Odoo double (16.0 to 19.0, 17.0 by default) on loopback: JSON-RPC, XML-RPC and, from 19,
+    JSON-2; one database, optional persistence, run-time fault injection (``set_faults``)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, data_path: Path | str | None = None,
-                 api_key: str = "admin", database: str = "sandbox") -> None:
+                 api_key: str = "admin", database: str = "sandbox",
+                 version: OdooVersion | str | int = "17.0") -> None:
         self.host = host
         self._requested_port = port
         self.data_path = Path(data_path) if data_path else None
         self.database = database
-        self.registry = build_registry()
+        self.version = OdooVersion.parse(version)
+        self.registry = build_registry(self.version)
         self.db = Database(database)
+        self.faults = Faults()
         saved = persist.load(self.data_path) if self.data_path else None
         if saved:
             self.db.load_dict(saved)
         else:
-            seed(Environment(self.registry, self.db, ADMIN_UID))
+            seed(Environment(self.registry, self.db, ADMIN_UID), self.version)
             self.db.version = 0
-        self.service = OdooService(self.db, self.registry, api_key, on_commit=self._persist)
+        self.service = OdooService(self.db, self.registry, api_key, on_commit=self._persist, version=self.version)
         if self.data_path and not saved:
             self._persist()
         self._server: _Server | None = None
@@ -262,12 +345,21 @@ class OdooSandbox:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Inject faults into the next requests (see ``faults.py``); no argument clears them.
+
+        ``latency`` (s), ``http_status`` (e.g. 503), ``drop_connection``, ``serialization_failure``,
+        ``bad_key`` and ``count`` (the next N requests; default: until cleared).  Returns the state.
+        """
+        return self.faults.set(**faults)
+
     def _persist(self) -> None:
         if self.data_path:
             persist.save(self.data_path, self.database, self.db.to_dict())
 
     def _bind(self) -> _Server:
-        handler = type("OdooHandler", (_Handler,), {"app": OdooApp(self.service)})
+        self.faults.stopping.clear()
+        handler = type("OdooHandler", (_Handler,), {"app": OdooApp(self.service), "faults": self.faults})
         return _Server((self.host, self._requested_port), handler)
 
     def start(self) -> None:
@@ -276,11 +368,13 @@ class OdooSandbox:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="odoo-sandbox", daemon=True)
         self._thread.start()
-        log.info("event=sandbox_started kind=odoo url=%s database=%s", self.url, self.database)
+        log.info("event=sandbox_started kind=odoo url=%s database=%s version=%s", self.url, self.database,
+                 self.version.server_version)
 
     def stop(self) -> None:
         """Stop serving, close open connections and persist."""
         server, self._server = self._server, None
+        self.faults.stopping.set()
         if server is not None:
             host, port = server.server_address[:2]
             stopper = threading.Thread(target=server.shutdown)
@@ -312,7 +406,8 @@ class OdooSandbox:
             def _term(signum: int, frame: Any) -> None:
                 raise KeyboardInterrupt
             previous = signal.signal(signal.SIGTERM, _term)
-        log.info("event=sandbox_started kind=odoo url=%s database=%s", self.url, self.database)
+        log.info("event=sandbox_started kind=odoo url=%s database=%s version=%s", self.url, self.database,
+                 self.version.server_version)
         try:
             self._server.serve_forever(poll_interval=0.1)
         except KeyboardInterrupt:

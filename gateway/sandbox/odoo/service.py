@@ -1,4 +1,4 @@
-"""The RPC services of Odoo 17 (``common``, ``object``, ``db``) over the sandbox database.
+"""The RPC services of Odoo (``common``, ``object``, ``db``) over the sandbox database.
 
 Owns dispatch_rpc as odoo/http.py and odoo/service/*.py do it: the database
 check first (an unknown name is psycopg2's OperationalError), credentials on
@@ -8,20 +8,26 @@ unknown models (UserError), then ``call_kw`` with Odoo's calling conventions
 to ids, ``context`` taken from the keyword arguments).  Each call is one
 transaction under one lock: on any exception the database is restored, on
 success with changes ``on_commit`` runs (persistence) before the reply is built.
+The version reported is the sandbox's (16.0 to 19.0).  Injected faults of the
+request being served (``local.faults``) refuse credentials (``bad_key``) or
+roll a model call back with a serialization failure, as Odoo's ``retrying``
+does after its last try.
 """
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Callable
 
-from .errors import AccessDenied, AccessError, UserError, unknown_database
+from .errors import AccessDenied, AccessError, SerializationFailure, UserError, unknown_database
+from .faults import FaultSet
 from .models.base import check_password
 from .orm import BaseModel, Database, Environment
+from .versions import DEFAULT, OdooVersion
 
-VERSION_INFO = {"server_version": "17.0", "server_version_info": [17, 0, 0, "final", 0, ""],
-                "server_serie": "17.0", "protocol_version": 1}
+VERSION_INFO = DEFAULT.exp_version()  # Odoo 17's, kept for importers; a service reports its own version
 ADMIN_UID = 2
 _PRIVATE = re.compile(r"^(_.*|init)$")
 
@@ -36,12 +42,17 @@ class OdooService:
     """One database served through Odoo's RPC services."""
 
     def __init__(self, db: Database, registry: Mapping[str, type[BaseModel]], api_key: str,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 on_commit: Callable[[], None] | None = None, version: OdooVersion = DEFAULT) -> None:
         self.db = db
         self.registry = registry
         self.api_key = api_key
+        self.version = version
         self.on_commit = on_commit or (lambda: None)
         self.lock = threading.RLock()
+        self.local = threading.local()  # .faults: the FaultSet of the request this thread serves
+
+    def faults(self) -> FaultSet:
+        return getattr(self.local, "faults", None) or FaultSet()
 
     # -- helpers ------------------------------------------------------------
     def check_db(self, db: Any) -> None:
@@ -49,6 +60,8 @@ class OdooService:
             raise unknown_database(db)
 
     def check_credentials(self, uid: int, password: Any) -> None:
+        if self.faults().bad_key:
+            raise AccessDenied()
         row = self.db.tables.get("res.users", {}).get(uid)
         if not row or not row.get("active", True):
             raise AccessDenied()
@@ -60,6 +73,8 @@ class OdooService:
 
     def authenticate(self, db: Any, login: Any, password: Any) -> int | bool:
         self.check_db(db)
+        if self.faults().bad_key:
+            return False
         with self.lock:
             for uid, row in self.db.tables.get("res.users", {}).items():
                 if row.get("login") == login and row.get("active", True):
@@ -70,6 +85,22 @@ class OdooService:
                     return uid
         return False
 
+    def uid_for_api_key(self, key: Any) -> int | None:
+        """The user behind a bearer API key (JSON-2): the admin's is the sandbox's key; any
+        other user's password stands for that user's API key (the sandbox keeps no key table)."""
+        if self.faults().bad_key or not isinstance(key, str) or not key:
+            return None
+        with self.lock:
+            for uid, row in self.db.tables.get("res.users", {}).items():
+                if not row.get("active", True):
+                    continue
+                try:
+                    self.check_credentials(uid, key)
+                except AccessDenied:
+                    continue
+                return uid
+        return None
+
     # -- dispatch -------------------------------------------------------------
     def dispatch_rpc(self, service_name: str, method: str, params: Any) -> Any:
         dispatch = {"common": self.dispatch_common, "db": self.dispatch_db,
@@ -78,12 +109,12 @@ class OdooService:
 
     def dispatch_common(self, method: str, params: Any) -> Any:
         exp = {
-            "exp_version": _named(lambda: dict(VERSION_INFO), "exp_version"),
+            "exp_version": _named(lambda: self.version.exp_version(), "exp_version"),
             "exp_login": _named(lambda db, login, password: self.authenticate(db, login, password), "exp_login"),
             "exp_authenticate": _named(lambda db, login, password, user_agent_env:
                                        self.authenticate(db, login, password), "exp_authenticate"),
-            "exp_about": _named(lambda extended=False: ["See http://openerp.com", "17.0"] if extended
-                                else "See http://openerp.com", "exp_about"),
+            "exp_about": _named(lambda extended=False: ["See http://openerp.com", self.version.server_version]
+                                if extended else "See http://openerp.com", "exp_about"),
         }
         fn = exp.get("exp_" + str(method))
         if fn is None:
@@ -94,7 +125,7 @@ class OdooService:
         exp = {
             "exp_list": _named(lambda document=False: [self.db.name], "exp_list"),
             "exp_db_exist": _named(lambda db_name: db_name == self.db.name, "exp_db_exist"),
-            "exp_server_version": _named(lambda: "17.0", "exp_server_version"),
+            "exp_server_version": _named(lambda: self.version.server_version, "exp_server_version"),
         }
         fn = exp.get("exp_" + str(method))
         if fn is None:
@@ -117,20 +148,27 @@ class OdooService:
     def execute(self, db: str, uid: int, obj: str, method: str, *args: Any, **kw: Any) -> Any:
         if _PRIVATE.match(method):
             raise AccessError("Private methods (such as %s) cannot be called remotely." % method)
+        with self.transaction():
+            env = Environment(self.registry, self.db, uid, {})
+            recs = env.get(obj)
+            if recs is None:
+                raise UserError("Object %s doesn't exist" % obj)
+            return call_kw(recs, method, list(args), kw)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One model call: serialized, rolled back on any exception, persisted when it changed data."""
         with self.lock:
             snap = self.db.snapshot()
             try:
-                env = Environment(self.registry, self.db, uid, {})
-                recs = env.get(obj)
-                if recs is None:
-                    raise UserError("Object %s doesn't exist" % obj)
-                result = call_kw(recs, method, list(args), kw)
+                yield
+                if self.faults().serialization_failure:
+                    raise SerializationFailure()  # the fifth try failed too: Odoo gives up
             except BaseException:
                 self.db.restore(snap)
                 raise
             if self.db.version != snap[3]:
                 self.on_commit()
-            return result
 
 
 def call_kw(model: BaseModel, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -144,10 +182,12 @@ def call_kw(model: BaseModel, name: str, args: list[Any], kwargs: dict[str, Any]
         result = method(recs, *args, **kwargs)
     elif api == "model_create":
         result = method(recs, *args, **kwargs)
-        return result.id if isinstance(args[0], Mapping) else result.ids
+        first = args[0] if args else kwargs.get("vals_list")
+        return result.id if isinstance(first, Mapping) else result.ids
     else:
         ids, args = args[0], args[1:]
         result = method(recs.browse(ids), *args, **kwargs)
     if isinstance(result, BaseModel):
-        return result.ids
+        # @api.returns(..., lambda value: value.id) methods (message_post) give one id over RPC
+        return result.id if getattr(method, "_returns_id", False) else result.ids
     return result

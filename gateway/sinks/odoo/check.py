@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.config import AlarmRuleConfig, Config, CounterRuleConfig, OdooSinkConfig
 from gateway.errors import DeliveryError
-from gateway.sinks.odoo.client import OdooClient
+from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.masterdata import MasterData
 
 #: model -> operations, per event kind the configuration produces
@@ -53,11 +53,12 @@ def configured_kinds(cfg: Config) -> set[str]:
 async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) -> list[Finding]:
     findings: list[Finding] = []
     own = client is None
-    client = client or OdooClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout)
+    client = client or LazyClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout, sink.protocol)
     try:
         try:
             info = await client.version()
-            findings.append(Finding("ok", f"Odoo {info.get('server_version')} answers at {sink.url}"))
+            findings.append(Finding("ok", f"Odoo {info.get('server_version')} answers at {sink.url} "
+                                          f"(protocol {client.protocol})"))
         except DeliveryError as exc:
             return findings + [Finding("blocker", f"cannot reach Odoo at {sink.url}: {exc}")]
         try:

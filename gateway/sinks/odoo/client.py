@@ -4,35 +4,35 @@ It owns the wire: `common.version`, `common.authenticate` (API key as password)
 and `object.execute_kw`, each with a timeout, and the translation of every
 failure into a delivery error that says whether a retry can help:
 
-- network errors, timeouts, HTTP 5xx and 429, database concurrency conflicts:
-  transient (retry with backoff);
+- network errors, timeouts, HTTP 5xx and 429 (with an excerpt of the page),
+  database concurrency conflicts (`psycopg2.errors.SerializationFailure`,
+  `LockNotAvailable`, deadlocks): transient (retry with backoff);
 - `AccessDenied`, `AccessError`, an unknown database, a wrong URL: the sink
   pauses and alarms (retrying slowly, a person must act);
 - everything else Odoo answers (ValidationError, UserError, MissingError,
   ValueError, ...): permanent for that event, with Odoo's own message.
 
 A reply without a `result` key is a success whose value is None (Odoo omits the
-key when a method returns None).
+key when a method returns None).  The other wires are `xmlrpc.py` and
+`json2.py`; `protocol.py` holds what they share.
 """
 from __future__ import annotations
 
 import itertools
-import logging
 from typing import Any
 
 import httpx
 
 from gateway.errors import AuthDeliveryError, PermanentDeliveryError, TransientDeliveryError
-
-log = logging.getLogger("linebridge.sinks.odoo")
+from gateway.sinks.odoo.protocol import OdooRpc, excerpt, is_transient_name, new_http, not_odoo_reply, send
 
 _PAUSE = {"odoo.exceptions.AccessDenied", "odoo.exceptions.AccessError", "psycopg2.OperationalError"}
-_TRANSIENT_HINTS = ("could not serialize access", "concurrent update", "lock not available",
-                    "deadlock detected", "SerializationFailure", "LockNotAvailable")
 
 
-class OdooClient:
+class OdooClient(OdooRpc):
     """An authenticated JSON-RPC session against one Odoo database."""
+
+    protocol = "jsonrpc"
 
     def __init__(self, url: str, database: str, login: str, api_key: str,
                  timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -43,8 +43,7 @@ class OdooClient:
         self.uid: int | None = None
         self.server_version: str | None = None
         self._ids = itertools.count(1)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport,
-                                       headers={"User-Agent": "linebridge"})
+        self._http = new_http(timeout, transport)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -53,22 +52,17 @@ class OdooClient:
         """One JSON-RPC call; returns `result` (None when absent) or raises a DeliveryError."""
         body = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),
                 "params": {"service": service, "method": method, "args": list(args)}}
-        try:
-            resp = await self._http.post(f"{self.url}/jsonrpc", json=body)
-        except httpx.TimeoutException as exc:
-            raise TransientDeliveryError(f"timeout calling {service}.{method} at {self.url}: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            raise TransientDeliveryError(f"cannot reach Odoo at {self.url}: {exc!r}") from exc
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise TransientDeliveryError(f"HTTP {resp.status_code} from {self.url}/jsonrpc")
-        if resp.status_code == 404:
-            raise AuthDeliveryError(f"HTTP 404 from {self.url}/jsonrpc: is this an Odoo server?")
+        what = f"{service}.{method}"
+        resp = await send(self._http, "POST", f"{self.url}/jsonrpc", what, json=body)
         if resp.status_code != 200:
-            raise PermanentDeliveryError(f"HTTP {resp.status_code} from {self.url}/jsonrpc: {resp.text[:200]}")
+            raise not_odoo_reply(resp, what)
         try:
             reply = resp.json()
         except ValueError as exc:
-            raise TransientDeliveryError(f"non-JSON reply from {self.url}/jsonrpc: {resp.text[:200]!r}") from exc
+            raise TransientDeliveryError(f"non-JSON reply (HTTP 200) from {self.url}/jsonrpc ({what}): "
+                                         f"{excerpt(resp)!r}") from exc
+        if not isinstance(reply, dict):
+            raise TransientDeliveryError(f"unexpected JSON-RPC reply from {self.url}/jsonrpc: {excerpt(resp)!r}")
         if "error" in reply:
             raise classify(reply["error"])
         return reply.get("result")
@@ -102,8 +96,8 @@ def classify(error: dict[str, Any]) -> Exception:
     name = data.get("name") or "unknown"
     message = data.get("message") or error.get("message") or "Odoo error"
     text = f"{name}: {message}"
+    if is_transient_name(name, message):  # before _PAUSE: a SerializationFailure is an OperationalError
+        return TransientDeliveryError(text, remote_name=name)
     if name in _PAUSE:
         return AuthDeliveryError(text, remote_name=name)
-    if any(h in text for h in _TRANSIENT_HINTS):
-        return TransientDeliveryError(text, remote_name=name)
     return PermanentDeliveryError(text, remote_name=name)

@@ -23,7 +23,7 @@ from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
 from gateway.errors import AuthDeliveryError, DeliveryError
 from gateway.sinks.odoo.batch import Outcome
-from gateway.sinks.odoo.client import OdooClient
+from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.downtime import DowntimePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
@@ -58,7 +58,8 @@ class OdooSink:
         self.name = cfg.name
         self.store = store
         self.wake = wake or asyncio.Event()
-        self.raw_client = client or OdooClient(cfg.url, cfg.database, cfg.login, cfg.api_key, cfg.timeout)
+        self.raw_client = client or LazyClient(cfg.url, cfg.database, cfg.login, cfg.api_key, cfg.timeout,
+                                               cfg.protocol)
         self.client = PacedClient(self.raw_client, cfg.rate, cfg.max_in_flight)
         self.md = MasterData(self.client)
         self.production = ProductionPoster(self.client, self.md, store, self.name)

@@ -2,17 +2,24 @@
 
 Owns only the assembly; each module of this package defines one Odoo app's
 models (``base``: users, groups, external ids, products, calendars; ``mrp``;
-``maintenance``; ``stock``) with Odoo 17's field names, labels and rules.
+``maintenance``; ``stock``; ``mail``) with Odoo 17's field names, labels and
+rules, and the per-version variants (16's stock.move, 18+'s product.product).
 """
 from __future__ import annotations
 
 from ..orm import BaseModel
-from . import base, maintenance, mrp, stock
+from ..versions import DEFAULT, OdooVersion
+from . import base, mail, maintenance, mrp, stock
 
 
-def build_registry() -> dict[str, type[BaseModel]]:
-    """All model classes by their Odoo name."""
-    classes = [obj for module in (base, mrp, maintenance, stock) for obj in vars(module).values()
+def build_registry(version: OdooVersion = DEFAULT) -> dict[str, type[BaseModel]]:
+    """All model classes by their Odoo name, as the given Odoo series has them."""
+    classes = [obj for module in (base, mrp, maintenance, stock, mail) for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel
                and obj.__module__ == module.__name__]
-    return {cls._name: cls for cls in classes}
+    registry = {cls._name: cls for cls in classes}
+    if version.move_uses_quantity_done:
+        registry["stock.move"] = stock.move_model_16()
+    if version.product_has_is_storable:
+        registry["product.product"] = base.product_model_18()
+    return registry

@@ -2,8 +2,11 @@
 
 res.users keeps a salted hash of each password beside the record (never a
 field, never readable); the admin's password is the sandbox's API key and is
-checked in ``service.py``.  product.product carries a simple on-hand quantity
-from stock.quant so scrap validation can find a shortage.
+checked in ``service.py``.  ``res.users.context_get`` answers lang, tz and uid
+(how a JSON-2 client learns who its API key is).  ir.model.data keeps Odoo's
+unique index on (module, name).  product.product carries a simple on-hand
+quantity from stock.quant so scrap validation can find a shortage; from Odoo 18
+storable goods are type 'consu' with ``is_storable`` (``product_model_18``).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import ValidationError, unique_violation
 from ..fields import Boolean, Char, Float, Integer, Many2many, Selection
 from ..orm import BaseModel, api_model
 from .groups import ACCESS_RIGHTS, INTERNAL, SETTINGS, STOCK_ADMIN, acl
@@ -64,6 +67,11 @@ class ResUsers(BaseModel):
         if len(logins) != len(set(logins)):
             raise ValidationError("The operation cannot be completed: You can not have two users with the same login !")
 
+    @api_model
+    def context_get(self) -> dict[str, Any]:
+        row = self.env.db.tables.get("res.users", {}).get(self.env.uid) or {}
+        return {"lang": "en_US", "tz": row.get("tz") or False, "uid": self.env.uid}
+
 
 class IrModelData(BaseModel):
     _name = "ir.model.data"
@@ -80,6 +88,16 @@ class IrModelData(BaseModel):
 
     def _compute_complete_name(self) -> str:
         return "%s.%s" % (self._get("module"), self._get("name")) if self._get("module") else self._get("name")
+
+    def _after_write(self) -> None:
+        # ir_model_data_module_name_uniq_index (IrModelData._auto_init), not an _sql_constraint:
+        # Odoo 17's retrying() reports PostgreSQL's own text in a ValidationError
+        seen: dict[tuple[str, str], int] = {}
+        for rid, row in sorted(self._table.items()):
+            key = (row.get("module"), row.get("name"))
+            if key in seen:
+                raise unique_violation("ir_model_data_module_name_uniq_index", "module, name", "%s, %s" % key)
+            seen[key] = rid
 
     @api_model
     def check_object_reference(self, module: str, xml_id: str, raise_on_access_error: bool = False) -> list:
@@ -119,3 +137,33 @@ class ProductProduct(BaseModel):
 
     def _compute_qty_available(self) -> float:
         return self.env["stock.quant"].sudo()._quantity(self.id, None)
+
+    def _is_storable(self) -> bool:
+        if "is_storable" in self._fields:
+            return bool(self._get("is_storable"))
+        return self._get("type") == "product"
+
+
+def product_model_18() -> type[ProductProduct]:
+    """product.product of Odoo 18+: 'Goods' (consu) with a 'Track Inventory' flag instead of 'product'."""
+    model = type("product.product", (ProductProduct,), {
+        "__module__": __name__,
+        "type": Selection([("consu", "Goods"), ("service", "Service"), ("combo", "Combo")], "Product Type",
+                          default="consu", required=True),
+        "is_storable": Boolean("Track Inventory", default=False)})
+    return model
+
+
+class IrModuleModule(BaseModel):
+    """The installed apps, as `linebridge odoo check` asks for them (state 'installed')."""
+
+    _name = "ir.module.module"
+    _description = "Module"
+    _order = "name"
+    _access = acl([INTERNAL], [SETTINGS])
+    name = Char("Technical Name", required=True)
+    shortdesc = Char("Module Name")
+    state = Selection([("uninstallable", "Uninstallable"), ("uninstalled", "Not Installed"),
+                       ("installed", "Installed"), ("to upgrade", "To be upgraded"),
+                       ("to remove", "To be removed"), ("to install", "To be installed")],
+                      "Status", default="uninstalled")

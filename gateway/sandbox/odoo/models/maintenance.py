@@ -1,4 +1,8 @@
-"""Maintenance models: equipment, stages and maintenance requests (Odoo 17 maintenance + mrp_maintenance)."""
+"""Maintenance models: equipment, stages and maintenance requests (Odoo 17 maintenance + mrp_maintenance).
+
+A request's stage decides whether it is done (Repaired and Scrap are); moving it
+to a done stage sets ``close_date``.  Equipment and requests have a chatter.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,9 +10,10 @@ from typing import Any
 from ..fields import Boolean, Char, Date, Datetime, Float, Html, Integer, Many2one, One2many, Selection, today_string
 from ..orm import BaseModel
 from .groups import INTERNAL, MAINTENANCE_ADMIN, acl
+from .mail import MailThread
 
 
-class MaintenanceEquipment(BaseModel):
+class MaintenanceEquipment(MailThread, BaseModel):
     _name = "maintenance.equipment"
     _description = "Maintenance Equipment"
     _order = "name, id"
@@ -41,7 +46,7 @@ def _first_stage(env: Any) -> int | bool:
     return stages.id if stages else False
 
 
-class MaintenanceRequest(BaseModel):
+class MaintenanceRequest(MailThread, BaseModel):
     _name = "maintenance.request"
     _description = "Maintenance Request"
     _order = "id desc"

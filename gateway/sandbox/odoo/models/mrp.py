@@ -19,6 +19,8 @@ from ..fields import (Boolean, Char, Datetime, Float, Integer, Many2one, One2man
                       now_string, to_datetime)
 from ..orm import BaseModel
 from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_USER, acl
+from .mail import MailThread
+from .stock import consume, consumed, done_quantity
 
 MRP_READ = [STOCK_USER, MRP_ADMIN, MRP_USER]
 PRODUCTIVE = ("productive", "performance")
@@ -107,7 +109,7 @@ STATES = [("draft", "Draft"), ("confirmed", "Confirmed"), ("progress", "In Progr
           ("to_close", "To Close"), ("done", "Done"), ("cancel", "Cancelled")]
 
 
-class MrpProduction(BaseModel):
+class MrpProduction(MailThread, BaseModel):
     _name = "mrp.production"
     _description = "Production Order"
     _order = "priority desc, date_start asc, id"
@@ -143,7 +145,7 @@ class MrpProduction(BaseModel):
         qty, total = self._get("qty_producing"), self._get("product_qty") or 1.0
         for move in self.env["stock.move"].sudo().browse(self._get("move_raw_ids")):
             if move._get("state") not in ("done", "cancel"):
-                move.write({"quantity": move._get("product_uom_qty") * qty / total, "picked": True})
+                consume(move, move._get("product_uom_qty") * qty / total)
 
     def button_mark_done(self) -> Any:
         ctx = self.env.context
@@ -197,9 +199,16 @@ class MrpProduction(BaseModel):
         return bo.id
 
     def _finish(self, produced: float, backordered: bool) -> None:
+        quants = self.env["stock.quant"].sudo()
         for move in self.env["stock.move"].sudo().browse(self._get("move_raw_ids")):
-            if move._get("state") not in ("done", "cancel"):
-                move.write({"state": "done"} if move._get("picked") else {"state": "cancel", "quantity": 0.0})
+            if move._get("state") in ("done", "cancel"):
+                continue
+            if consumed(move):
+                move.write({"state": "done"})
+                quants._update(move._get("product_id"), move._get("location_id"), -done_quantity(move))
+            else:
+                qty_field = "quantity_done" if "quantity_done" in move._fields else "quantity"
+                move.write({"state": "cancel", qty_field: 0.0})
         self.env["stock.quant"].sudo()._update(self._get("product_id"), None, produced)
         for wo in self.env["mrp.workorder"].browse(self._get("workorder_ids")):
             if wo._get("state") not in ("done", "cancel"):

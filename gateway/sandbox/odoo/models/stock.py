@@ -2,7 +2,10 @@
 
 Quantities on hand are kept per product and internal location in stock.quant;
 a scrap of a storable product with too little stock answers with Odoo's
-'Insufficient Quantity To Scrap' wizard action and stays draft.
+'Insufficient Quantity To Scrap' wizard action and stays draft.  The quantity
+a move consumes is ``quantity`` + ``picked`` from Odoo 17 and ``quantity_done``
+in Odoo 16 (``move_model_16``); ``consume``/``consumed`` hide the difference
+from the other models.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from ..errors import UserError
 from ..fields import Boolean, Char, Datetime, Float, Many2one, One2many, Selection, now_string
 from ..orm import BaseModel
 from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_ADMIN, STOCK_USER, acl
+from .mail import MailThread
 
 STOCK = [STOCK_USER, MRP_USER, MRP_ADMIN]
 
@@ -88,6 +92,40 @@ class StockMove(BaseModel):
     raw_material_production_id = Many2one("mrp.production", "Production Order for components")
     production_id = Many2one("mrp.production", "Production Order for finished products")
     date = Datetime("Date Scheduled", default=now_string)
+    unit_factor = Float("Unit Factor", compute="_compute_unit_factor")
+
+    def _compute_unit_factor(self) -> float:
+        """Demand per unit still to produce (mrp's stock.move._compute_unit_factor)."""
+        mo_id = self._get("raw_material_production_id") or self._get("production_id")
+        mo = self.env["mrp.production"].sudo().browse(mo_id)
+        if not mo_id or not mo.exists():
+            return 1.0
+        remaining = mo._get("product_qty") - mo._get("qty_produced")
+        return self._get("product_uom_qty") / remaining if remaining else 1.0
+
+
+def move_model_16() -> type[StockMove]:
+    """stock.move of Odoo 16: one ``quantity_done``, no ``quantity`` nor ``picked``."""
+    model = type("stock.move", (StockMove,), {"__module__": __name__,
+                                               "quantity_done": Float("Quantity Done")})
+    model._fields = {k: v for k, v in model._fields.items() if k not in ("quantity", "picked")}
+    return model
+
+
+def consumed(move: BaseModel) -> bool:
+    """Whether a move's quantity counts when its order is done (16: a quantity done; 17+: picked)."""
+    if "quantity_done" in move._fields:
+        return move._get("quantity_done") > 0
+    return bool(move._get("picked"))
+
+
+def consume(move: BaseModel, qty: float) -> None:
+    """Record that ``qty`` of a move was used."""
+    move.write({"quantity_done": qty} if "quantity_done" in move._fields else {"quantity": qty, "picked": True})
+
+
+def done_quantity(move: BaseModel) -> float:
+    return move._get("quantity_done" if "quantity_done" in move._fields else "quantity")
 
 
 def _default_stock_location(env: Any) -> int | bool:
@@ -100,7 +138,7 @@ def _default_scrap_location(env: Any) -> int | bool:
     return locs.id if locs else False
 
 
-class StockScrap(BaseModel):
+class StockScrap(MailThread, BaseModel):
     _name = "stock.scrap"
     _description = "Scrap"
     _order = "id desc"
@@ -129,7 +167,7 @@ class StockScrap(BaseModel):
             raise UserError("You can only enter positive quantities.")
         product = self.env["product.product"].sudo().browse(self._get("product_id"))
         available = self.env["stock.quant"].sudo()._quantity(product.id, self._get("location_id"))
-        if product._get("type") == "product" and available < self._get("scrap_qty"):
+        if product._is_storable() and available < self._get("scrap_qty"):
             return {"name": product._display_name() + ": Insufficient Quantity To Scrap", "view_mode": "form",
                     "res_model": "stock.warn.insufficient.qty.scrap", "view_id": 630,
                     "type": "ir.actions.act_window",
@@ -143,10 +181,12 @@ class StockScrap(BaseModel):
     def do_scrap(self) -> bool:
         for scrap in self:
             qty = scrap._get("scrap_qty")
-            self.env["stock.move"].sudo().create({
+            move = self.env["stock.move"].sudo().create({
                 "name": scrap._get("name"), "product_id": scrap._get("product_id"), "product_uom_qty": qty,
-                "quantity": qty, "picked": True, "state": "done", "location_id": scrap._get("location_id"),
-                "location_dest_id": scrap._get("scrap_location_id"), "scrap_id": scrap.id})
+                "location_id": scrap._get("location_id"), "location_dest_id": scrap._get("scrap_location_id"),
+                "scrap_id": scrap.id})
+            consume(move, qty)
+            move.write({"state": "done"})
             self.env["stock.quant"].sudo()._update(scrap._get("product_id"), scrap._get("location_id"), -qty)
             scrap.write({"state": "done", "date_done": now_string(self.env)})
         return True

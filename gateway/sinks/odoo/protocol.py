@@ -1,0 +1,233 @@
+"""What every Odoo wire offers the sink, the errors they share, and choosing a wire.
+
+Owns the common async interface (:class:`OdooRpc`: ``version``,
+``authenticate``, ``execute_kw``, ``close``, with XML-RPC/JSON-RPC positional
+``args``), the HTTP helpers every client uses so that network failures,
+timeouts and replies that are not Odoo's (a proxy's HTML 502 page) classify the
+same way, :class:`UnknownOutcomeError`, and :func:`connect`, which picks
+JSON-RPC, XML-RPC or JSON-2 (``auto``: JSON-2 from Odoo 19, else JSON-RPC).
+The wires themselves live in ``client.py`` (JSON-RPC), ``xmlrpc.py`` and
+``json2.py``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import httpx
+
+from gateway.errors import AuthDeliveryError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+log = logging.getLogger("linebridge.sinks.odoo")
+
+PROTOCOLS = ("jsonrpc", "xmlrpc", "json2", "auto")
+# PostgreSQL concurrency failures that survived Odoo's own retries: trying again later helps
+TRANSIENT_NAMES = {"psycopg2.errors.SerializationFailure", "psycopg2.errors.LockNotAvailable",
+                   "psycopg2.errors.DeadlockDetected", "psycopg2.extensions.TransactionRollbackError",
+                   "odoo.exceptions.ConcurrencyError", "odoo.exceptions.LockError"}
+TRANSIENT_HINTS = ("could not serialize access", "concurrent update", "lock not available",
+                   "deadlock detected", "SerializationFailure", "LockNotAvailable", "DeadlockDetected")
+
+
+class UnknownOutcomeError(DeliveryError):
+    """The call ran and committed in Odoo, but its result could not be delivered to us.
+
+    XML-RPC cannot carry None: a method returning None (``set_qty_producing``, a
+    ``button_mark_done`` whose action holds a None) commits its transaction and
+    only then faults with 'cannot marshal None'.  Retrying blindly may apply the
+    change twice.  The sink must reconcile first: read the record back, or look
+    the event's external id up, and only then decide whether anything is left to
+    do.  Retryable in that sense (the event is not dead), but not as-is.
+    """
+
+    retryable = True
+
+
+class OdooRpc:
+    """An authenticated session against one Odoo database, whatever the wire.
+
+    ``execute_kw(model, method, args, kwargs)`` takes ``args`` as XML-RPC and
+    JSON-RPC do (record ids first for record methods) and answers what
+    ``execute_kw`` over JSON-RPC answers; errors are DeliveryErrors.
+    """
+
+    protocol = "?"
+    uid: int | None = None
+
+    async def version(self) -> dict[str, Any]:
+        """At least ``server_version`` and ``server_version_info``."""
+        raise NotImplementedError
+
+    async def authenticate(self) -> int:
+        raise NotImplementedError
+
+    async def execute_kw(self, model: str, method: str, args: list[Any],
+                         kwargs: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> "OdooRpc":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+def new_http(timeout: float, transport: httpx.AsyncBaseTransport | None = None,
+             headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """The HTTP client of one Odoo session: one timeout for connect, write, read and pool."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport,
+                             headers={"User-Agent": "linebridge", **(headers or {})})
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
+    """One HTTP request; network errors and timeouts become TransientDeliveryError."""
+    try:
+        return await http.request(method, url, **kw)
+    except httpx.TimeoutException as exc:
+        raise TransientDeliveryError(f"timeout calling {what} at {url}: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        raise TransientDeliveryError(f"cannot reach Odoo at {url} ({what}): {exc!r}") from exc
+
+
+def excerpt(resp: httpx.Response, limit: int = 160) -> str:
+    """The start of a reply's body on one line (HTML tags dropped), for error messages."""
+    text = re.sub(r"<[^>]+>", " ", resp.text[:2000])
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def not_odoo_reply(resp: httpx.Response, what: str) -> DeliveryError:
+    """A reply that is not the expected Odoo format: status and a short body excerpt.
+
+    429 and 5xx pages (a proxy in front of a stopped or overloaded Odoo) and a 200 that is not
+    what Odoo sends are transient; a 404 means a wrong URL or wire (a person must act: pause);
+    any other 4xx page is a request Odoo will refuse again (permanent).
+    """
+    text = f"HTTP {resp.status_code} from {resp.request.url} ({what}), not an Odoo reply: {excerpt(resp)!r}"
+    if resp.status_code == 404:
+        return AuthDeliveryError(text + " (wrong URL, or this Odoo does not serve that API?)")
+    if 400 <= resp.status_code < 500 and resp.status_code != 429:
+        return PermanentDeliveryError(text)
+    return TransientDeliveryError(text)
+
+
+def is_transient_name(name: str, message: str = "") -> bool:
+    return name in TRANSIENT_NAMES or any(h in f"{name}: {message}" for h in TRANSIENT_HINTS)
+
+
+def major_of(info: dict[str, Any]) -> int:
+    """The major version from common.version or /web/version ('saas~18.2' counts as 18)."""
+    vinfo = info.get("server_version_info") or info.get("version_info")
+    if isinstance(vinfo, list) and vinfo and isinstance(vinfo[0], int):
+        return vinfo[0]
+    text = str(info.get("server_version") or info.get("version") or "")
+    match = re.search(r"(\d+)", text)
+    if not match:
+        raise PermanentDeliveryError(f"cannot read an Odoo version from {info!r}")
+    return int(match.group(1))
+
+
+async def detect_version(url: str, timeout: float = 10.0,
+                         transport: httpx.AsyncBaseTransport | None = None) -> tuple[int, dict[str, Any]]:
+    """(major, info): ``GET /web/version``, or JSON-RPC ``common.version`` where that route is missing."""
+    url = url.rstrip("/")
+    async with new_http(timeout, transport) as http:
+        resp = await send(http, "GET", f"{url}/web/version", "GET /web/version")
+        if resp.status_code == 200:
+            try:
+                info = resp.json()
+            except ValueError:
+                info = None
+            if isinstance(info, dict) and ("version" in info or "version_info" in info):
+                return major_of(info), info
+        elif resp.status_code == 429 or resp.status_code >= 500:
+            raise not_odoo_reply(resp, "GET /web/version")
+    from gateway.sinks.odoo.client import OdooClient
+    probe = OdooClient(url, "", "", "", timeout=timeout, transport=transport)
+    try:
+        info = await probe.version()
+    finally:
+        await probe.close()
+    return major_of(info), info
+
+
+async def connect(url: str, database: str, login: str, api_key: str, timeout: float = 10.0,
+                  protocol: str = "auto", transport: httpx.AsyncBaseTransport | None = None
+                  ) -> tuple[OdooRpc, int]:
+    """An Odoo client for ``protocol`` and the server's major version.
+
+    ``auto`` asks the version first and picks ``json2`` for Odoo 19 and later, ``jsonrpc``
+    before.  The client is not authenticated yet (``execute_kw`` does it on first use).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown Odoo protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    major, _info = await detect_version(url, timeout, transport)
+    if protocol == "auto":
+        protocol = "json2" if major >= 19 else "jsonrpc"
+    if protocol == "json2" and major < 19:
+        raise AuthDeliveryError(f"Odoo {major} at {url} has no JSON-2 API (Odoo 19 and later): "
+                                "use protocol jsonrpc or xmlrpc")
+    if protocol == "json2":
+        from gateway.sinks.odoo.json2 import Json2Client
+        client: OdooRpc = Json2Client(url, database, login, api_key, timeout=timeout, transport=transport)
+    elif protocol == "xmlrpc":
+        from gateway.sinks.odoo.xmlrpc import XmlRpcClient
+        client = XmlRpcClient(url, database, login, api_key, timeout=timeout, transport=transport)
+    else:
+        from gateway.sinks.odoo.client import OdooClient
+        client = OdooClient(url, database, login, api_key, timeout=timeout, transport=transport)
+    log.info("event=odoo_protocol url=%s version=%s protocol=%s", url, major, protocol)
+    return client, major
+
+
+class LazyClient(OdooRpc):
+    """The wire chosen on first use: ``connect`` runs then, so a sink can start while Odoo is down.
+
+    Every method delegates to the connected client; ``close`` drops it, and the
+    next call connects (and detects the version) again.
+    """
+
+    def __init__(self, url: str, database: str, login: str, api_key: str, timeout: float = 10.0,
+                 protocol: str = "auto", transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown Odoo protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        self._args = (url, database, login, api_key, timeout, protocol, transport)
+        self._client: OdooRpc | None = None
+        self.major: int | None = None
+
+    async def _get(self) -> OdooRpc:
+        if self._client is None:
+            self._client, self.major = await connect(*self._args)
+        return self._client
+
+    @property
+    def protocol(self) -> str:  # type: ignore[override]
+        return self._client.protocol if self._client else self._args[5]
+
+    @property
+    def uid(self) -> int | None:  # type: ignore[override]
+        return self._client.uid if self._client else None
+
+    @uid.setter
+    def uid(self, value: int | None) -> None:
+        if self._client is not None:
+            self._client.uid = value
+
+    async def version(self) -> dict[str, Any]:
+        return await (await self._get()).version()
+
+    async def authenticate(self) -> int:
+        return await (await self._get()).authenticate()
+
+    async def execute_kw(self, model: str, method: str, args: list[Any],
+                         kwargs: dict[str, Any] | None = None) -> Any:
+        return await (await self._get()).execute_kw(model, method, args, kwargs)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()

@@ -1,0 +1,108 @@
+"""Every event kind over every wire: JSON-RPC and XML-RPC on Odoo 16/17, JSON-2 on 19; and `odoo check`."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+from gateway.config import AlarmCode, OdooSinkConfig
+from gateway.demo import demo_config_text
+from gateway.events import Event, event_id
+from gateway.sandbox.odoo import OdooSandbox
+from gateway.sinks.odoo import OdooClient, OdooSink
+from store.queue import Store
+
+CTX = {"machine": "CNC-01", "work_center": "CNC-01", "equipment": "CNC-01"}
+
+
+def _ev(kind: str, key: str, data: dict, ts: str = "2026-11-23T07:00:00.000Z") -> dict:
+    return Event(id=event_id("gw", "cnc01/x", key), kind=kind, ts=ts, gateway="gw",
+                 source={"device": "cnc01", "tag": "x"}, data=data, context=dict(CTX)).to_dict()
+
+
+@pytest.mark.parametrize("version,protocol,expected", [
+    ("16.0", "xmlrpc", "xmlrpc"), ("17.0", "auto", "jsonrpc"), ("17.0", "xmlrpc", "xmlrpc"),
+    ("19.0", "auto", "json2"), ("19.0", "jsonrpc", "jsonrpc")])
+def test_each_kind_lands_once_whatever_the_wire(tmp_path, version, protocol, expected):
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="k", version=version)
+    sb.start()
+    try:
+        store = Store(tmp_path / "s", sinks=["odoo"])
+        start = _ev("downtime_start", "d", {"code": 101})
+        events = [_ev("production", "p1", {"quantity": 3}), _ev("production", "p2", {"quantity": 4}),
+                  _ev("scrap", "s", {"quantity": 1}), _ev("alarm", "a", {"code": 101}), start,
+                  _ev("downtime_end", "e", {"code": 101, "start_event_id": start["id"]},
+                      ts="2026-11-23T07:30:00.000Z")]
+        store.append(events)
+        cfg = OdooSinkConfig("odoo", sb.url, "sandbox", "admin", "k", protocol=protocol, timeout=5.0,
+                             rate=500.0, alarm_codes={101: AlarmCode("Spindle overload", "3")})
+
+        async def go():
+            sink = OdooSink(cfg, store)
+            batch = store.read("odoo")
+            real_ack, store.ack = store.ack, lambda *a, **k: None
+            await sink.deliver(batch)  # delivered, then "crashed" before the ack
+            store.ack = real_ack
+            await sink.deliver(batch)  # the same batch again after the restart
+            used = sink.raw_client.protocol
+            await sink.raw_client.close()
+            c = OdooClient(sb.url, "sandbox", "admin", "k")
+            try:
+                wo = await c.execute_kw("mrp.workorder", "search_read", [[]], {"fields": ["qty_producing"]})
+                scraps = await c.execute_kw("stock.scrap", "search_read", [[]], {"fields": ["state"]})
+                reqs = await c.execute_kw("maintenance.request", "search_count", [[]])
+                logs = await c.execute_kw("mrp.workcenter.productivity", "search_read", [[]],
+                                          {"fields": ["date_end"]})
+            finally:
+                await c.close()
+            return used, sink.stats, wo, scraps, reqs, logs
+
+        used, stats, wo, scraps, reqs, logs = asyncio.run(go())
+    finally:
+        sb.stop()
+    assert used == expected
+    assert stats.dead_lettered == 0 and store.backlog("odoo") == 0
+    assert wo[0]["qty_producing"] == 7.0
+    assert [s["state"] for s in scraps] == ["done"] and reqs == 1
+    assert [lg["date_end"] for lg in logs] == ["2026-11-23 07:30:00"]
+
+
+def _check(tmp_path, config: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "plant.toml"
+    path.write_text(config)
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "odoo", "check", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_odoo_check_passes_on_the_demo_setup_and_names_each_blocker(tmp_path):
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="admin")
+    sb.start()
+    try:
+        good = demo_config_text().replace("http://127.0.0.1:8069", sb.url)
+        out = _check(tmp_path, good)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "OK      login 'admin' on database 'sandbox' accepted" in out.stdout
+        assert "OK      app maintenance installed" in out.stdout
+        assert "OK      mrp.workorder: read, write allowed" in out.stdout
+        assert out.stdout.strip().endswith("ready: no blockers")
+
+        bad = (good.replace('work_center = "CNC-01"', 'work_center = "CNC-99"')
+               .replace('scrap_location = "WH/Stock"', 'scrap_location = "WH/Nowhere"'))
+        out = _check(tmp_path, bad)
+        assert out.returncode == 1
+        assert "BLOCKER machine CNC-01: no work center with code 'CNC-99' in Odoo" in out.stdout
+        assert "BLOCKER no stock location 'WH/Nowhere' in Odoo" in out.stdout
+
+        viewer = good.replace('login = "admin"', 'login = "viewer"').replace('api_key = "admin"', 'api_key = "viewer"')
+        out = _check(tmp_path, viewer)
+        assert out.returncode == 1 and "BLOCKER mrp.workorder: the integration user may not read, write" in out.stdout
+
+        wrong = good.replace('api_key = "admin"', 'api_key = "nope"')
+        out = _check(tmp_path, wrong)
+        assert out.returncode == 1 and "BLOCKER login 'admin' on database 'sandbox'" in out.stdout
+    finally:
+        sb.stop()
+    out = _check(tmp_path, good)
+    assert out.returncode == 1 and "BLOCKER cannot reach Odoo" in out.stdout
