@@ -106,3 +106,70 @@ def test_odoo_check_passes_on_the_demo_setup_and_names_each_blocker(tmp_path):
         sb.stop()
     out = _check(tmp_path, good)
     assert out.returncode == 1 and "BLOCKER cannot reach Odoo" in out.stdout
+
+
+@pytest.mark.parametrize("version,field", [("16.0", "quantity_done"), ("17.0", "quantity"), ("19.0", "quantity")])
+def test_consumption_sets_the_component_move_absolutely_and_once(tmp_path, version, field):
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="k", version=version)
+    sb.start()
+    try:
+        store = Store(tmp_path / "s", sinks=["odoo"])
+        store.append([_ev("consumption", "c1", {"material": "STEEL-BAR", "quantity": 2.5, "unit": "kg"}),
+                      _ev("consumption", "c2", {"material": "STEEL-BAR", "quantity": 1.5, "unit": "kg"}),
+                      _ev("consumption", "c3", {"material": "NOPE", "quantity": 1})])
+        cfg = OdooSinkConfig("odoo", sb.url, "sandbox", "admin", "k", timeout=5.0, rate=500.0)
+
+        async def go():
+            sink = OdooSink(cfg, store)
+            batch = store.read("odoo")
+            real_ack, store.ack = store.ack, lambda *a, **k: None
+            await sink.deliver(batch)
+            store.ack = real_ack
+            await sink.deliver(batch)
+            await sink.raw_client.close()
+            c = OdooClient(sb.url, "sandbox", "admin", "k")
+            try:
+                (pid,) = await c.execute_kw("product.product", "search", [[["default_code", "=", "STEEL-BAR"]]])
+                return await c.execute_kw("stock.move", "search_read", [[["product_id", "=", pid]]],
+                                          {"fields": [field] + (["picked"] if field == "quantity" else [])})
+            finally:
+                await c.close()
+
+        (move,) = asyncio.run(go())
+    finally:
+        sb.stop()
+    assert move[field] == 4.0 and move.get("picked", True) is True
+    (letter,) = store.dead_letters("odoo")
+    assert "no product with internal reference 'NOPE'" in letter["error"]
+
+
+def test_a_quality_result_is_one_note_on_the_order_even_when_delivered_twice(tmp_path):
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="k")
+    sb.start()
+    try:
+        store = Store(tmp_path / "s", sinks=["odoo"])
+        store.append([_ev("quality_result", "q", {"characteristic": "bore diameter", "value": 12.07,
+                                                  "unit": "mm", "low": 11.95, "high": 12.05, "passed": False})])
+        cfg = OdooSinkConfig("odoo", sb.url, "sandbox", "admin", "k", timeout=5.0, rate=500.0)
+
+        async def go():
+            sink = OdooSink(cfg, store)
+            batch = store.read("odoo")
+            real_ack, store.ack = store.ack, lambda *a, **k: None
+            await sink.deliver(batch)
+            store.ack = real_ack
+            await sink.deliver(batch)
+            await sink.raw_client.close()
+            c = OdooClient(sb.url, "sandbox", "admin", "k")
+            try:
+                return await c.execute_kw("mail.message", "search_read",
+                                          [[["model", "=", "mrp.production"], ["body", "ilike", "Quality"]]],
+                                          {"fields": ["body", "res_id"]})
+            finally:
+                await c.close()
+
+        notes = asyncio.run(go())
+    finally:
+        sb.stop()
+    (n,) = notes
+    assert "Quality FAIL: bore diameter = 12.07 mm (limits 11.95 .. 12.05)" in n["body"] and n["res_id"] == 1

@@ -2,7 +2,7 @@
 
 It owns the delivery loop for one Odoo destination. A batch of stored events is
 handed, kind by kind, to the poster of that kind (production, scrap, downtime,
-maintenance), which batches its calls where Odoo accepts lists; the cursor, the
+maintenance, consumption, quality), which batches its calls where Odoo accepts lists; the cursor, the
 posters' state, the journal receipts and any dead letters are then committed in
 one store transaction. Calls are paced by a token bucket and a cap on calls in
 flight.
@@ -24,11 +24,13 @@ from gateway.config import OdooSinkConfig
 from gateway.errors import AuthDeliveryError, DeliveryError
 from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
+from gateway.sinks.odoo.consumption import ConsumptionPoster
 from gateway.sinks.odoo.downtime import DowntimePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
 from gateway.sinks.odoo.production import ProductionPoster
 from gateway.sinks.odoo.rate import PacedClient
+from gateway.sinks.odoo.quality import QualityPoster
 from gateway.sinks.odoo.scrap import ScrapPoster
 from store.queue import Store, Stored
 
@@ -66,7 +68,9 @@ class OdooSink:
         posters = [self.production,
                    ScrapPoster(self.client, self.md, self.name, cfg.scrap_location),
                    DowntimePoster(self.client, self.md, self.name, cfg.loss, cfg.alarm_codes),
-                   MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes)]
+                   MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes),
+                   ConsumptionPoster(self.client, self.md, store, self.name),
+                   QualityPoster(self.client, self.md, self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
 
