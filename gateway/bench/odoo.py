@@ -1,7 +1,7 @@
 """`linebridge bench odoo`: batched delivery against one call per event, on a sandbox it starts.
 
-Both runs push the same number of `downtime_start` events through the real
-Odoo sink into an in-memory Odoo sandbox on loopback: the naive run takes one
+Both runs push `downtime_start` events through the real Odoo sink into an
+in-memory Odoo sandbox running as its own process on loopback: the naive run takes one
 event per delivery pass (one `load` per event), the batched run takes up to
 `--batch` per pass (one `load` per batch). The ratio of the two rates is the
 figure; a second measurement appends alarm events one by one to a running sink
@@ -14,7 +14,10 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +25,6 @@ from typing import Any
 
 from gateway.config import OdooSinkConfig
 from gateway.events import Event, event_id
-from gateway.sandbox.odoo import OdooSandbox
 from gateway.sinks.odoo.sink import OdooSink
 from store.queue import Store
 
@@ -71,18 +73,37 @@ async def _latency(url: str, root: Path, samples: int) -> list[float]:
     return out
 
 
+def _start_sandbox() -> tuple[subprocess.Popen, str]:
+    """The sandbox in its own process, as Odoo would be: it must not share our interpreter's GIL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "odoo", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the Odoo sandbox did not start")
+
+
 def run(events: int = 2000, batch: int = 200, samples: int = 50) -> dict[str, Any]:
-    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="admin")
-    sb.start()
+    proc, url = _start_sandbox()
     try:
         with tempfile.TemporaryDirectory(prefix="linebridge-bench-odoo-") as tmp:
             root = Path(tmp)
             naive_n = max(1, events // 10)
-            naive = asyncio.run(_rate(sb.url, root, "naive", naive_n, 1))
-            batched = asyncio.run(_rate(sb.url, root, "batched", events, batch))
-            lat = sorted(asyncio.run(_latency(sb.url, root, samples)))
+            naive = asyncio.run(_rate(url, root, "naive", naive_n, 1))
+            batched = asyncio.run(_rate(url, root, "batched", events, batch))
+            lat = sorted(asyncio.run(_latency(url, root, samples)))
     finally:
-        sb.stop()
+        proc.terminate()
+        proc.wait(timeout=10)
     p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
     return {"events": events, "batch": batch, "naive_events": naive_n,
             "naive_events_per_s": round(naive, 1), "batched_events_per_s": round(batched, 1),
