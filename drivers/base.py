@@ -12,8 +12,12 @@ import abc
 import enum
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Protocol
+from dataclasses import dataclass
+import asyncio
+import inspect
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Quality(str, enum.Enum):
@@ -141,6 +145,40 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+class Stopped(Exception):
+    """`stop()` was called while a driver was waiting; the poll loop unwinds quietly."""
+
+
+async def bounded(awaitable: Awaitable[T], timeout: float | None, stop: asyncio.Event | None, *,
+                  keep_result: bool = False) -> T:
+    """Await with a timeout that also ends early, raising `Stopped`, once `stop` is set.
+
+    Every driver waits on I/O this way, so `stop()` is prompt even during a hung
+    read. When the awaitable and the stop finish together, stop wins, unless
+    `keep_result` (a lock that was acquired must be handed back to be released).
+    A timeout raises asyncio.TimeoutError; `timeout=None` waits without one.
+    """
+    if stop is None or stop.is_set():
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise Stopped()
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopper}, timeout=None if timeout is None else max(timeout, 0),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task in done and (keep_result or stopper not in done):
+            return task.result()
+        if stopper in done:  # stop() wins, even over a failure it caused itself
+            raise Stopped()
+        raise asyncio.TimeoutError()
+    finally:
+        for fut in (task, stopper):
+            if not fut.done():
+                fut.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
 
 
 class StateStore(Protocol):

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
-from drivers.base import Backoff, DriverHealth, Quality
+from drivers.base import Backoff, DriverHealth, Quality, Stopped, bounded
 from drivers.modbus.bus import Bus, BusConflict, attach, detach
 from drivers.modbus.config import ModbusDeviceConfig
 from drivers.modbus.link import LinkError
@@ -26,8 +25,7 @@ log = logging.getLogger("linebridge.drivers.modbus")
 T = TypeVar("T")
 
 
-class Stopped(Exception):
-    """stop() was called while the device was waiting."""
+__all__ = ["DeviceLine", "LineBusy", "Stopped"]
 
 
 class LineBusy(LinkError):
@@ -154,27 +152,5 @@ class DeviceLine:
 
     async def bounded(self, awaitable: Awaitable[T], timeout: float, *,
                       keep_result: bool = False) -> T:
-        """Await with a timeout that also ends early, with `Stopped`, when stop() is called.
-
-        When both finish at once, stop wins, unless `keep_result` (a lock that was
-        acquired must be handed back to be released).
-        """
-        if self._stop.is_set():
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()
-            raise Stopped()
-        task = asyncio.ensure_future(awaitable)
-        stopper = asyncio.ensure_future(self._stop.wait())
-        try:
-            done, _ = await asyncio.wait({task, stopper}, timeout=max(timeout, 0),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if task in done and (keep_result or stopper not in done):
-                return task.result()
-            if stopper in done:  # stop() wins, even over a failure it caused itself
-                raise Stopped()
-            raise asyncio.TimeoutError()
-        finally:
-            for fut in (task, stopper):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(task, stopper, return_exceptions=True)
+        """Await with a timeout that also ends early, with `Stopped`, when stop() is called."""
+        return await bounded(awaitable, timeout, self._stop, keep_result=keep_result)

@@ -20,7 +20,7 @@ import ssl
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-from drivers.base import Backoff, ConfigCollector, Driver, Quality, Sample
+from drivers.base import Backoff, ConfigCollector, Driver, Quality, Sample, Stopped, bounded
 from drivers.mqtt.config import MqttDeviceConfig, TopicConfig, parse_device
 from drivers.mqtt.link import Connected, Event, Link, Lost, Message, Refused, SubscribeFailed
 from drivers.mqtt.payload import MappedMessage, map_message
@@ -46,8 +46,7 @@ _REFUSAL_HINTS = {
 }
 
 
-class _Stopped(Exception):
-    """stop() was called while the driver was waiting."""
+_Stopped = Stopped
 
 
 class _Stale:
@@ -414,27 +413,8 @@ class MqttDriver(Driver):
     _next_delay: float = 0.0
 
     async def _bounded(self, awaitable: Awaitable[T], timeout: float | None) -> T:
-        """Await with an optional timeout that also ends early, with `_Stopped`, on stop()."""
-        stop = self._stop
-        if stop is None or stop.is_set():
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()
-            raise _Stopped()
-        task = asyncio.ensure_future(awaitable)
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            done, _ = await asyncio.wait({task, stopper}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                return task.result()
-            if stopper in done:
-                raise _Stopped()
-            raise asyncio.TimeoutError()
-        finally:
-            for fut in (task, stopper):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(task, stopper, return_exceptions=True)
+        """Await with a timeout that also ends early, with `Stopped`, when stop() is called."""
+        return await bounded(awaitable, timeout, self._stop)
 
 
 def _quote(text: str) -> str:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import serial
 
-from drivers.base import Backoff, ConfigCollector, Driver, Quality, Sample
+from drivers.base import Backoff, ConfigCollector, Driver, Quality, Sample, Stopped, bounded
 from drivers.serial.config import SerialDeviceConfig, parse_device
 from drivers.serial.framing import GarbageLine, Line, Overflow, decode_line, preview
 from drivers.serial.parsers import (BUSY, OVERLOAD, STABLE, UNDERLOAD, ScaleError,
@@ -40,8 +39,7 @@ _LONG_OPEN = 10.0
 _NOT_TRUSTED = {OVERLOAD, UNDERLOAD, BUSY}
 
 
-class _Stopped(Exception):
-    """stop() was called while the driver was waiting."""
+_Stopped = Stopped
 
 
 class SerialDriver(Driver):
@@ -379,23 +377,5 @@ class SerialDriver(Driver):
             return False
 
     async def _bounded(self, awaitable: Awaitable[T], timeout: float) -> T:
-        """Await with a timeout that also ends early, with `_Stopped`, when stop() is called."""
-        if self._stop.is_set():
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()
-            raise _Stopped()
-        task = asyncio.ensure_future(awaitable)
-        stopper = asyncio.ensure_future(self._stop.wait())
-        try:
-            done, _ = await asyncio.wait({task, stopper}, timeout=max(timeout, 0),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                return task.result()
-            if stopper in done:
-                raise _Stopped()
-            raise asyncio.TimeoutError()
-        finally:
-            for fut in (task, stopper):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(task, stopper, return_exceptions=True)
+        """Await with a timeout that also ends early, with `Stopped`, when stop() is called."""
+        return await bounded(awaitable, timeout, self._stop)
