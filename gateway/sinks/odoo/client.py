@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 
 from gateway.errors import AuthDeliveryError, PermanentDeliveryError, TransientDeliveryError
-from gateway.sinks.odoo.protocol import OdooRpc, excerpt, is_transient_name, new_http, not_odoo_reply, send
+from gateway.sinks.odoo.protocol import ServiceRpc, excerpt, is_transient_name, new_http, not_odoo_reply, send
 
 _PAUSE = {"odoo.exceptions.AccessDenied", "odoo.exceptions.AccessError", "psycopg2.OperationalError"}
 
 
-class OdooClient(OdooRpc):
+class OdooClient(ServiceRpc):
     """An authenticated JSON-RPC session against one Odoo database."""
 
     protocol = "jsonrpc"
@@ -66,28 +66,6 @@ class OdooClient(OdooRpc):
         if "error" in reply:
             raise classify(reply["error"])
         return reply.get("result")
-
-    async def version(self) -> dict[str, Any]:
-        info = await self.call("common", "version")
-        self.server_version = info.get("server_version") if isinstance(info, dict) else None
-        return info
-
-    async def authenticate(self) -> int:
-        uid = await self.call("common", "authenticate", self.database, self.login, self._key, {})
-        if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
-            raise AuthDeliveryError(f"Odoo refused login {self.login!r} on database {self.database!r} "
-                                    "(wrong login or API key)", remote_name="odoo.exceptions.AccessDenied")
-        self.uid = uid
-        return uid
-
-    async def execute_kw(self, model: str, method: str, args: list[Any],
-                         kwargs: dict[str, Any] | None = None) -> Any:
-        if self.uid is None:
-            await self.authenticate()
-        call_args: list[Any] = [self.database, self.uid, self._key, model, method, args]
-        if kwargs:
-            call_args.append(kwargs)
-        return await self.call("object", "execute_kw", *call_args)
 
 
 def classify(error: dict[str, Any]) -> Exception:

@@ -76,6 +76,44 @@ class OdooRpc:
         await self.close()
 
 
+class ServiceRpc(OdooRpc):
+    """The `common` / `object` services both JSON-RPC and XML-RPC expose; subclasses give `call`.
+
+    ``authenticate`` takes the API key as the password; a false uid is a refusal,
+    not a uid. ``execute_kw`` authenticates on first use.
+    """
+
+    database: str
+    login: str
+    _key: str
+    server_version: str | None = None
+
+    async def call(self, service: str, method: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def version(self) -> dict[str, Any]:
+        info = await self.call("common", "version")
+        self.server_version = info.get("server_version") if isinstance(info, dict) else None
+        return info
+
+    async def authenticate(self) -> int:
+        uid = await self.call("common", "authenticate", self.database, self.login, self._key, {})
+        if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
+            raise AuthDeliveryError(f"Odoo refused login {self.login!r} on database {self.database!r} "
+                                    "(wrong login or API key)", remote_name="odoo.exceptions.AccessDenied")
+        self.uid = uid
+        return uid
+
+    async def execute_kw(self, model: str, method: str, args: list[Any],
+                         kwargs: dict[str, Any] | None = None) -> Any:
+        if self.uid is None:
+            await self.authenticate()
+        params: list[Any] = [self.database, self.uid, self._key, model, method, args]
+        if kwargs:
+            params.append(kwargs)
+        return await self.call("object", "execute_kw", *params)
+
+
 def new_http(timeout: float, transport: httpx.AsyncBaseTransport | None = None,
              headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     """The HTTP client of one Odoo session: one timeout for connect, write, read and pool."""

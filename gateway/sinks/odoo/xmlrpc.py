@@ -24,14 +24,14 @@ from typing import Any
 import httpx
 
 from gateway.errors import AuthDeliveryError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from gateway.sinks.odoo.protocol import (OdooRpc, UnknownOutcomeError, excerpt, is_transient_name, new_http,
+from gateway.sinks.odoo.protocol import (ServiceRpc, UnknownOutcomeError, excerpt, is_transient_name, new_http,
                                          not_odoo_reply, send)
 
 FAULT_APPLICATION_ERROR, FAULT_WARNING, FAULT_ACCESS_DENIED, FAULT_ACCESS_ERROR = 1, 2, 3, 4
 _NONE_FAULT = "cannot marshal None"
 
 
-class XmlRpcClient(OdooRpc):
+class XmlRpcClient(ServiceRpc):
     """An authenticated XML-RPC session against one Odoo database."""
 
     protocol = "xmlrpc"
@@ -65,28 +65,6 @@ class XmlRpcClient(OdooRpc):
             raise TransientDeliveryError(f"HTTP {resp.status_code} from {url} ({what}) is not an XML-RPC reply: "
                                          f"{excerpt(resp)!r}") from exc
         return result
-
-    async def version(self) -> dict[str, Any]:
-        info = await self.call("common", "version")
-        self.server_version = info.get("server_version") if isinstance(info, dict) else None
-        return info
-
-    async def authenticate(self) -> int:
-        uid = await self.call("common", "authenticate", self.database, self.login, self._key, {})
-        if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
-            raise AuthDeliveryError(f"Odoo refused login {self.login!r} on database {self.database!r} "
-                                    "(wrong login or API key)", remote_name="odoo.exceptions.AccessDenied")
-        self.uid = uid
-        return uid
-
-    async def execute_kw(self, model: str, method: str, args: list[Any],
-                         kwargs: dict[str, Any] | None = None) -> Any:
-        if self.uid is None:
-            await self.authenticate()
-        params: list[Any] = [self.database, self.uid, self._key, model, method, args]
-        if kwargs:
-            params.append(kwargs)
-        return await self.call("object", "execute_kw", *params)
 
 
 def _last_exception(fault_string: str) -> tuple[str, str]:
