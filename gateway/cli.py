@@ -1,4 +1,4 @@
-"""The `linebridge` command: check-config, run, demo, sandbox plant|odoo, --version.
+"""The `linebridge` command: check-config, run, demo, keys, verify, sandbox plant|odoo, --version.
 
 It owns argument parsing, signal handling and exit codes; the work itself lives
 in the supervisor, the demo and the sandboxes.
@@ -34,9 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=None, help="seconds the plant makes parts")
     d.add_argument("--json", action="store_true", help="end with one JSON summary line on stdout")
     d.add_argument("--print-config", action="store_true", help="print the demo configuration and exit")
+    d.add_argument("--mqtt", metavar="URL", default=None,
+                   help="also publish to this MQTT broker (mqtt://HOST:PORT) with a heartbeat, site 'demo'")
 
     from gateway.queuecli import add_parsers
     add_parsers(sub, "the gateway's state directory (default as for `run`)")
+    from gateway import keyscli
+    keyscli.add_parsers(sub, "the gateway's state directory (default as for `run`)")
 
     o = sub.add_parser("odoo", help="Odoo connection tools")
     os_ = o.add_subparsers(dest="odoo_cmd", metavar="WHAT", required=True)
@@ -73,10 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.config, args.state_dir)
     if args.command == "demo":
         from gateway.demo import demo, demo_config_text
+        if args.mqtt is not None and not args.mqtt.startswith(("mqtt://", "mqtts://")):
+            print(f"demo: --mqtt must be mqtt://HOST:PORT, got {args.mqtt!r}", file=sys.stderr)
+            return 2
         if args.print_config:
-            sys.stdout.write(demo_config_text())
+            sys.stdout.write(demo_config_text(mqtt=args.mqtt))
             return 0
-        return demo(duration=args.duration, as_json=args.json)
+        return demo(duration=args.duration, as_json=args.json, mqtt=args.mqtt)
+    if args.command == "keys":
+        from gateway.keyscli import run_keys
+        from gateway.supervisor import default_state_dir
+        return run_keys(args, args.state_dir or default_state_dir())
+    if args.command == "verify":
+        from gateway.keyscli import run_verify
+        return run_verify(args)
     if args.command in ("queue", "journal"):
         from gateway.queuecli import run_journal, run_queue
         from gateway.supervisor import default_state_dir
@@ -121,6 +135,8 @@ def run(path: Path, state_dir: Path | None) -> int:
             print(problem, file=sys.stderr)
         return 1
 
+    from gateway.signing import KeyFileError
+
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
         loop = asyncio.get_running_loop()
@@ -128,7 +144,11 @@ def run(path: Path, state_dir: Path | None) -> int:
             loop.add_signal_handler(sig, sup.stop)
         await sup.run()
 
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except KeyFileError as exc:
+        print(f"linebridge run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -141,7 +161,12 @@ def odoo_check(path: Path) -> int:
             print(problem, file=sys.stderr)
         return 1
     blockers = 0
-    for sink in cfg.sinks.values():
+    from gateway.config import OdooSinkConfig
+    odoo_sinks = cfg.sinks_of(OdooSinkConfig)
+    if not odoo_sinks:
+        print("no Odoo sink in this configuration", file=sys.stderr)
+        return 1
+    for sink in odoo_sinks.values():
         findings = asyncio.run(check(cfg, sink))
         for f in findings:
             print(f"sink {sink.name}: {f}")

@@ -18,9 +18,13 @@ from typing import Any
 
 from drivers.base import ConfigCollector, Driver
 from gateway.errors import ConfigError
+from gateway.events import KINDS
 from gateway.registry import driver_class, driver_types
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: what an MQTT sink publishes by default: every business kind (the gateway's status
+#: goes to the heartbeat's own topic)
+BUSINESS_KINDS = frozenset(KINDS - {"status"})
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,49 @@ class OdooSinkConfig:
 
 
 @dataclass(frozen=True)
+class MqttSinkConfig:
+    """An upstream MQTT broker: signed envelopes on `<topic_prefix>/events/<kind>`."""
+
+    name: str
+    host: str
+    port: int
+    tls: bool
+    topic_prefix: str
+    client_id: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None       # None with mqtts://: the system's CA store
+    certfile: str | None = None      # client certificate (with keyfile)
+    keyfile: str | None = None
+    qos: int = 1
+    keepalive: int = 30
+    kinds: frozenset[str] = BUSINESS_KINDS
+    telemetry: bool = False
+    rate: float = 100.0              # messages per second at most (backlog flush)
+    batch_size: int = 100
+    retry_cap: float = 60.0
+    timeout: float = 10.0            # connect and PUBACK wait, seconds
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
+    def classes(self) -> set[str]:
+        """The store classes this sink reads."""
+        return {"business", "telemetry"} if self.telemetry else {"business"}
+
+
+@dataclass(frozen=True)
+class HeartbeatConfig:
+    sink: str                 # the MQTT sink whose connection carries the status and the last will
+    interval: float = 10.0    # seconds between retained status messages
+
+
+SinkConfig = OdooSinkConfig | MqttSinkConfig
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     gateway: GatewayConfig
@@ -111,16 +158,24 @@ class Config:
     devices: dict[str, DeviceSpec]
     rules: dict[str, CounterRuleConfig | AlarmRuleConfig]
     machines: dict[str, MachineConfig]
-    sinks: dict[str, OdooSinkConfig]
+    sinks: dict[str, SinkConfig]
+    heartbeat: HeartbeatConfig | None = None
+
+    def sinks_of(self, kind: type) -> dict[str, Any]:
+        return {n: s for n, s in self.sinks.items() if isinstance(s, kind)}
+
+    @property
+    def wants_telemetry(self) -> bool:
+        return any(isinstance(s, MqttSinkConfig) and s.telemetry for s in self.sinks.values())
 
     def summary(self) -> str:
-        tags = sum(len(getattr(d.config, "tags", {}) or {}) for d in self.devices.values())
+        tags = sum(len(tag_names(d.config)) for d in self.devices.values())
         return (f"{self.source}: ok: gateway {self.gateway.id}, {len(self.devices)} device(s), "
                 f"{tags} tag(s), {len(self.rules)} rule(s), {len(self.machines)} machine(s), "
                 f"{len(self.sinks)} sink(s)")
 
 
-_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks"}
+_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat"}
 
 
 def load(path: Path | str) -> Config:
@@ -164,11 +219,14 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
 
     device_table = _table(c, raw, "devices")
     devices = _devices(c, device_table)
+    # rules refer to tags as each driver names them, or as written when the device has errors
     declared = {name: set((sec.get("tags") or {}) if isinstance(sec, dict) else ())
                 for name, sec in device_table.items()}
+    declared.update({name: tag_names(spec.config) for name, spec in devices.items()})
     machines = _machines(c, _table(c, raw, "machines"))
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
-    sinks = _sinks(c, _table(c, raw, "sinks"))
+    sinks = _sinks(c, _table(c, raw, "sinks"), gateway)
+    heartbeat = _heartbeat(c, raw, sinks)
 
     for name, dev in devices.items():
         if dev.machine and machines and dev.machine not in machines:
@@ -178,7 +236,13 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
 
     if c.issues:
         raise ConfigError([f"{source}: {issue}" for issue in c.issues])
-    return Config(source, gateway, store, devices, rules, machines, sinks)
+    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat)
+
+
+def tag_names(driver_config: Any) -> set[str]:
+    """A driver config's tags: its `tag_names` if it has them, else the keys of its `tags`."""
+    names = getattr(driver_config, "tag_names", None)
+    return set(names if names is not None else (getattr(driver_config, "tags", None) or {}))
 
 
 def _store(c: ConfigCollector, s: dict[str, Any]) -> StoreConfig:
@@ -282,17 +346,22 @@ def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceS
     return out
 
 
-def _sinks(c: ConfigCollector, table: dict[str, Any]) -> dict[str, OdooSinkConfig]:
-    out: dict[str, OdooSinkConfig] = {}
+def _sinks(c: ConfigCollector, table: dict[str, Any], gateway: GatewayConfig) -> dict[str, SinkConfig]:
+    out: dict[str, SinkConfig] = {}
     for name, section in table.items():
         path = f"sinks.{name}"
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
+        if not _NAME.match(name):
+            c.add(path, "sink names are letters, digits, '-', '_' or '.'")
+        if section.get("type") == "mqtt":
+            out[name] = _mqtt_sink(c, name, section, path, gateway)
+            continue
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location"})
-        c.get(section, path, "type", str, required=True, choices=("odoo",))
+        c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
             c.add(f"{path}.url", f"must be an http:// or https:// URL, got {url!r}")
@@ -329,24 +398,140 @@ def _sinks(c: ConfigCollector, table: dict[str, Any]) -> dict[str, OdooSinkConfi
     return out
 
 
-def _secret(c: ConfigCollector, section: dict[str, Any], path: str) -> str | None:
-    given = [k for k in ("api_key", "api_key_env", "api_key_file") if k in section]
+_MQTT_KEYS = {"type", "url", "client_id", "username", "password", "password_env", "password_file",
+              "ca_file", "certfile", "keyfile", "qos", "keepalive", "topic_prefix", "kinds", "telemetry",
+              "rate", "batch_size", "retry_cap", "timeout"}
+_TOPIC_LEVEL = re.compile(r"^[^+#/\x00]+$")
+
+
+def _mqtt_sink(c: ConfigCollector, name: str, section: dict[str, Any], path: str,
+               gateway: GatewayConfig) -> MqttSinkConfig:
+    c.unknown_keys(section, path, _MQTT_KEYS)
+    url = c.get(section, path, "url", str, required=True, default="") or ""
+    m = re.match(r"^(mqtts?)://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+)(?::(\d{1,5}))?/?$", url)
+    tls, host, port = False, "", 1883
+    if url and not m:
+        c.add(f"{path}.url", f"must be mqtt://host[:port] or mqtts://host[:port], got {url!r}")
+    elif m:
+        tls, host = m.group(1) == "mqtts", m.group(2).strip("[]")
+        port = int(m.group(3)) if m.group(3) else (8883 if tls else 1883)
+        if not 0 < port < 65536:
+            c.add(f"{path}.url", f"port must be 1..65535, got {port}")
+    client_id = c.get(section, path, "client_id", str, default=f"linebridge-{gateway.id}-{name}")
+    if client_id is not None and not 0 < len(client_id.encode("utf-8")) <= 65535:
+        c.add(f"{path}.client_id", "must not be empty")
+    username = c.get(section, path, "username", str)
+    password = None
+    if any(k in section for k in ("password", "password_env", "password_file")):
+        password = _secret(c, section, path, "password")
+        if username is None:
+            c.add(f"{path}.username", "is required when a password is set")
+    ca_file = _readable(c, section, path, "ca_file")
+    certfile = _readable(c, section, path, "certfile")
+    keyfile = _readable(c, section, path, "keyfile")
+    if ("certfile" in section) != ("keyfile" in section):
+        missing = "keyfile" if "certfile" in section else "certfile"
+        c.add(f"{path}.{missing}", "a client certificate needs both certfile and keyfile")
+    if not tls and m:
+        for key in ("ca_file", "certfile", "keyfile"):
+            if key in section:
+                c.add(f"{path}.{key}", f"TLS files need an mqtts:// url, got {url!r}")
+    elif tls:
+        _check_tls(c, path, ca_file, certfile, keyfile)
+    default_prefix = f"linebridge/{gateway.site}/{gateway.id}"
+    prefix = c.get(section, path, "topic_prefix", str, default=default_prefix) or default_prefix
+    if not all(_TOPIC_LEVEL.match(level) for level in prefix.split("/")):
+        c.add(f"{path}.topic_prefix", "topic levels must be non-empty and free of '+', '#' and NUL; "
+                                      f"no leading or trailing '/', got {prefix!r}")
+    kinds_raw = c.get(section, path, "kinds", list, default=sorted(BUSINESS_KINDS))
+    kinds: set[str] = set()
+    for i, kind in enumerate(kinds_raw or []):
+        if kind not in KINDS:
+            c.add(f"{path}.kinds[{i}]", f"unknown event kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+        else:
+            kinds.add(kind)
+    return MqttSinkConfig(
+        name=name, host=host, port=port, tls=tls, topic_prefix=prefix, client_id=client_id or name,
+        username=username, password=password, ca_file=ca_file, certfile=certfile, keyfile=keyfile,
+        qos=c.get(section, path, "qos", int, default=1, choices=(1, 2)),
+        keepalive=c.get(section, path, "keepalive", int, default=30, minimum=5, maximum=3600),
+        kinds=frozenset(kinds),
+        telemetry=c.get(section, path, "telemetry", bool, default=False),
+        rate=c.get(section, path, "rate", float, default=100.0, minimum=0.1, maximum=100000),
+        batch_size=c.get(section, path, "batch_size", int, default=100, minimum=1, maximum=10000),
+        retry_cap=c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600),
+        timeout=c.get(section, path, "timeout", float, default=10.0, minimum=0.5, maximum=300))
+
+
+def _readable(c: ConfigCollector, section: dict[str, Any], path: str, key: str) -> str | None:
+    value = c.get(section, path, key, str)
+    if value is None:
+        return None
+    p = Path(value)
+    if not p.exists():
+        c.add(f"{path}.{key}", f"no such file {value!r}")
+    elif not p.is_file():
+        c.add(f"{path}.{key}", f"{value!r} is not a file")
+    elif not os.access(p, os.R_OK):
+        c.add(f"{path}.{key}", f"{value!r} is not readable by this user")
+    else:
+        return value
+    return None
+
+
+def _check_tls(c: ConfigCollector, path: str, ca_file: str | None, certfile: str | None,
+               keyfile: str | None) -> None:
+    """Load the TLS files as the sink will, so a wrong file is a config error, not a retry loop."""
+    import ssl
+    if ca_file:
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except ssl.SSLError as exc:
+            c.add(f"{path}.ca_file", f"{ca_file!r} holds no PEM CA certificate ({exc.reason or exc})")
+    if certfile and keyfile:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            ctx.load_cert_chain(certfile, keyfile)
+        except ssl.SSLError as exc:
+            reason = exc.reason or str(exc)
+            what = ("the key does not belong to the certificate" if "KEY_VALUES_MISMATCH" in str(exc)
+                    else "not a PEM certificate and key")
+            c.add(f"{path}.certfile", f"{certfile!r} with keyfile {keyfile!r}: {what} ({reason})")
+
+
+def _heartbeat(c: ConfigCollector, raw: dict[str, Any], sinks: dict[str, SinkConfig]) -> HeartbeatConfig | None:
+    if "heartbeat" not in raw:
+        return None
+    h = _table(c, raw, "heartbeat")
+    c.unknown_keys(h, "heartbeat", {"sink", "interval"})
+    sink = c.get(h, "heartbeat", "sink", str, required=True)
+    interval = c.get(h, "heartbeat", "interval", float, default=10.0, minimum=0.2, maximum=3600)
+    if sink is not None and sink in sinks and not isinstance(sinks[sink], MqttSinkConfig):
+        c.add("heartbeat.sink", f"sink {sink!r} is not an MQTT sink")
+    elif sink is not None and sink not in sinks:
+        mqtt = [n for n, s in sinks.items() if isinstance(s, MqttSinkConfig)]
+        c.add("heartbeat.sink", f"no MQTT sink {sink!r} under [sinks] (MQTT sinks: {', '.join(mqtt) or 'none'})")
+    return HeartbeatConfig(sink or "", interval or 10.0)
+
+
+def _secret(c: ConfigCollector, section: dict[str, Any], path: str, name: str = "api_key") -> str | None:
+    given = [k for k in (name, f"{name}_env", f"{name}_file") if k in section]
     if len(given) != 1:
-        c.add(f"{path}.api_key", "set exactly one of api_key, api_key_env, api_key_file")
+        c.add(f"{path}.{name}", f"set exactly one of {name}, {name}_env, {name}_file")
         return None
     key = given[0]
     value = c.get(section, path, key, str)
     if value is None:
         return None
-    if key == "api_key_env":
+    if key.endswith("_env"):
         if value not in os.environ:
-            c.add(f"{path}.api_key_env", f"environment variable {value!r} is not set")
+            c.add(f"{path}.{key}", f"environment variable {value!r} is not set")
             return None
         return os.environ[value]
-    if key == "api_key_file":
+    if key.endswith("_file"):
         try:
             return Path(value).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            c.add(f"{path}.api_key_file", f"cannot read {value!r}: {exc.strerror or exc}")
+            c.add(f"{path}.{key}", f"cannot read {value!r}: {exc.strerror or exc}")
             return None
     return value

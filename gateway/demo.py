@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -33,8 +32,25 @@ ODOO_PORT = 8069
 PROGRESS_EVERY = 3.0
 
 
-def demo_config_text() -> str:
-    return resources.files("gateway").joinpath("demo.toml").read_text(encoding="utf-8")
+def demo_config_text(mqtt: str | None = None) -> str:
+    """The bundled demo configuration; with `mqtt`, plus an MQTT sink to it and the heartbeat."""
+    text = resources.files("gateway").joinpath("demo.toml").read_text(encoding="utf-8")
+    if mqtt is None:
+        return text
+    return text + f"""
+# Every event, signed, to an upstream MQTT broker (QoS 1, acknowledged on PUBACK),
+# on linebridge/demo/demo-gw/events/<kind>; see README.md, "MQTT sink".
+[sinks.mqtt]
+type = "mqtt"
+url = "{mqtt}"
+rate = 50.0               # messages per second at most when a backlog is flushed
+
+# A retained status on linebridge/demo/demo-gw/status every 10 s; the broker's
+# last will turns it to "offline" if the gateway dies.
+[heartbeat]
+sink = "mqtt"
+interval = 10
+"""
 
 
 def _port_free(port: int) -> bool:
@@ -76,7 +92,7 @@ def _read_truth(path: Path) -> dict[str, Any] | None:
 
 async def odoo_summary(cfg: config_mod.Config) -> dict[str, dict[str, Any]]:
     """What Odoo shows per mapped machine: work order quantity, scrap, downtimes, requests."""
-    sink = next(iter(cfg.sinks.values()))
+    sink = next(iter(cfg.sinks_of(config_mod.OdooSinkConfig).values()))
     client = OdooClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout)
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -144,8 +160,11 @@ def _progress(sup: Supervisor, truth: dict[str, Any] | None) -> str:
             f"| {sinks} | plant parts={parts}")
 
 
-async def _run(duration: float | None, as_json: bool, work: Path) -> int:
-    cfg = config_mod.parse(demo_config_text(), source="demo.toml")
+async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | None = None) -> int:
+    try:
+        cfg = config_mod.parse(demo_config_text(mqtt), source="demo.toml")
+    except config_mod.ConfigError as exc:
+        raise RuntimeError("; ".join(exc.problems)) from exc
     for port, what in ((PLANT_PORT, "plant"), (ODOO_PORT, "Odoo sandbox")):
         if not _port_free(port):
             print(f"demo: port {port} on 127.0.0.1 is in use; the {what} needs it "
@@ -164,6 +183,9 @@ async def _run(duration: float | None, as_json: bool, work: Path) -> int:
         await _wait_port(PLANT_PORT, plant, "the sandbox plant")
         print(f"demo: sandbox Odoo on http://127.0.0.1:{ODOO_PORT} (database 'sandbox', admin/admin), "
               f"sandbox plant on 127.0.0.1:{PLANT_PORT}, state in {work}", flush=True)
+        if mqtt:
+            print(f"demo: MQTT to {mqtt}: events on linebridge/demo/{cfg.gateway.id}/events/<kind>, "
+                  f"retained status on linebridge/demo/{cfg.gateway.id}/status", flush=True)
         sup = Supervisor(cfg, work / "state")
         runner = asyncio.create_task(sup.run())
         stop = asyncio.Event()
@@ -241,10 +263,10 @@ async def _run(duration: float | None, as_json: bool, work: Path) -> int:
                 proc.kill()
 
 
-def demo(duration: float | None = None, as_json: bool = False) -> int:
+def demo(duration: float | None = None, as_json: bool = False, mqtt: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="linebridge-demo-") as tmp:
         try:
-            return asyncio.run(_run(duration, as_json, Path(tmp)))
+            return asyncio.run(_run(duration, as_json, Path(tmp), mqtt))
         except RuntimeError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 1

@@ -1,5 +1,10 @@
 """The intake path of one device: driver samples -> rules -> enrich -> durable append.
 
+Every event is signed with the device key (see `gateway.signing`) before the
+append, so the store keeps, and the sinks send, exactly what was signed. When a
+sink wants telemetry, each batch's good samples also become one `telemetry`
+record (signed too) in the store's telemetry class.
+
 It owns the promise that a rule's state never moves ahead of the events it
 produced: the new states and the events of one poll are written to the store in
 a single transaction, and only then does the in-memory state advance. When the
@@ -12,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.base import Backoff, Driver, Quality, Sample
 from gateway.config import Config
 from gateway.enrich import enrich
+from gateway.events import SCHEMA, event_id, iso_utc
+from gateway.signing import DeviceKey
 from gateway.rules import Rule
 from store.committer import GroupCommitter
 from store.queue import StoreFull
@@ -39,7 +47,8 @@ class DevicePipeline:
     """Feeds one driver's samples through its rules into the store."""
 
     def __init__(self, config: Config, driver: Driver, rules: list[Rule],
-                 committer: GroupCommitter, wake: asyncio.Event, stats: IntakeStats) -> None:
+                 committer: GroupCommitter, wake: Any, stats: IntakeStats,
+                 signer: DeviceKey | None = None) -> None:
         self.config = config
         self.driver = driver
         self.rules = rules
@@ -47,6 +56,8 @@ class DevicePipeline:
         self.store = committer.store
         self.wake = wake
         self.stats = stats
+        self.signer = signer
+        self.telemetry = config.wants_telemetry
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
         self.last_handled_ts = 0.0
@@ -79,11 +90,17 @@ class DevicePipeline:
                 events.extend(enrich(e, self.config.machines) for e in produced)
         changed = {k: v.to_bytes() for k, v in pending.items()
                    if v is not None and v != self.states.get(k)}
-        if not changed and not events:
+        records = [e.to_dict() for e in events]
+        if self.telemetry:
+            records.extend(self._telemetry(batch))
+        if not changed and not records:
             self.last_handled_ts = max(self.last_handled_ts, newest)
             return True
+        if self.signer is not None:
+            for record in records:
+                self.signer.sign(record)
         try:
-            result = await self.committer.append([e.to_dict() for e in events], changed)
+            result = await self.committer.append(records, changed)
         except StoreFull as exc:
             self.stats.refused += len(events)
             log.error("event=alarm_backlog_full device=%s events_held=%d error=%r",
@@ -100,3 +117,33 @@ class DevicePipeline:
         if result.seqs:
             self.wake.set()
         return True
+
+    def _telemetry(self, batch: list[Sample]) -> list[dict[str, Any]]:
+        """One raw-sample record per device and batch, for MQTT historians (never for Odoo)."""
+        good = [s for s in batch if s.quality is Quality.GOOD]
+        if not good:
+            return []
+        device = self.driver.name
+        newest = max(s.source_ts for s in good)
+        gateway = self.config.gateway.id
+        return [{"schema": SCHEMA, "id": event_id(gateway, f"{device}/telemetry", f"{newest:.6f}"),
+                 "seq": None, "kind": "telemetry", "ts": iso_utc(newest), "gateway": gateway,
+                 "source": {"device": device},
+                 "data": {"samples": [{"tag": s.tag, "value": _json_value(s.value), "ts": iso_utc(s.source_ts)}
+                                      for s in good]},
+                 "context": {}}]
+
+
+def _json_value(value: Any) -> Any:
+    """A sample value as JSON can carry it (and the signature can cover it)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return str(value)

@@ -1,10 +1,13 @@
 """The supervisor: builds the topology from a validated config, runs it, stops it cleanly.
 
 It owns the tasks of the gateway process: one intake task per device (driver
--> rules -> store) and one worker per sink. A device task that fails is logged
-and restarted with backoff; it never stops another device or a sink. `stop()`
+-> rules -> sign -> store), one worker per sink, one supervised connection per
+MQTT sink and the heartbeat. It loads (or, on the first start, makes) the
+device key that signs every event. A device task that fails is logged and
+restarted with backoff; it never stops another device or a sink. `stop()`
 stops the drivers first, then lets each sink finish the batch it has in
-flight, within a deadline.
+flight, then the heartbeat publishes the offline status, then the MQTT
+connections close cleanly, all within deadlines.
 """
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from typing import Any
 
 from drivers.base import Backoff, Driver
 from gateway import __version__
-from gateway.config import Config
+from gateway.config import AlarmRuleConfig, Config, MqttSinkConfig
+from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
-from gateway.config import AlarmRuleConfig
 from gateway.rules.alarm import AlarmRule
 from gateway.rules.counter import CounterRule
+from gateway.signing import DeviceKey
+from gateway.sinks.mqtt import MqttLink, MqttSink
 from gateway.sinks.odoo import OdooSink
 from store.committer import GroupCommitter
 from store.queue import Quota, Store, StoreOptions
@@ -51,6 +56,17 @@ def default_state_dir() -> Path:
     return Path(base) / "linebridge"
 
 
+class WakeAll:
+    """What the pipelines set after an append: wakes every sink (each has its own event)."""
+
+    def __init__(self) -> None:
+        self.events: list[asyncio.Event] = []
+
+    def set(self) -> None:
+        for event in self.events:
+            event.set()
+
+
 class Supervisor:
     """Owns the store, the drivers, the pipelines and the sinks of one gateway."""
 
@@ -63,10 +79,12 @@ class Supervisor:
             quotas={"business": Quota(sc.business_max_events, sc.business_max_mb * 2**20),
                     "telemetry": Quota(sc.telemetry_max_events, sc.telemetry_max_mb * 2**20)},
             dedupe_ttl=sc.dedupe_ttl_hours * 3600.0, journal_keep=sc.journal_keep)
-        self.store = Store(self.state_dir / "store", sinks={n: {"business"} for n in config.sinks},
-                           options=options)
+        self.key = DeviceKey.load_or_create(self.state_dir)
+        routes = {n: (c.classes if isinstance(c, MqttSinkConfig) else {"business"})
+                  for n, c in config.sinks.items()}
+        self.store = Store(self.state_dir / "store", sinks=routes, options=options)
         self.committer = GroupCommitter(self.store)
-        self.wake = asyncio.Event()
+        self.wake = WakeAll()
         self.intake = IntakeStats()
         self.drivers: dict[str, Driver] = {}
         self.pipelines: dict[str, DevicePipeline] = {}
@@ -77,31 +95,61 @@ class Supervisor:
                          r, config.gateway.id, spec.machine or name)
                      for r in config.rules.values() if r.device == name]
             self.drivers[name] = driver
-            self.pipelines[name] = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake)
-        self.sinks = {name: OdooSink(cfg, self.store, self.wake) for name, cfg in config.sinks.items()}
+            self.pipelines[name] = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake,
+                                                  signer=self.key)
+        self.started = time.time()
+        self.links: dict[str, MqttLink] = {}
+        self.sinks: dict[str, OdooSink | MqttSink] = {}
+        self.heartbeat: Heartbeat | None = None
+        hb = config.heartbeat
+        for name, cfg in config.sinks.items():
+            if isinstance(cfg, MqttSinkConfig):
+                link = self.links[name] = MqttLink(cfg)
+                self.sinks[name] = MqttSink(cfg, self.store, asyncio.Event(), link)
+                if hb is not None and hb.sink == name:
+                    self.heartbeat = Heartbeat(hb, config.gateway, cfg.topic_prefix, link, self.key,
+                                               self.store, self.status, self.state_dir)
+                    link.will = self.heartbeat.will()
+            else:
+                self.sinks[name] = OdooSink(cfg, self.store, asyncio.Event())
+        self.wake.events = [s.wake for s in self.sinks.values()]
         self._stop_intake = asyncio.Event()
         self._stop_sinks = asyncio.Event()
-        self.started = time.time()
+        self._stop_links = asyncio.Event()
 
     async def run(self) -> None:
         """Run until `stop()`; returns once everything has shut down."""
-        log.info("event=started version=%s gateway=%s devices=%d sinks=%d state_dir=%s", __version__,
-                 self.config.gateway.id, len(self.drivers), len(self.sinks), self.state_dir)
+        log.info("event=started version=%s gateway=%s devices=%d sinks=%d state_dir=%s kid=%s", __version__,
+                 self.config.gateway.id, len(self.drivers), len(self.sinks), self.state_dir, self.key.kid)
+        link_tasks = [asyncio.create_task(link.run(self._stop_links), name=f"link:{n}")
+                      for n, link in self.links.items()]
         sink_tasks = [asyncio.create_task(s.run(self._stop_sinks), name=f"sink:{n}")
                       for n, s in self.sinks.items()]
+        if self.heartbeat is not None:
+            sink_tasks.append(asyncio.create_task(self.heartbeat.run(self._stop_sinks), name="heartbeat"))
         device_tasks = [asyncio.create_task(self._run_device(n), name=f"device:{n}")
                         for n in self.pipelines]
         await self._stop_intake.wait()
         for driver in self.drivers.values():
             await driver.stop()
-        await asyncio.wait(device_tasks, timeout=3.0)
+        if device_tasks:
+            await asyncio.wait(device_tasks, timeout=3.0)
         for t in device_tasks:
             t.cancel()
         self._stop_sinks.set()
-        done, pending = await asyncio.wait(sink_tasks, timeout=6.0)
-        for t in pending:
-            t.cancel()
+        if sink_tasks:
+            done, pending = await asyncio.wait(sink_tasks, timeout=6.0)
+            for t in pending:
+                t.cancel()
         await asyncio.gather(*device_tasks, *sink_tasks, return_exceptions=True)
+        if self.heartbeat is not None:
+            await self.heartbeat.publish_offline(timeout=2.0)
+        self._stop_links.set()
+        if link_tasks:
+            done, pending = await asyncio.wait(link_tasks, timeout=3.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*link_tasks, return_exceptions=True)
         await self.committer.close()
         self.store.close()
         log.info("event=stopped gateway=%s", self.config.gateway.id)

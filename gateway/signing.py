@@ -1,0 +1,170 @@
+"""The gateway's device identity and event signatures (Ed25519 over a canonical JSON form).
+
+It owns the device key (made once, on the first start, as `<state>/keys/device.key`:
+PEM PKCS8, mode 0600), the key id (`kid`: the first 16 hex digits of SHA-256 over
+the raw 32-byte public key), the canonical form that is signed, and verification.
+It does not own where signing happens (the intake pipeline, before the durable
+append) nor the wire (the sinks send the stored envelope as it is).
+
+The canonical form of an envelope is its JSON object without `sig` and `seq`
+(`seq` is given by the store after signing), serialised with sorted keys, no
+insignificant whitespace, `ensure_ascii=False`, in UTF-8. A verifier parses the
+envelope, drops those two keys and serialises the rest the same way.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gateway.errors import LinebridgeError
+
+ALG = "Ed25519"
+UNSIGNED_FIELDS = frozenset({"sig", "seq"})
+KEY_FILE = Path("keys") / "device.key"
+
+
+class KeyFileError(LinebridgeError):
+    """The device key or a public key given to verify cannot be used."""
+
+
+def canonical(envelope: Mapping[str, Any]) -> bytes:
+    """The bytes that are signed: every field but `sig` and `seq`, canonical JSON, UTF-8."""
+    body = {k: v for k, v in envelope.items() if k not in UNSIGNED_FIELDS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def key_id(public_raw: bytes) -> str:
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def key_path(state_dir: Path | str) -> Path:
+    return Path(state_dir) / KEY_FILE
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A public key to verify with: the raw 32 bytes and its key id."""
+
+    raw: bytes
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.raw)
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.raw).decode("ascii")
+
+    @classmethod
+    def parse(cls, text: str) -> "PublicKey":
+        """From base64 of the raw 32 bytes (what `keys show` prints), or a PEM public key."""
+        text = text.strip()
+        if text.startswith("-----BEGIN"):
+            try:
+                key = serialization.load_pem_public_key(text.encode("ascii"))
+            except ValueError as exc:
+                raise KeyFileError(f"not a PEM public key: {exc}") from exc
+            if not isinstance(key, Ed25519PublicKey):
+                raise KeyFileError("the PEM public key is not an Ed25519 key")
+            return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise KeyFileError(f"not base64: {exc}") from exc
+        if len(raw) != 32:
+            raise KeyFileError(f"an Ed25519 public key is 32 bytes, this one is {len(raw)}")
+        return cls(raw)
+
+
+class DeviceKey:
+    """The gateway's Ed25519 private key and what it signs."""
+
+    def __init__(self, private: Ed25519PrivateKey, path: Path | None = None) -> None:
+        self._private = private
+        self.path = path
+        self.public = PublicKey(private.public_key().public_bytes(serialization.Encoding.Raw,
+                                                                  serialization.PublicFormat.Raw))
+        self.kid = self.public.kid
+
+    @classmethod
+    def load(cls, state_dir: Path | str) -> "DeviceKey | None":
+        """The key under `state_dir`, or None when none has been made yet."""
+        path = key_path(state_dir)
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the device key {path}: {exc.strerror or exc}") from exc
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{path} is not a PEM PKCS8 private key: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileError(f"{path} is not an Ed25519 key")
+        return cls(key, path)
+
+    @classmethod
+    def load_or_create(cls, state_dir: Path | str) -> "DeviceKey":
+        """The key under `state_dir`; made (0600, in a 0700 directory) when there is none."""
+        existing = cls.load(state_dir)
+        if existing is not None:
+            return existing
+        path = key_path(state_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)  # atomic: a crash leaves no half-written key
+        return cls(private, path)
+
+    def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Set `envelope["sig"]` over its canonical form; returns the same dict."""
+        value = self._private.sign(canonical(envelope))
+        envelope["sig"] = {"alg": ALG, "kid": self.kid, "value": base64.b64encode(value).decode("ascii")}
+        return envelope
+
+
+def verify(envelope: Any, key: PublicKey) -> str | None:
+    """None if `envelope` carries a valid signature by `key`, else the reason in words."""
+    if not isinstance(envelope, dict):
+        return "not a JSON object"
+    sig = envelope.get("sig")
+    if not isinstance(sig, dict):
+        return "no sig field"
+    if sig.get("alg") != ALG:
+        return f"unsupported algorithm {sig.get('alg')!r} (expected {ALG})"
+    if sig.get("kid") != key.kid:
+        return f"signed by key id {sig.get('kid')!r}, not by the given key ({key.kid})"
+    try:
+        value = base64.b64decode(str(sig.get("value", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return "sig.value is not base64"
+    try:
+        body = canonical(envelope)
+    except (TypeError, ValueError) as exc:
+        return f"cannot form the canonical JSON: {exc}"
+    try:
+        Ed25519PublicKey.from_public_bytes(key.raw).verify(value, body)
+    except InvalidSignature:
+        return "signature does not match the content (altered or signed by another key)"
+    return None
