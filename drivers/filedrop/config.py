@@ -61,6 +61,11 @@ class FileDropConfig:
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
 
+    @property
+    def tag_names(self) -> tuple[str, ...]:
+        """The tags each row yields (rules refer to them)."""
+        return tuple(self.columns)
+
 
 def parse_device(section: dict[str, Any], path: str,
                  issues: ConfigCollector) -> FileDropConfig | None:

@@ -94,6 +94,13 @@ class SerialDeviceConfig:
         return re.compile(self.pattern)
 
     @property
+    def tag_names(self) -> tuple[str, ...]:
+        """The tags this instrument yields, in batch order (rules refer to them)."""
+        if self.parser == "scale":
+            return (self.tag, self.unit_tag)
+        return (self.tag,) + tuple(g for g in self.compiled_pattern.groupindex if g != self.tag)
+
+    @property
     def pyserial_parity(self) -> str:
         return PARITIES[self.parity]
 

@@ -72,13 +72,8 @@ class SerialDriver(Driver):
         #: lines refused, by reason (also counted in `health.errors`)
         self.rejected: dict[str, int] = {"garbage": 0, "too_long": 0, "unexpected": 0,
                                          "unmatched": 0}
-        if config.parser == "scale":
-            self.tags: tuple[str, ...] = (config.tag, config.unit_tag)
-            self._pattern = None
-        else:
-            self._pattern = config.compiled_pattern
-            self.tags = (config.tag,) + tuple(g for g in self._pattern.groupindex
-                                              if g != config.tag)
+        self.tags: tuple[str, ...] = config.tag_names
+        self._pattern = None if config.parser == "scale" else config.compiled_pattern
 
     # -- contract -------------------------------------------------------------------------
 
