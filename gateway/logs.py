@@ -13,5 +13,5 @@ def setup(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # third-party chatter stays at warnings unless asked for debug
-    for noisy in ("pymodbus", "httpx", "httpcore", "werkzeug"):
+    for noisy in ("pymodbus", "httpx", "httpcore", "werkzeug", "asyncua", "paho"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)

@@ -91,6 +91,8 @@ class Supervisor:
         for name, spec in config.devices.items():
             driver = spec.driver(name, spec.config)
             driver.state = DriverState(self.store, name)
+            if hasattr(driver, "pki_root"):  # OPC-UA: generated client certificates live with the state
+                driver.pki_root = self.state_dir / "pki"
             rules = [(AlarmRule if isinstance(r, AlarmRuleConfig) else CounterRule)(
                          r, config.gateway.id, spec.machine or name)
                      for r in config.rules.values() if r.device == name]
