@@ -19,12 +19,11 @@ import asyncio
 import collections
 import os
 import signal
-import socket
 import subprocess
 import termios
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
@@ -33,15 +32,9 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simcore import SimCore
 
-from drivers.base import Sample
+from tests.drivers.peers import SilentServer, by_tag, free_port, next_batch  # noqa: F401 (re-exported)
 
 UNIT_ID = 1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unit(unit_id: int, registers: list[int], *, inputs: list[int] | None = None,
@@ -151,34 +144,6 @@ class ModbusTestServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-class SilentServer:
-    """Accepts TCP connections, reads whatever comes, and never answers."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.connections = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.append(writer)
-        while await reader.read(1024):
-            pass
-
-    async def __aenter__(self) -> "SilentServer":
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        for writer in self._writers:
-            writer.close()
-        self._server.close()
-        await self._server.wait_closed()
 
 
 class SerialPair:
@@ -308,17 +273,3 @@ class RawResponder:
         self._fd = None
 
 
-async def next_batch(samples: AsyncIterator[list[Sample]],
-                     condition: Callable[[list[Sample]], bool],
-                     timeout: float = 5.0) -> list[Sample]:
-    """The first batch from `samples` meeting `condition`, or fail after `timeout` s."""
-    async def scan() -> list[Sample]:
-        async for batch in samples:
-            if condition(batch):
-                return batch
-        raise AssertionError("the sample stream ended before the condition was met")
-    return await asyncio.wait_for(scan(), timeout)
-
-
-def by_tag(batch: list[Sample]) -> dict[str, Sample]:
-    return {s.tag: s for s in batch}

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Callable
 from drivers.base import Backoff, ConfigCollector, Quality, Sample
 from drivers.mqtt import MqttDriver
 from tests.drivers.mqtt.broker import publish
+from tests.drivers.peers import by_tag  # noqa: F401 (re-exported)
 
 
 def make_config(port: int, topics: dict[str, Any], **extra: Any) -> Any:
@@ -50,10 +51,6 @@ async def wait_until(condition: Callable[[], Any], what: str, timeout: float = 1
 async def send(port: int, topic: str, payload: bytes | str, qos: int = 1, **auth: Any) -> None:
     """Publish from a separate test client (in a thread: paho's publish waits)."""
     await asyncio.to_thread(publish, port, topic, payload, qos, False, **auth)
-
-
-def by_tag(batch: list[Sample]) -> dict[str, Sample]:
-    return {s.tag: s for s in batch}
 
 
 def all_good(batch: list[Sample]) -> bool:

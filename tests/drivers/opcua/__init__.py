@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import socket
 import threading
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from asyncua import Server, ua
 from asyncua.common.utils import ServiceError
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from drivers.base import ConfigCollector, Quality, Sample
+from tests.drivers.peers import SilentServer, by_tag, free_port, next_batch  # noqa: F401 (re-exported)
 
 # asyncua is chatty (every publish, every refused login); the tests read our log lines only
 logging.getLogger("asyncua").setLevel(logging.CRITICAL)
@@ -48,12 +48,6 @@ INITIAL: dict[str, tuple[Any, ua.VariantType]] = {
 def node(name: str) -> str:
     """`ns=2;s=Machine1.<name>`"""
     return f"ns=2;s=Machine1.{name}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Users:
@@ -235,34 +229,6 @@ def make_certificate(folder: Path, stem: str, uri: str,
     return cert_path, key_path
 
 
-class SilentServer:
-    """Accepts TCP connections, reads whatever comes, and never answers."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.connections = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.append(writer)
-        while await reader.read(1024):
-            pass
-
-    async def __aenter__(self) -> "SilentServer":
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        for writer in self._writers:
-            writer.close()
-        self._server.close()
-        await self._server.wait_closed()
-
-
 def parse(section: dict[str, Any], path: str = "devices.press1") -> Any:
     """The parsed config of a section that must be valid."""
     from drivers.opcua import OpcUaDriver
@@ -272,23 +238,6 @@ def parse(section: dict[str, Any], path: str = "devices.press1") -> Any:
     return config
 
 
-async def next_batch(samples: AsyncIterator[list[Sample]],
-                     condition: Callable[[list[Sample]], bool],
-                     timeout: float = 10.0, seen: list[list[Sample]] | None = None) -> list[Sample]:
-    """The first batch from `samples` meeting `condition` (all batches go to `seen`)."""
-    async def scan() -> list[Sample]:
-        async for batch in samples:
-            if seen is not None:
-                seen.append(batch)
-            if condition(batch):
-                return batch
-        raise AssertionError("the sample stream ended before the condition was met")
-    try:
-        return await asyncio.wait_for(scan(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"no matching batch within {timeout} s; seen: {seen}") from None
-
-
 async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -296,10 +245,6 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-def by_tag(batch: list[Sample]) -> dict[str, Sample]:
-    return {s.tag: s for s in batch}
 
 
 def has(tag: str, value: Any = None,

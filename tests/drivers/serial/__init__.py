@@ -18,11 +18,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import serial
 
 from drivers.base import Sample
+from tests.drivers.peers import next_batch  # noqa: F401 (re-exported)
 
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
 
@@ -128,18 +129,6 @@ def scripted(*answers: bytes) -> Callable[[str], bytes | None]:
     def respond(command: str) -> bytes | None:
         return queue.pop(0) if len(queue) > 1 else queue[0]
     return respond
-
-
-async def next_batch(samples: AsyncIterator[list[Sample]],
-                     condition: Callable[[list[Sample]], bool],
-                     timeout: float = 8.0) -> list[Sample]:
-    """The first batch from `samples` meeting `condition`, or fail after `timeout` s."""
-    async def scan() -> list[Sample]:
-        async for batch in samples:
-            if condition(batch):
-                return batch
-        raise AssertionError("the sample stream ended before the condition was met")
-    return await asyncio.wait_for(scan(), timeout)
 
 
 class Stream:
