@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("--data", type=Path, default=None, help="JSON file the database persists to")
     so.add_argument("--api-key", default="admin")
     so.add_argument("--database", default="sandbox")
+    so.add_argument("--odoo-version", default="17.0", help="16.0, 17.0, 18.0 or 19.0 (JSON-2 from 19)")
     return p
 
 
@@ -209,14 +210,15 @@ def sandbox_plant(args: argparse.Namespace) -> int:
 def sandbox_odoo(args: argparse.Namespace) -> int:
     from gateway.sandbox.odoo import OdooSandbox
     sb = OdooSandbox(host=args.host, port=args.port, data_path=args.data, api_key=args.api_key,
-                     database=args.database)
+                     database=args.database, version=args.odoo_version)
     try:
         sb.start()
     except OSError as exc:
         print(f"sandbox odoo: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 1
-    _banner(f"Odoo 17 (database {args.database!r}, login 'admin')", f"http://{args.host}:{sb.port}")
+    _banner(f"Odoo {args.odoo_version} (database {args.database!r}, login 'admin')",
+            f"http://{args.host}:{sb.port}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
