@@ -17,9 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import ConfigCollector, Driver
+from gateway.context import ShiftCalendar, parse_shifts
 from gateway.errors import ConfigError
 from gateway.events import KINDS
 from gateway.registry import driver_class, driver_types
+from gateway.rules import config as rule_config
+from gateway.rules.config import (EdgeRuleConfig, RuleConfig, ScanRuleConfig, ThresholdRuleConfig,
+                                  WeightRuleConfig)
+
+__all__ = ["EdgeRuleConfig", "ScanRuleConfig", "ThresholdRuleConfig", "WeightRuleConfig"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: what an MQTT sink publishes by default: every business kind (the gateway's status
@@ -71,6 +77,9 @@ class AlarmRuleConfig:
     device: str
     tag: str
     downtime: bool = True     # also downtime_start / downtime_end on the work center
+    debounce: float = 0.0     # seconds a change must hold before it counts (0 = at once)
+    min_duration: float = 0.0  # a downtime shorter than this is dropped (start and end)
+    repeat_suppress: float = 0.0  # no new alarm for the same code re-raised this soon after it cleared
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class MachineConfig:
     name: str
     work_center: str | None = None   # mrp.workcenter code
     equipment: str | None = None     # maintenance.equipment serial number
+    product: str | None = None       # default product (internal reference) made on this machine
 
 
 @dataclass(frozen=True)
@@ -156,10 +166,11 @@ class Config:
     gateway: GatewayConfig
     store: StoreConfig
     devices: dict[str, DeviceSpec]
-    rules: dict[str, CounterRuleConfig | AlarmRuleConfig]
+    rules: dict[str, CounterRuleConfig | AlarmRuleConfig | RuleConfig]
     machines: dict[str, MachineConfig]
     sinks: dict[str, SinkConfig]
     heartbeat: HeartbeatConfig | None = None
+    shifts: ShiftCalendar | None = None
 
     def sinks_of(self, kind: type) -> dict[str, Any]:
         return {n: s for n, s in self.sinks.items() if isinstance(s, kind)}
@@ -175,7 +186,7 @@ class Config:
                 f"{len(self.sinks)} sink(s)")
 
 
-_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat"}
+_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts"}
 
 
 def load(path: Path | str) -> Config:
@@ -227,6 +238,7 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
     sinks = _sinks(c, _table(c, raw, "sinks"), gateway)
     heartbeat = _heartbeat(c, raw, sinks)
+    shifts = parse_shifts(c, raw.get("shifts"))
 
     for name, dev in devices.items():
         if dev.machine and machines and dev.machine not in machines:
@@ -236,7 +248,7 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
 
     if c.issues:
         raise ConfigError([f"{source}: {issue}" for issue in c.issues])
-    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat)
+    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts)
 
 
 def tag_names(driver_config: Any) -> set[str]:
@@ -300,20 +312,22 @@ def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineCon
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
-        c.unknown_keys(section, path, {"work_center", "equipment"})
+        c.unknown_keys(section, path, {"work_center", "equipment", "product"})
         out[name] = MachineConfig(name, c.get(section, path, "work_center", str),
-                                  c.get(section, path, "equipment", str))
+                                  c.get(section, path, "equipment", str),
+                                  c.get(section, path, "product", str))
     return out
 
 
 _RULE_KEYS = {"counter": {"type", "device", "tag", "kind", "width", "initial", "rollover_window"},
-              "alarm": {"type", "device", "tag", "downtime"}}
+              "alarm": {"type", "device", "tag", "downtime"} | rule_config.TIMING_KEYS,
+              **rule_config.KEYS}
 
 
 def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceSpec],
-           declared: dict[str, set[str]]) -> dict[str, CounterRuleConfig | AlarmRuleConfig]:
+           declared: dict[str, set[str]]) -> dict[str, CounterRuleConfig | AlarmRuleConfig | RuleConfig]:
     """Rules refer to devices and tags as written, even when a device has its own errors."""
-    out: dict[str, CounterRuleConfig | AlarmRuleConfig] = {}
+    out: dict[str, CounterRuleConfig | AlarmRuleConfig | RuleConfig] = {}
     for name, section in table.items():
         path = f"rules.{name}"
         if not isinstance(section, dict):
@@ -332,7 +346,13 @@ def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceS
                 c.add(f"devices.{device}.machine", f"required by rule {name!r}: events need a machine")
         if rtype == "alarm":
             out[name] = AlarmRuleConfig(name, device or "", tag or "",
-                                        c.get(section, path, "downtime", bool, default=True))
+                                        c.get(section, path, "downtime", bool, default=True),
+                                        **rule_config.timing(c, section, path))
+            continue
+        if rtype in rule_config.KEYS:
+            parsed = rule_config.parse(c, rtype, name, section, path, device or "", tag or "")
+            if parsed is not None:
+                out[name] = parsed
             continue
         kind = c.get(section, path, "kind", str, default="production", choices=("production", "scrap"))
         width = c.get(section, path, "width", int, default=32, choices=(16, 32))

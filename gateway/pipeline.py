@@ -5,6 +5,13 @@ append, so the store keeps, and the sinks send, exactly what was signed. When a
 sink wants telemetry, each batch's good samples also become one `telemetry`
 record (signed too) in the store's telemetry class.
 
+Every event is enriched (`gateway.enrich`) with its machine's scanned context
+(operator, lot, work order) and shift. The context is the state of the
+machine's scan rules, shared by all pipelines through one `ContextStore`: a
+batch starts from the shared copy and writes it back only once stored, so a
+scan and the events after it in the same batch or in any later one (of this
+device or another of the same machine) see the new context.
+
 It owns the promise that a rule's state never moves ahead of the events it
 produced: the new states and the events of one poll are written to the store in
 a single transaction, and only then does the in-memory state advance. When the
@@ -23,6 +30,7 @@ from typing import Any
 
 from drivers.base import Backoff, Driver, Quality, Sample
 from gateway.config import Config
+from gateway.context import ContextStore, context_key, is_context_key
 from gateway.enrich import enrich
 from gateway.events import SCHEMA, event_id, iso_utc
 from gateway.signing import DeviceKey
@@ -48,7 +56,7 @@ class DevicePipeline:
 
     def __init__(self, config: Config, driver: Driver, rules: list[Rule],
                  committer: GroupCommitter, wake: Any, stats: IntakeStats,
-                 signer: DeviceKey | None = None) -> None:
+                 signer: DeviceKey | None = None, context: ContextStore | None = None) -> None:
         self.config = config
         self.driver = driver
         self.rules = rules
@@ -57,6 +65,8 @@ class DevicePipeline:
         self.wake = wake
         self.stats = stats
         self.signer = signer
+        #: machine contexts shared with the other pipelines (a private one when alone)
+        self.context = context if context is not None else ContextStore()
         self.telemetry = config.wants_telemetry
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
@@ -64,8 +74,14 @@ class DevicePipeline:
 
     async def load_state(self) -> None:
         for rule in self.rules:
-            raw = await asyncio.to_thread(self.store.get_state, rule.state_key)
-            self.states[rule.state_key] = rule.load_state(raw)
+            key = rule.state_key
+            if is_context_key(key) and self.context.get(key) is not None:
+                self.states[key] = self.context.get(key)
+                continue
+            raw = await asyncio.to_thread(self.store.get_state, key)
+            self.states[key] = rule.load_state(raw)
+            if is_context_key(key):
+                self.context.seed(key, self.states[key])
 
     async def run(self) -> None:
         await self.load_state()
@@ -80,16 +96,18 @@ class DevicePipeline:
         self.stats.samples += len(batch)
         self.stats.bad_samples += sum(1 for s in batch if s.quality is not Quality.GOOD)
         newest = max((s.source_ts for s in batch if s.quality is Quality.GOOD), default=0.0)
-        pending = dict(self.states)
+        # a machine's context may have been changed by another pipeline since our last batch
+        base = {k: (self.context.get(k) or v) if is_context_key(k) else v for k, v in self.states.items()}
+        pending = dict(base)
         events = []
         for sample in batch:
             for rule in self.rules:
                 if not rule.matches(sample):
                     continue
                 produced, pending[rule.state_key] = rule.apply(pending[rule.state_key], sample)
-                events.extend(enrich(e, self.config.machines) for e in produced)
+                events.extend(self._enrich(e, pending) for e in produced)
         changed = {k: v.to_bytes() for k, v in pending.items()
-                   if v is not None and v != self.states.get(k)}
+                   if v is not None and v != base.get(k)}
         records = [e.to_dict() for e in events]
         if self.telemetry:
             records.extend(self._telemetry(batch))
@@ -107,6 +125,9 @@ class DevicePipeline:
                       self.driver.name, len(events), str(exc))
             return False
         self.states = pending
+        for key in changed:
+            if is_context_key(key):
+                self.context.put(key, pending[key])
         self.last_handled_ts = max(self.last_handled_ts, newest)
         self.stats.events += len(events)
         self.stats.stored += len(result.seqs)
@@ -117,6 +138,12 @@ class DevicePipeline:
         if result.seqs:
             self.wake.set()
         return True
+
+    def _enrich(self, event: Any, pending: dict[str, Any]) -> Any:
+        machine = event.context.get("machine")
+        key = context_key(machine) if machine else None
+        ctx = pending[key] if key in pending else (self.context.get(key) if key else None)
+        return enrich(event, self.config.machines, ctx, self.config.shifts)
 
     def _telemetry(self, batch: list[Sample]) -> list[dict[str, Any]]:
         """One raw-sample record per device and batch, for MQTT historians (never for Odoo)."""

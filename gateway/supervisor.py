@@ -20,11 +20,11 @@ from typing import Any
 
 from drivers.base import Backoff, Driver
 from gateway import __version__
-from gateway.config import AlarmRuleConfig, Config, MqttSinkConfig
+from gateway.config import Config, MqttSinkConfig
+from gateway.context import ContextStore
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
-from gateway.rules.alarm import AlarmRule
-from gateway.rules.counter import CounterRule
+from gateway.rules.build import build as build_rule
 from gateway.signing import DeviceKey
 from gateway.sinks.mqtt import MqttLink, MqttSink
 from gateway.sinks.odoo import OdooSink
@@ -88,17 +88,19 @@ class Supervisor:
         self.intake = IntakeStats()
         self.drivers: dict[str, Driver] = {}
         self.pipelines: dict[str, DevicePipeline] = {}
+        machines = {spec.machine or name for name, spec in config.devices.items()}
+        #: operator, lot and work order per machine, shared by every device of that machine
+        self.context = ContextStore.load(self.store.get_state, sorted(machines))
         for name, spec in config.devices.items():
             driver = spec.driver(name, spec.config)
             driver.state = DriverState(self.store, name)
             if hasattr(driver, "pki_root"):  # OPC-UA: generated client certificates live with the state
                 driver.pki_root = self.state_dir / "pki"
-            rules = [(AlarmRule if isinstance(r, AlarmRuleConfig) else CounterRule)(
-                         r, config.gateway.id, spec.machine or name)
+            rules = [build_rule(r, config.gateway.id, spec.machine or name)
                      for r in config.rules.values() if r.device == name]
             self.drivers[name] = driver
             self.pipelines[name] = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake,
-                                                  signer=self.key)
+                                                  signer=self.key, context=self.context)
         self.started = time.time()
         self.links: dict[str, MqttLink] = {}
         self.sinks: dict[str, OdooSink | MqttSink] = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import AlarmRuleConfig, Config, CounterRuleConfig, OdooSinkConfig
+from gateway.rules.config import EdgeRuleConfig, ThresholdRuleConfig, WeightRuleConfig
 from gateway.errors import DeliveryError
 from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.masterdata import MasterData
@@ -25,8 +26,11 @@ NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
     "downtime_start": {"mrp.workcenter": ("read",), "mrp.workcenter.productivity": ("read", "create", "write"),
                        "mrp.workcenter.productivity.loss": ("read",), "ir.model.data": ("read",)},
     "alarm": {"maintenance.equipment": ("read",), "maintenance.request": ("read", "create")},
+    "consumption": {"mrp.workorder": ("read",), "stock.move": ("read", "write"), "product.product": ("read",)},
+    "quality_result": {"mrp.workorder": ("read",), "mrp.production": ("read", "write"), "mail.message": ("read",)},
 }
-APPS = {"production": "mrp", "scrap": "stock", "downtime_start": "mrp", "alarm": "maintenance"}
+APPS = {"production": "mrp", "scrap": "stock", "downtime_start": "mrp", "alarm": "maintenance",
+        "consumption": "mrp", "quality_result": "mrp"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Finding:
 
 
 def configured_kinds(cfg: Config) -> set[str]:
+    """The event kinds the configured rules can produce."""
     kinds: set[str] = set()
     for rule in cfg.rules.values():
         if isinstance(rule, CounterRuleConfig):
@@ -47,6 +52,12 @@ def configured_kinds(cfg: Config) -> set[str]:
             kinds.add("alarm")
             if rule.downtime:
                 kinds.add("downtime_start")
+        elif isinstance(rule, EdgeRuleConfig):
+            kinds |= ({"alarm"} if rule.alarm else set()) | ({"downtime_start"} if rule.downtime else set())
+        elif isinstance(rule, ThresholdRuleConfig):
+            kinds.add("alarm" if rule.emit == "maintenance_due" else "quality_result")
+        elif isinstance(rule, WeightRuleConfig):
+            kinds.add("consumption" if rule.mode == "consumption" else "quality_result")
     return kinds
 
 
@@ -129,7 +140,7 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
         except DeliveryError as exc:
             out.append(Finding("blocker", f"machine {name}: {exc}"))
             continue
-        if kinds & {"production", "scrap"}:
+        if kinds & {"production", "scrap", "consumption", "quality_result"}:
             try:
                 wo = await md.open_workorder(m.work_center)
                 out.append(Finding("ok", f"machine {name}: open work order {wo.name} of {wo.production}"))

@@ -1,0 +1,103 @@
+"""The threshold rule: an analogue tag against limits.
+
+It owns two readings of a measured value:
+
+- `emit = "maintenance_due"` (hysteresis): reaching `high` (alias `above`)
+  emits one `maintenance_due` (data: value, limit, tag, and `code` when set);
+  the rule re-arms only once the value has fallen below `low` (alias
+  `clear_below`), so a value hovering at the limit does not flap.
+- `emit = "quality_result"`: each good sample (or, with `on_change`, each new
+  value) is checked against `low`/`high` and becomes a `quality_result`
+  (passed, characteristic, value, unit, low, high).
+
+A bad-quality, non-numeric or non-finite sample changes nothing. Pure over
+(state, sample); ids derive from the source and the sample's source time in ms.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from drivers.base import Quality, Sample
+from gateway.events import Event, event_id, iso_utc
+from gateway.rules.config import ThresholdRuleConfig
+
+
+@dataclass(frozen=True)
+class ThresholdState:
+    """Whether a crossing of `high` would fire, and the last value checked."""
+
+    armed: bool = True
+    last: float | None = None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> "ThresholdState | None":
+        return cls(**json.loads(raw)) if raw else None
+
+
+def reading(sample: Sample) -> float | None:
+    """A good sample's finite number, else None."""
+    value = sample.value
+    if sample.quality is not Quality.GOOD or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def within(value: float, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def quality_data(passed: bool, characteristic: str, value: float, unit: str, low: float | None,
+                 high: float | None) -> dict[str, Any]:
+    return {"passed": passed, "characteristic": characteristic, "value": value, "unit": unit,
+            "low": low, "high": high}
+
+
+class ThresholdRule:
+    """One configured threshold rule; `apply` is pure over (state, sample)."""
+
+    def __init__(self, cfg: ThresholdRuleConfig, gateway: str, machine: str) -> None:
+        self.cfg = cfg
+        self.gateway = gateway
+        self.machine = machine
+        self.source = f"{cfg.device}/{cfg.tag}"
+        self.state_key = f"rule/{cfg.name}"
+
+    def load_state(self, raw: bytes | None) -> ThresholdState | None:
+        return ThresholdState.from_bytes(raw)
+
+    def matches(self, sample: Sample) -> bool:
+        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
+
+    def _event(self, kind: str, key: str, ts: float, data: dict[str, Any]) -> Event:
+        return Event(id=event_id(self.gateway, self.source, key), kind=kind, ts=iso_utc(ts),
+                     gateway=self.gateway, source={"device": self.cfg.device, "tag": self.cfg.tag},
+                     data=data, context={"machine": self.machine})
+
+    def apply(self, state: ThresholdState | None,
+              sample: Sample) -> tuple[list[Event], ThresholdState | None]:
+        value = reading(sample)
+        if value is None:
+            return [], state
+        state = state or ThresholdState()
+        ts, cfg = sample.source_ts, self.cfg
+        if cfg.emit == "quality_result":
+            if cfg.on_change and state.last == value:
+                return [], state
+            data = quality_data(within(value, cfg.low, cfg.high), cfg.characteristic or cfg.tag, value,
+                                cfg.unit, cfg.low, cfg.high)
+            return [self._event("quality_result", f"q:{int(ts * 1000)}", ts, data)], ThresholdState(True, value)
+        assert cfg.high is not None and cfg.low is not None
+        if state.armed and value >= cfg.high:
+            data: dict[str, Any] = {"value": value, "limit": cfg.high, "tag": cfg.tag}
+            if cfg.code is not None:
+                data["code"] = cfg.code
+            return [self._event("maintenance_due", f"due:{int(ts * 1000)}", ts, data)], ThresholdState(False)
+        if not state.armed and value < cfg.low:
+            return [], ThresholdState(True)
+        return [], state
