@@ -264,3 +264,16 @@ def test_json2_named_argument_mapping():
 def test_jsonrpc_classifier(name, expected):
     error = classify({"code": 200, "message": "Odoo Server Error", "data": {"name": name, "message": "m"}})
     assert type(error) is expected and error.remote_name == name
+
+
+def test_non_odoo_http_replies_are_classified_by_status():
+    import httpx as _httpx
+    from gateway.errors import AuthDeliveryError as Pause, PermanentDeliveryError as Dead, TransientDeliveryError as Retry
+    from gateway.sinks.odoo.protocol import not_odoo_reply
+    request = _httpx.Request("POST", "http://odoo.example/jsonrpc")
+    expected = {401: Pause, 403: Pause, 404: Pause, 408: Retry, 409: Retry, 429: Retry, 400: Dead, 413: Dead,
+                500: Retry, 502: Retry, 503: Retry, 504: Retry}
+    for status, kind in expected.items():
+        error = not_odoo_reply(_httpx.Response(status, text="<html>nginx</html>", request=request), "execute_kw")
+        assert type(error) is kind, status
+        assert f"HTTP {status}" in str(error) and "nginx" in str(error)

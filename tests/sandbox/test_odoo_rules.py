@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.sandbox.odoo import OdooSandbox
 from tests.sandbox.test_odoo_wire_replay import client, odoo, rpc, rpc_error  # noqa: F401 - fixtures
 
 VIEWER = 3
@@ -138,3 +139,20 @@ def test_message_post_on_an_order_returns_the_readable_message_id(client: httpx.
         "message"] == "External ID not found in the system: mail.nope"
     assert as_viewer(client, "mrp.production", "message_post", [[1]], {"body": "x"})["error"]["data"]["name"] == \
         "odoo.exceptions.AccessError"
+
+
+def test_a_work_order_has_at_most_one_open_time_log_per_user(tmp_path) -> None:
+    sb = OdooSandbox(host="127.0.0.1", port=0, api_key="k")
+    sb.start()
+    try:
+        body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+            "service": "object", "method": "execute_kw",
+            "args": ["sandbox", 2, "k", "mrp.workcenter.productivity", "create",
+                     [{"workcenter_id": 1, "workorder_id": 1, "loss_id": 7, "date_start": "2026-11-23 07:00:00"}]]}}
+        first = httpx.post(f"{sb.url}/jsonrpc", json=body).json()
+        second = httpx.post(f"{sb.url}/jsonrpc", json=body).json()
+    finally:
+        sb.stop()
+    assert isinstance(first["result"], int)
+    assert second["error"]["data"]["name"] == "odoo.exceptions.ValidationError"
+    assert second["error"]["data"]["message"] == "The Workorder (WH/MO/00001 - Machining) cannot be started twice!"

@@ -141,14 +141,19 @@ def excerpt(resp: httpx.Response, limit: int = 160) -> str:
 def not_odoo_reply(resp: httpx.Response, what: str) -> DeliveryError:
     """A reply that is not the expected Odoo format: status and a short body excerpt.
 
-    429 and 5xx pages (a proxy in front of a stopped or overloaded Odoo) and a 200 that is not
-    what Odoo sends are transient; a 404 means a wrong URL or wire (a person must act: pause);
-    any other 4xx page is a request Odoo will refuse again (permanent).
+    408, 409 (a concurrency conflict), 425, 429 and 5xx pages (a proxy in front of a stopped or
+    overloaded Odoo) and a 200 that is not what Odoo sends are transient; 401/403 and a 404
+    (wrong URL or wire) pause the sink, a person must act; any other 4xx page is a request
+    Odoo will refuse again (permanent).
     """
     text = f"HTTP {resp.status_code} from {resp.request.url} ({what}), not an Odoo reply: {excerpt(resp)!r}"
     if resp.status_code == 404:
         return AuthDeliveryError(text + " (wrong URL, or this Odoo does not serve that API?)")
-    if 400 <= resp.status_code < 500 and resp.status_code != 429:
+    if resp.status_code in (401, 403):
+        return AuthDeliveryError(text + " (refused by Odoo or a proxy in front of it)")
+    if resp.status_code in (408, 409, 425, 429):
+        return TransientDeliveryError(text)  # timeout, concurrency conflict, too early, too many
+    if 400 <= resp.status_code < 500:
         return PermanentDeliveryError(text)
     return TransientDeliveryError(text)
 

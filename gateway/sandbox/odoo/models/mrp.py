@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..calendar import work_hours
-from ..errors import UserError
+from ..errors import UserError, ValidationError
 from ..fields import (Boolean, Char, Datetime, Float, Integer, Many2one, One2many, Selection, Text,
                       now_string, to_datetime)
 from ..orm import BaseModel
@@ -91,6 +91,17 @@ class MrpWorkcenterProductivity(BaseModel):
     def _display_name(self) -> str:
         loss = self._get("loss_id")
         return self.env["mrp.workcenter.productivity.loss"].browse(loss)._display_name() if loss else ""
+
+    def _after_write(self) -> None:
+        """Odoo 17's `_check_open_time_ids`: one open time log per work order and user."""
+        for wo in {self._table[rid].get("workorder_id") for rid in self._ids} - {None, False}:
+            open_by_user: dict[Any, int] = {}
+            for row in self._table.values():
+                if row.get("workorder_id") == wo and not row.get("date_end"):
+                    open_by_user[row.get("user_id")] = open_by_user.get(row.get("user_id"), 0) + 1
+            if any(n > 1 for n in open_by_user.values()):
+                name = self.env["mrp.workorder"].sudo().browse(wo)._display_name()
+                raise ValidationError(f"The Workorder ({name}) cannot be started twice!")
 
     def _compute_duration(self) -> float:
         """Minutes; non-productive losses count only the work center calendar's working time, as Odoo 17."""
