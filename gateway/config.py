@@ -115,6 +115,8 @@ class OdooSinkConfig:
     loss: str = "Equipment Failure"    # mrp.workcenter.productivity.loss name for downtimes
     alarm_codes: dict[int, AlarmCode] = field(default_factory=dict)
     scrap_location: str = "WH/Stock"   # stock.location full name scrapped parts are taken from
+    auto_finish: bool = False          # finish the work order and mark the order done at its quantity
+    scrap_mode: str = "validate"       # validate: a wizard answer is a dead letter | do_scrap: scrap anyway
 
 
 @dataclass(frozen=True)
@@ -380,7 +382,8 @@ def _sinks(c: ConfigCollector, table: dict[str, Any], gateway: GatewayConfig) ->
             continue
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
-                                       "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location"})
+                                       "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
+                                       "auto_finish", "scrap_mode"})
         c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -414,7 +417,10 @@ def _sinks(c: ConfigCollector, table: dict[str, Any], gateway: GatewayConfig) ->
                                                choices=("0", "1", "2", "3")),
                                          c.get(spec, cpath, "loss", str))
         out[name] = OdooSinkConfig(name, (url or "").rstrip("/"), database, login, api_key or "",
-                                   protocol, timeout, batch, cap, rate, in_flight, loss, codes, scrap_location)
+                                   protocol, timeout, batch, cap, rate, in_flight, loss, codes, scrap_location,
+                                   c.get(section, path, "auto_finish", bool, default=False),
+                                   c.get(section, path, "scrap_mode", str, default="validate",
+                                         choices=("validate", "do_scrap")))
     return out
 
 

@@ -166,3 +166,51 @@ def test_a_load_with_one_bad_row_dead_letters_only_that_row_and_loads_the_others
     assert sorted(created) == ["evt_0", "evt_2"]
     ((stored, error),) = out.dead
     assert stored.event["id"] == "evt_1" and "Value 'emergency' not found in selection field" in error
+
+
+def test_auto_finish_closes_the_order_once_its_count_is_acknowledged_and_only_then(odoo, tmp_path):
+    from dataclasses import replace
+    asyncio.run(_call(odoo.url, "mrp.production", "write", [[1], {"product_qty": 5}]))
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("production", "p1", {"quantity": 3}), _ev("production", "p2", {"quantity": 2})])
+    cfg = replace(_cfg(odoo.url), auto_finish=True)
+
+    async def go():
+        sink = OdooSink(cfg, store)
+        batch = store.read("odoo")
+        def power_cut(*args, **kwargs):
+            raise ConnectionAbortedError("power cut before the acknowledgement")
+        real_ack, store.ack = store.ack, power_cut
+        with pytest.raises(ConnectionAbortedError):
+            await sink.deliver(batch)  # the count is not acknowledged: nothing may be finished yet
+        state_before = await _call(odoo.url, "mrp.production", "read", [[1]], {"fields": ["state"]})
+        store.ack = real_ack
+        sink = OdooSink(cfg, store)  # the restarted gateway
+        await sink.deliver(store.read("odoo"))
+        store.append([_ev("production", "p3", {"quantity": 1})])  # a part after the order is done
+        await sink.deliver(store.read("odoo"))
+        await sink.raw_client.close()
+        return state_before
+
+    before = asyncio.run(go())
+    assert before[0]["state"] == "progress"
+    mo = asyncio.run(_call(odoo.url, "mrp.production", "read", [[1]], {"fields": ["state", "qty_producing"]}))
+    wo = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["state"]}))
+    assert mo[0]["state"] == "done" and mo[0]["qty_producing"] == 5.0 and wo[0]["state"] == "done"
+    (letter,) = store.dead_letters("odoo")  # the extra part waits for a person: no open work order
+    assert "no open work order on work center 'CNC-01'" in letter["error"]
+
+
+def test_scrap_mode_do_scrap_scraps_what_the_machine_reported_despite_odoos_stock(odoo, tmp_path):
+    from dataclasses import replace
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("scrap", "big", {"quantity": 5000})])
+    cfg = replace(_cfg(odoo.url), scrap_mode="do_scrap")
+
+    async def go():
+        sink = OdooSink(cfg, store)
+        await sink.deliver(store.read("odoo"))
+        await sink.raw_client.close()
+    asyncio.run(go())
+    rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["state", "scrap_qty"]}))
+    assert [(r["state"], r["scrap_qty"]) for r in rows] == [("done", 5000.0)] and store.dead_letters() == []

@@ -25,6 +25,7 @@ class WorkOrder:
     production_id: int
     production: str
     product_id: int
+    qty_production: float = 0.0
 
 
 _TABLES = {
@@ -66,14 +67,16 @@ class MasterData:
             rows = await self.client.execute_kw(
                 "mrp.workorder", "search_read",
                 [[["workcenter_id", "=", wc], ["state", "in", OPEN_STATES]]],
-                {"fields": ["name", "state", "production_id", "product_id"], "order": "id asc"})
+                {"fields": ["name", "state", "production_id", "product_id", "qty_production"],
+                 "order": "id asc"})
             rows.sort(key=lambda r: (OPEN_STATES.index(r["state"]), r["id"]))
             wo = None
             if rows:
                 r = rows[0]
                 prod = r.get("production_id") or [0, ""]
                 product = r.get("product_id") or [0, ""]
-                wo = WorkOrder(r["id"], r["name"], prod[0], prod[1], product[0])
+                wo = WorkOrder(r["id"], r["name"], prod[0], prod[1], product[0],
+                               float(r.get("qty_production") or 0.0))
             self._orders[wc] = (self.clock(), wo)
             cached = self._orders[wc]
         if cached[1] is None:

@@ -36,11 +36,15 @@ def decode_tally(raw: bytes | None) -> float | None:
 class ProductionPoster:
     kinds = ("production",)
 
-    def __init__(self, client: Any, masterdata: MasterData, store: Store, sink: str) -> None:
+    def __init__(self, client: Any, masterdata: MasterData, store: Store, sink: str,
+                 auto_finish: bool = False) -> None:
         self.client = client
         self.md = masterdata
         self.store = store
         self.sink = sink
+        self.auto_finish = auto_finish
+        #: work orders whose count reached their quantity, to finish once the count is acknowledged
+        self.to_finish: dict[int, WorkOrder] = {}
 
     def tally_key(self, workorder_id: int) -> str:
         return f"sink/{self.sink}/workorder/{workorder_id}/qty"
@@ -80,6 +84,8 @@ class ProductionPoster:
                     out.fail(s, str(exc))
                 continue
             out.state[key] = encode_tally(qty)
+            if self.auto_finish and wo.qty_production and qty >= wo.qty_production:
+                self.to_finish[wo.id] = wo
             for s in group:
                 out.receipts[s.event["id"]] = f"mrp.workorder,{wo.id}"
             log.info("event=delivered sink=%s model=mrp.workorder id=%d workorder=%s production=%s "
@@ -89,3 +95,55 @@ class ProductionPoster:
 
 def _fmt(x: Any) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+class OrderFinisher:
+    """Auto-finish: a work order whose count reached its quantity is finished and its order marked done.
+
+    It runs only after the count was acknowledged in the store, so a retried
+    delivery can never move parts to the next order. Each step reads the state
+    first (finishing twice changes nothing) and answers Odoo's wizards the way a
+    planner would for a completed order: no backorder, consumption as recorded.
+    A wizard it does not know stops there with a warning; the parts stay recorded.
+    """
+
+    WIZARD_CONTEXT = {"mrp.production.backorder": {"skip_backorder": True, "mo_ids_to_backorder": []},
+                      "mrp.consumption.warning": {"skip_consumption": True}}
+
+    def __init__(self, poster: ProductionPoster) -> None:
+        self.poster = poster
+
+    async def finish_due(self) -> None:
+        for wo_id, wo in list(self.poster.to_finish.items()):
+            try:
+                await self.finish(wo)
+            except PermanentDeliveryError as exc:
+                log.warning("event=auto_finish_failed sink=%s workorder=%s production=%s error=%r",
+                            self.poster.sink, wo.name, wo.production, str(exc))
+            del self.poster.to_finish[wo_id]
+            self.poster.md.forget()
+
+    async def finish(self, wo: WorkOrder) -> None:
+        client = self.poster.client
+        (row,) = await client.execute_kw("mrp.workorder", "read", [[wo.id]], {"fields": ["state"]}) or [{}]
+        if row.get("state") not in ("done", "cancel"):
+            await client.execute_kw("mrp.workorder", "button_finish", [[wo.id]])
+        (mo,) = await client.execute_kw("mrp.production", "read", [[wo.production_id]],
+                                        {"fields": ["state"]}) or [{}]
+        if mo.get("state") in ("done", "cancel"):
+            return
+        context: dict[str, Any] = {}
+        result = await client.execute_kw("mrp.production", "button_mark_done", [[wo.production_id]])
+        for _ in range(len(self.WIZARD_CONTEXT) + 1):
+            wizard = result.get("res_model") if isinstance(result, dict) else None
+            if wizard not in self.WIZARD_CONTEXT:
+                break
+            context.update(self.WIZARD_CONTEXT[wizard])
+            result = await client.execute_kw("mrp.production", "button_mark_done", [[wo.production_id]],
+                                             {"context": context})
+        if isinstance(result, dict) and result.get("res_model") not in (None, "mrp.production"):
+            log.warning("event=auto_finish_incomplete sink=%s production=%s wizard=%s: Odoo asks a person",
+                        self.poster.sink, wo.production, result.get("res_model"))
+            return
+        log.info("event=order_finished sink=%s workorder=%s production=%s", self.poster.sink, wo.name,
+                 wo.production)

@@ -7,7 +7,9 @@ batch are created in one `load` call keyed by their external ids, then each
 draft scrap is validated with `action_validate`. When Odoo answers with a
 wizard instead of `true` (not enough quantity to scrap), the scrap is not done:
 the event goes to the dead letters with Odoo's reason, and a replay after the
-stock is fixed finds the same draft scrap by its external id and validates it.
+stock is fixed finds the same draft scrap by its external id and validates it;
+or, with `scrap_mode = "do_scrap"`, the scrap is done anyway (`do_scrap`), as
+a person confirming the wizard would, and the warning is logged.
 """
 from __future__ import annotations
 
@@ -28,11 +30,13 @@ FIELDS = ["id", "product_id/.id", "scrap_qty", "production_id/.id", "workorder_i
 class ScrapPoster:
     kinds = ("scrap",)
 
-    def __init__(self, client: Any, masterdata: MasterData, sink: str, location: str) -> None:
+    def __init__(self, client: Any, masterdata: MasterData, sink: str, location: str,
+                 force: bool = False) -> None:
         self.client = client
         self.md = masterdata
         self.sink = sink
         self.location = location
+        self.force = force
 
     async def post(self, items: list[Stored], out: Outcome) -> None:
         rows: list[tuple[Stored, list[str]]] = []
@@ -67,6 +71,11 @@ class ScrapPoster:
                 except PermanentDeliveryError as exc:
                     out.fail(stored, str(exc))
                     continue
+                if result is not True and self.force:
+                    # configured: scrap what is asked even where Odoo's stock says there is not enough
+                    log.warning("event=scrap_forced sink=%s model=stock.scrap id=%d wizard=%r", self.sink, rid,
+                                result.get("res_model") if isinstance(result, dict) else result)
+                    result = await self.client.execute_kw("stock.scrap", "do_scrap", [[rid]])
                 if result is not True:
                     what = result.get("res_model") if isinstance(result, dict) else result
                     name = result.get("name") if isinstance(result, dict) else ""

@@ -28,7 +28,7 @@ from gateway.sinks.odoo.consumption import ConsumptionPoster
 from gateway.sinks.odoo.downtime import DowntimePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
-from gateway.sinks.odoo.production import ProductionPoster
+from gateway.sinks.odoo.production import OrderFinisher, ProductionPoster
 from gateway.sinks.odoo.rate import PacedClient
 from gateway.sinks.odoo.quality import QualityPoster
 from gateway.sinks.odoo.scrap import ScrapPoster
@@ -64,9 +64,10 @@ class OdooSink:
                                                cfg.protocol)
         self.client = PacedClient(self.raw_client, cfg.rate, cfg.max_in_flight)
         self.md = MasterData(self.client)
-        self.production = ProductionPoster(self.client, self.md, store, self.name)
+        self.production = ProductionPoster(self.client, self.md, store, self.name, cfg.auto_finish)
+        self.finisher = OrderFinisher(self.production)
         posters = [self.production,
-                   ScrapPoster(self.client, self.md, self.name, cfg.scrap_location),
+                   ScrapPoster(self.client, self.md, self.name, cfg.scrap_location, cfg.scrap_mode == "do_scrap"),
                    DowntimePoster(self.client, self.md, self.name, cfg.loss, cfg.alarm_codes),
                    MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes),
                    ConsumptionPoster(self.client, self.md, store, self.name),
@@ -80,13 +81,16 @@ class OdooSink:
         try:
             while not stop.is_set():
                 batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
-                if not batch:
+                if not batch and not self.production.to_finish:
                     self.stats.state = "idle"
                     await _wait_any(self.wake, stop, timeout=1.0)
                     self.wake.clear()
                     continue
                 try:
-                    await self.deliver(batch)
+                    if batch:
+                        await self.deliver(batch)
+                    else:  # nothing new, but an order still waits to be finished
+                        await self.finisher.finish_due()
                     backoff.reset()
                     self.stats.state = "running"
                 except DeliveryError as exc:
@@ -100,7 +104,7 @@ class OdooSink:
                         self.raw_client.uid = None
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
-                                batch[0].seq, len(batch), delay, str(exc))
+                                batch[0].seq if batch else 0, len(batch), delay, str(exc))
                     await _wait_any(stop, timeout=delay)
         finally:
             await self.raw_client.close()
@@ -137,6 +141,8 @@ class OdooSink:
         for stored, error in out.dead:
             log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                       stored.seq, stored.event["id"], stored.event["kind"], error)
+        if self.production.to_finish:
+            await self.finisher.finish_due()  # only now: the counts that justify it are acknowledged
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float) -> None:
