@@ -117,6 +117,7 @@ class OdooSinkConfig:
     scrap_location: str = "WH/Stock"   # stock.location full name scrapped parts are taken from
     auto_finish: bool = False          # finish the work order and mark the order done at its quantity
     scrap_mode: str = "validate"       # validate: a wizard answer is a dead letter | do_scrap: scrap anyway
+    pending_timeout: float = 600.0     # s an event waits for an open work order before it is a dead letter
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,7 @@ def _sinks(c: ConfigCollector, table: dict[str, Any], gateway: GatewayConfig) ->
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
-                                       "auto_finish", "scrap_mode"})
+                                       "auto_finish", "scrap_mode", "pending_timeout"})
         c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -420,7 +421,9 @@ def _sinks(c: ConfigCollector, table: dict[str, Any], gateway: GatewayConfig) ->
                                    protocol, timeout, batch, cap, rate, in_flight, loss, codes, scrap_location,
                                    c.get(section, path, "auto_finish", bool, default=False),
                                    c.get(section, path, "scrap_mode", str, default="validate",
-                                         choices=("validate", "do_scrap")))
+                                         choices=("validate", "do_scrap")),
+                                   c.get(section, path, "pending_timeout", float, default=600.0, minimum=0,
+                                         maximum=7 * 86400))
     return out
 
 

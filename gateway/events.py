@@ -18,7 +18,8 @@ SCHEMA = "linebridge.event/1"
 
 KINDS = frozenset({
     "production", "scrap", "downtime_start", "downtime_end", "alarm", "maintenance_due",
-    "consumption", "quality_result", "weight", "scan", "status",
+    "consumption", "quality_result", "weight", "scan", "status", "production_summary",
+    "workorder_start",
 })
 
 

@@ -12,6 +12,11 @@ batch starts from the shared copy and writes it back only once stored, so a
 scan and the events after it in the same batch or in any later one (of this
 device or another of the same machine) see the new context.
 
+Each machine's shift tally (`gateway.summary`) advances with the source time of the
+good samples and counts the production and scrap events: when a shift ended,
+one `production_summary` is stored before the events of the next shift, and
+the tally is stored with them (one lock per machine across its pipelines).
+
 It owns the promise that a rule's state never moves ahead of the events it
 produced: the new states and the events of one poll are written to the store in
 a single transaction, and only then does the in-memory state advance. When the
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +41,7 @@ from gateway.enrich import enrich
 from gateway.events import SCHEMA, event_id, iso_utc
 from gateway.signing import DeviceKey
 from gateway.rules import Rule
+from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from store.committer import GroupCommitter
 from store.queue import StoreFull
 
@@ -56,7 +63,8 @@ class DevicePipeline:
 
     def __init__(self, config: Config, driver: Driver, rules: list[Rule],
                  committer: GroupCommitter, wake: Any, stats: IntakeStats,
-                 signer: DeviceKey | None = None, context: ContextStore | None = None) -> None:
+                 signer: DeviceKey | None = None, context: ContextStore | None = None,
+                 tallies: ShiftTallies | None = None) -> None:
         self.config = config
         self.driver = driver
         self.rules = rules
@@ -68,6 +76,9 @@ class DevicePipeline:
         #: machine contexts shared with the other pipelines (a private one when alone)
         self.context = context if context is not None else ContextStore()
         self.telemetry = config.wants_telemetry
+        #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
+        self.tallies = tallies if tallies is not None else (ShiftTallies(config.shifts) if config.shifts else None)
+        self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
         self.last_handled_ts = 0.0
@@ -82,6 +93,11 @@ class DevicePipeline:
             self.states[key] = rule.load_state(raw)
             if is_context_key(key):
                 self.context.seed(key, self.states[key])
+        if self.tallies is not None:
+            for machine in self.machines:
+                if machine not in self.tallies.tallies:
+                    raw = await asyncio.to_thread(self.store.get_state, summary_key(machine))
+                    self.tallies.tallies[machine] = ShiftTally.from_bytes(raw)
 
     async def run(self) -> None:
         await self.load_state()
@@ -93,21 +109,41 @@ class DevicePipeline:
 
     async def handle(self, batch: list[Sample]) -> bool:
         """Store the events and rule states of one batch; False if the store refused it."""
+        async with AsyncExitStack() as stack:
+            if self.tallies is not None:
+                for machine in self.machines:  # sorted: pipelines sharing machines take their locks in order
+                    await stack.enter_async_context(self.tallies.lock(machine))
+            return await self._handle(batch)
+
+    async def _handle(self, batch: list[Sample]) -> bool:
         self.stats.samples += len(batch)
         self.stats.bad_samples += sum(1 for s in batch if s.quality is not Quality.GOOD)
         newest = max((s.source_ts for s in batch if s.quality is Quality.GOOD), default=0.0)
         # a machine's context may have been changed by another pipeline since our last batch
         base = {k: (self.context.get(k) or v) if is_context_key(k) else v for k, v in self.states.items()}
         pending = dict(base)
+        tallies = {m: self.tallies.tallies.get(m) for m in self.machines} if self.tallies is not None else {}
+        tally_base = dict(tallies)
         events = []
         for sample in batch:
+            if self.tallies is not None and sample.quality is Quality.GOOD:
+                for machine in self.machines:
+                    tallies[machine], closed = self.tallies.advance(tallies[machine], machine, sample.source_ts)
+                    if closed is not None:
+                        events.append(self._enrich(closed.summary(self.config.gateway.id, {}), pending))
             for rule in self.rules:
                 if not rule.matches(sample):
                     continue
                 produced, pending[rule.state_key] = rule.apply(pending[rule.state_key], sample)
-                events.extend(self._enrich(e, pending) for e in produced)
+                for e in produced:
+                    events.append(self._enrich(e, pending))
+                    machine = e.context.get("machine")
+                    if tallies.get(machine) is not None and tallies[machine].shift:
+                        tallies[machine] = tallies[machine].count(e)
         changed = {k: v.to_bytes() for k, v in pending.items()
                    if v is not None and v != base.get(k)}
+        changed.update({summary_key(m): t.to_bytes() for m, t in tallies.items()
+                        if t is not None and t != tally_base[m]})
         records = [e.to_dict() for e in events]
         if self.telemetry:
             records.extend(self._telemetry(batch))
@@ -125,6 +161,8 @@ class DevicePipeline:
                       self.driver.name, len(events), str(exc))
             return False
         self.states = pending
+        if self.tallies is not None:
+            self.tallies.tallies.update(tallies)
         for key in changed:
             if is_context_key(key):
                 self.context.put(key, pending[key])

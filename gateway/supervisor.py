@@ -24,6 +24,7 @@ from gateway.config import Config, MqttSinkConfig
 from gateway.context import ContextStore
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
+from gateway.summary import ShiftTallies
 from gateway.rules.build import build as build_rule
 from gateway.signing import DeviceKey
 from gateway.sinks.mqtt import MqttLink, MqttSink
@@ -91,6 +92,8 @@ class Supervisor:
         machines = {spec.machine or name for name, spec in config.devices.items()}
         #: operator, lot and work order per machine, shared by every device of that machine
         self.context = ContextStore.load(self.store.get_state, sorted(machines))
+        #: each machine's good parts and scrap in the running shift, shared the same way
+        self.tallies = ShiftTallies(config.shifts) if config.shifts else None
         for name, spec in config.devices.items():
             driver = spec.driver(name, spec.config)
             driver.state = DriverState(self.store, name)
@@ -100,7 +103,7 @@ class Supervisor:
                      for r in config.rules.values() if r.device == name]
             self.drivers[name] = driver
             self.pipelines[name] = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake,
-                                                  signer=self.key, context=self.context)
+                                                  signer=self.key, context=self.context, tallies=self.tallies)
         self.started = time.time()
         self.links: dict[str, MqttLink] = {}
         self.sinks: dict[str, OdooSink | MqttSink] = {}

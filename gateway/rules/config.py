@@ -1,6 +1,6 @@
-"""Rule configuration: the typed models of the edge, threshold, weight and scan rules.
+"""Rule configuration: the typed models of the edge, threshold, weight, scan and machine state rules.
 
-It owns how `[rules.<name>]` sections of those four types are read and checked,
+It owns how `[rules.<name>]` sections of those five types are read and checked,
 every problem reported with its key path through the shared `ConfigCollector`,
 and the timing options (`debounce`, `min_duration`, `repeat_suppress`) that the
 edge and alarm rules share. The counter and alarm models stay in
@@ -80,7 +80,19 @@ class ScanRuleConfig:
     patterns: tuple[tuple[str, str], ...] = ()   # (context key, regular expression), first match wins
 
 
-RuleConfig = EdgeRuleConfig | ThresholdRuleConfig | WeightRuleConfig | ScanRuleConfig
+@dataclass(frozen=True)
+class MachineStateRuleConfig:
+    """A machine's running bit: the first run with an open work order starts that work order."""
+
+    name: str
+    device: str
+    tag: str
+    on: str | int | float | bool = "nonzero"   # as for the edge rule: the value(s) that mean "running"
+    debounce: float = 0.0                      # seconds "running" must hold before it counts
+    code: int | None = None                    # not configurable: the edge machinery's level is 0 or 1
+
+
+RuleConfig = EdgeRuleConfig | ThresholdRuleConfig | WeightRuleConfig | ScanRuleConfig | MachineStateRuleConfig
 
 KEYS: dict[str, set[str]] = {
     "edge": _COMMON | TIMING_KEYS | {"on", "emit", "code"},
@@ -89,6 +101,7 @@ KEYS: dict[str, set[str]] = {
     "weight": _COMMON | {"mode", "material", "unit", "min_change", "min_weight", "low", "high",
                          "characteristic"},
     "scan": _COMMON | set(CONTEXT_KEYS),
+    "machine_state": _COMMON | {"on", "debounce"},
 }
 
 
@@ -121,6 +134,12 @@ def parse(c: ConfigCollector, rtype: str, name: str, section: dict[str, Any], pa
         return _weight(c, name, section, path, device, tag)
     if rtype == "scan":
         return _scan(c, name, section, path, device, tag)
+    if rtype == "machine_state":
+        on = c.get(section, path, "on", (str, int, float, bool), default="nonzero")
+        return MachineStateRuleConfig(name, device, tag, "true" if on is True else (on if on is not None
+                                                                                     else "nonzero"),
+                                      c.get(section, path, "debounce", float, default=0.0, minimum=0.0,
+                                            maximum=DAY) or 0.0)
     return None
 
 

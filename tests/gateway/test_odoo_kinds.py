@@ -173,7 +173,7 @@ def test_auto_finish_closes_the_order_once_its_count_is_acknowledged_and_only_th
     asyncio.run(_call(odoo.url, "mrp.production", "write", [[1], {"product_qty": 5}]))
     store = Store(tmp_path / "s", sinks=["odoo"])
     store.append([_ev("production", "p1", {"quantity": 3}), _ev("production", "p2", {"quantity": 2})])
-    cfg = replace(_cfg(odoo.url), auto_finish=True)
+    cfg = replace(_cfg(odoo.url), auto_finish=True, pending_timeout=0)  # the extra part: dead letter at once
 
     async def go():
         sink = OdooSink(cfg, store)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import AlarmRuleConfig, Config, CounterRuleConfig, OdooSinkConfig
-from gateway.rules.config import EdgeRuleConfig, ThresholdRuleConfig, WeightRuleConfig
+from gateway.rules.config import (EdgeRuleConfig, MachineStateRuleConfig, ThresholdRuleConfig,
+                                  WeightRuleConfig)
 from gateway.errors import DeliveryError
 from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.masterdata import MasterData
@@ -28,9 +29,11 @@ NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
     "alarm": {"maintenance.equipment": ("read",), "maintenance.request": ("read", "create")},
     "consumption": {"mrp.workorder": ("read",), "stock.move": ("read", "write"), "product.product": ("read",)},
     "quality_result": {"mrp.workorder": ("read",), "mrp.production": ("read", "write"), "mail.message": ("read",)},
+    "workorder_start": {"mrp.workorder": ("read", "write")},
+    "production_summary": {"mrp.workorder": ("read",)},
 }
 APPS = {"production": "mrp", "scrap": "stock", "downtime_start": "mrp", "alarm": "maintenance",
-        "consumption": "mrp", "quality_result": "mrp"}
+        "consumption": "mrp", "quality_result": "mrp", "workorder_start": "mrp", "production_summary": "mrp"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ def configured_kinds(cfg: Config) -> set[str]:
             kinds.add("alarm" if rule.emit == "maintenance_due" else "quality_result")
         elif isinstance(rule, WeightRuleConfig):
             kinds.add("consumption" if rule.mode == "consumption" else "quality_result")
+        elif isinstance(rule, MachineStateRuleConfig):
+            kinds.add("workorder_start")
+    if cfg.shifts is not None and kinds & {"production", "scrap"}:
+        kinds.add("production_summary")
     return kinds
 
 

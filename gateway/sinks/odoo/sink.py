@@ -2,14 +2,17 @@
 
 It owns the delivery loop for one Odoo destination. A batch of stored events is
 handed, kind by kind, to the poster of that kind (production, scrap, downtime,
-maintenance, consumption, quality), which batches its calls where Odoo accepts lists; the cursor, the
+maintenance, consumption, quality, shift summary reconciliation, work order
+start), which batches its calls where Odoo accepts lists; the cursor, the
 posters' state, the journal receipts and any dead letters are then committed in
 one store transaction. Calls are paced by a token bucket and a cap on calls in
 flight.
 Transient failures retry the same batch with capped, jittered backoff; an
 authentication or rights failure pauses the sink (slow retries, an alarm in the
 log); a permanent failure sends only the events concerned to the dead letters
-with Odoo's own message, and delivery goes on.
+with Odoo's own message, and delivery goes on. An event whose work center has
+no open work order yet is held (see `pending`): the batch is acknowledged up to
+it and retried with backoff until the order appears or `pending_timeout` passes.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
@@ -28,10 +31,13 @@ from gateway.sinks.odoo.consumption import ConsumptionPoster
 from gateway.sinks.odoo.downtime import DowntimePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
+from gateway.sinks.odoo.pending import Pending, PendingContext
 from gateway.sinks.odoo.production import OrderFinisher, ProductionPoster
 from gateway.sinks.odoo.rate import PacedClient
+from gateway.sinks.odoo.reconcile import SummaryPoster
 from gateway.sinks.odoo.quality import QualityPoster
 from gateway.sinks.odoo.scrap import ScrapPoster
+from gateway.sinks.odoo.workorder import WorkorderStartPoster
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
@@ -55,7 +61,7 @@ class OdooSink:
     """One Odoo destination fed from its own cursor in the store."""
 
     def __init__(self, cfg: OdooSinkConfig, store: Store, wake: asyncio.Event | None = None,
-                 client: Any | None = None) -> None:
+                 client: Any | None = None, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.store = store
@@ -64,6 +70,7 @@ class OdooSink:
                                                cfg.protocol)
         self.client = PacedClient(self.raw_client, cfg.rate, cfg.max_in_flight)
         self.md = MasterData(self.client)
+        self.pending = Pending(store, self.name, self.md, cfg.pending_timeout, clock)
         self.production = ProductionPoster(self.client, self.md, store, self.name, cfg.auto_finish)
         self.finisher = OrderFinisher(self.production)
         posters = [self.production,
@@ -71,7 +78,9 @@ class OdooSink:
                    DowntimePoster(self.client, self.md, self.name, cfg.loss, cfg.alarm_codes),
                    MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes),
                    ConsumptionPoster(self.client, self.md, store, self.name),
-                   QualityPoster(self.client, self.md, self.name)]
+                   QualityPoster(self.client, self.md, self.name),
+                   SummaryPoster(self.production),
+                   WorkorderStartPoster(self.client, self.md, self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
 
@@ -98,10 +107,14 @@ class OdooSink:
                     self.stats.last_error = str(exc)
                     delay = backoff.next_delay()
                     paused = isinstance(exc, AuthDeliveryError)
-                    self.stats.state = "paused" if paused else "retrying"
+                    self.stats.state = "paused" if paused else "pending" if isinstance(exc, PendingContext) \
+                        else "retrying"
                     self.md.forget()
                     if paused:
                         self.raw_client.uid = None
+                    if isinstance(exc, PendingContext):
+                        await _wait_any(stop, timeout=delay)  # `deliver` logged event=delivery_pending
+                        continue
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq if batch else 0, len(batch), delay, str(exc))
@@ -117,9 +130,15 @@ class OdooSink:
         or pausing error anywhere aborts the pass before anything is
         acknowledged, and the next pass repeats it (every poster is idempotent).
         """
+        triage = await self.pending.triage(batch)
         out = Outcome()
+        for stored, reason in triage.expired:
+            out.fail(stored, reason)
+        expired = {id(s) for s, _ in triage.expired}
         by_kind: dict[str, list[Stored]] = {}
-        for stored in batch:
+        for stored in triage.done:
+            if id(stored) in expired:
+                continue
             kind = stored.event["kind"]
             if kind not in self.posters:
                 out.fail(stored, f"event kind {kind!r} has no Odoo mapping in this version")
@@ -134,8 +153,9 @@ class OdooSink:
             items = [s for k in poster.kinds for s in by_kind.get(k, [])]
             items.sort(key=lambda s: s.seq)
             await poster.post(items, out)
-        await asyncio.to_thread(self.store.ack, self.name, batch, out.state, out.dead, out.receipts)
-        self.stats.delivered += len(batch) - len(out.dead)
+        out.state[self.pending.key] = triage.state
+        await asyncio.to_thread(self.store.ack, self.name, triage.done, out.state, out.dead, out.receipts)
+        self.stats.delivered += len(triage.done) - len(out.dead)
         self.stats.dead_lettered += len(out.dead)
         self.stats.last_delivery = time.time()
         for stored, error in out.dead:
@@ -143,6 +163,14 @@ class OdooSink:
                       stored.seq, stored.event["id"], stored.event["kind"], error)
         if self.production.to_finish:
             await self.finisher.finish_due()  # only now: the counts that justify it are acknowledged
+        if triage.held:
+            first = triage.held[0]
+            centers = sorted({(s.event.get("context") or {}).get("work_center") for s in triage.held})
+            log.warning("event=delivery_pending sink=%s seq=%d event_id=%s kind=%s held=%d work_centers=%s "
+                        "reason=no_open_work_order timeout=%gs", self.name, first.seq, first.event["id"],
+                        first.event["kind"], len(triage.held), ",".join(centers), self.cfg.pending_timeout)
+            raise PendingContext(f"{len(triage.held)} event(s) wait for an open work order on "
+                                 f"{', '.join(repr(c) for c in centers)}")
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float) -> None:

@@ -1,0 +1,121 @@
+"""A machine's running bit: its first run starts the open work order in Odoo, once."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from drivers.base import Quality, Sample
+from gateway import config as config_mod
+from gateway.config import OdooSinkConfig
+from gateway.events import Event, event_id
+from gateway.rules.build import build
+from gateway.sandbox.odoo import OdooSandbox
+from gateway.sinks.odoo import OdooClient, OdooSink
+from store.queue import Store
+
+CONFIG = """
+[gateway]
+id = "gw"
+[machines.CNC-01]
+work_center = "CNC-01"
+[devices.plc]
+type = "modbus_tcp"
+host = "127.0.0.1"
+machine = "CNC-01"
+[devices.plc.tags.running]
+function = "coil"
+address = 0
+type = "bool"
+[rules.run]
+type = "machine_state"
+device = "plc"
+tag = "running"
+debounce = 2
+[sinks.up]
+type = "mqtt"
+url = "mqtt://127.0.0.1"
+"""
+
+
+def _rule():
+    cfg = config_mod.parse(CONFIG)
+    return build(cfg.rules["run"], "gw", "CNC-01")
+
+
+def _feed(rule, readings):
+    state, events = None, []
+    for value, ts in readings:
+        produced, state = rule.apply(state, Sample("plc", "running", value, Quality.GOOD, ts))
+        events.extend(produced)
+    return events, state
+
+
+def test_each_debounced_start_of_the_running_bit_is_one_workorder_start_at_its_edge_time():
+    events, _ = _feed(_rule(), [(False, 0), (True, 10), (True, 11), (True, 13), (True, 20),
+                                (False, 30), (True, 31), (False, 32),     # a 1 s blip: nothing
+                                (False, 40), (True, 50), (True, 53)])
+    assert [(e.kind, e.ts) for e in events] == [("workorder_start", "1970-01-01T00:00:10.000Z"),
+                                                ("workorder_start", "1970-01-01T00:00:50.000Z")]
+    assert events[0].context == {"machine": "CNC-01"}
+    replayed, _ = _feed(_rule(), [(False, 0), (True, 10), (True, 13)])
+    assert replayed[0].id == events[0].id  # a replayed edge has the same id
+
+
+def test_a_machine_state_rule_with_an_unknown_key_names_it():
+    with pytest.raises(config_mod.ConfigError, match="rules.run.emit"):
+        config_mod.parse(CONFIG.replace("debounce = 2", "debounce = 2\nemit = \"alarm\""))
+
+
+@pytest.fixture()
+def odoo(tmp_path):
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=tmp_path / "odoo.json", api_key="k")
+    sb.start()
+    yield sb
+    sb.stop()
+
+
+async def _call(url: str, model: str, method: str, args: list, kw: dict | None = None):
+    c = OdooClient(url, "sandbox", "admin", "k")
+    try:
+        return await c.execute_kw(model, method, args, kw)
+    finally:
+        await c.close()
+
+
+def _start(key: str) -> dict:
+    return Event(id=event_id("gw", "plc/running", key), kind="workorder_start", ts="2026-11-23T07:00:00.000Z",
+                 gateway="gw", source={"device": "plc", "tag": "running"}, data={"state": "running"},
+                 context={"machine": "CNC-01", "work_center": "CNC-01"}).to_dict()
+
+
+def _deliver(url: str, store: Store) -> OdooSink:
+    async def go():
+        sink = OdooSink(OdooSinkConfig("odoo", url, "sandbox", "admin", "k", timeout=5.0, rate=200.0), store)
+        try:
+            while batch := store.read("odoo", 100):
+                await sink.deliver(batch)
+        finally:
+            await sink.raw_client.close()
+        return sink
+    return asyncio.run(go())
+
+
+def _receipts(store: Store) -> dict[str, str]:
+    return {item[0]: item[2] for entry in store.journal_entries(1000) for item in entry["items"]}
+
+
+def test_the_first_run_starts_the_ready_work_order_and_later_runs_leave_it_alone(odoo, tmp_path):
+    asyncio.run(_call(odoo.url, "mrp.workorder", "write", [[1], {"state": "ready"}]))
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    first, second = _start("run:1"), _start("run:2")
+    store.append([first])
+    _deliver(odoo.url, store)
+    (wo,) = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["state", "date_start"]}))
+    assert wo["state"] == "progress" and wo["date_start"]
+    store.append([second])
+    _deliver(odoo.url, store)
+    receipts = _receipts(store)
+    assert receipts[first["id"]] == "mrp.workorder,1 started"
+    assert receipts[second["id"]] == "mrp.workorder,1 already progress"
+    assert store.dead_letters("odoo") == []
