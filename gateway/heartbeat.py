@@ -26,7 +26,8 @@ from gateway.config import GatewayConfig, HeartbeatConfig
 from gateway.errors import DeliveryError
 from gateway.events import iso_utc
 from gateway.signing import ALG, DeviceKey
-from gateway.sinks.mqtt.link import MqttLink, Will, _wait_any
+from gateway.sinks.common import wait_any
+from gateway.sinks.mqtt.link import MqttLink, Will
 from store.queue import Store
 
 log = logging.getLogger("linebridge.heartbeat")
@@ -162,7 +163,7 @@ class Heartbeat:
         next_at = 0.0
         while not stop.is_set():
             if not self.link.connected.is_set():
-                await _wait_any(self.link.connected, stop, timeout=1.0)
+                await wait_any(self.link.connected, stop, timeout=1.0)
                 continue
             now = time.monotonic()
             if self.link.connects != seen_connects or now >= next_at:
@@ -174,7 +175,7 @@ class Heartbeat:
                 except (DeliveryError, asyncio.TimeoutError) as exc:
                     self.last_error = str(exc) or "no PUBACK in time"
                     log.warning("event=heartbeat_failed topic=%s error=%r", self.topic, self.last_error)
-            await _wait_any(stop, timeout=max(0.05, min(next_at - time.monotonic(), 1.0)))
+            await wait_any(stop, timeout=max(0.05, min(next_at - time.monotonic(), 1.0)))
 
     async def publish_offline(self, timeout: float = 3.0) -> bool:
         """On a clean stop: the retained offline status, before the link disconnects."""

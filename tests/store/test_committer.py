@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from store.committer import GroupCommitter
 from store.queue import BacklogFull, Quota, Store, StoreOptions

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import uuid
 import pytest
 
 from store.queue import Store, StoreFull, StoreOptions
-from tests.helpers import wait_for
 
 WRITER = r"""
 import json, sys

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.sinks.common import wait_any
 
 log = logging.getLogger("linebridge.sinks.mqtt")
 
@@ -84,9 +85,9 @@ class MqttLink:
                     await self._connect()
                 except ConnectFailed as exc:
                     self._fail(str(exc), backoff, "mqtt_connect_failed")
-                    await _wait_any(stop, timeout=self._delay)
+                    await wait_any(stop, timeout=self._delay)
                     continue
-                await _wait_any(stop, self._lost, timeout=None)
+                await wait_any(stop, self._lost, timeout=None)
                 if stop.is_set():
                     break
                 if time.monotonic() - self._connected_at >= STABLE_AFTER:
@@ -94,7 +95,7 @@ class MqttLink:
                 reason = self._socket_error or "the broker closed the connection"
                 self._drop(f"connection lost: {reason}")
                 self._fail(f"connection lost: {reason}", backoff, "mqtt_connection_lost")
-                await _wait_any(stop, timeout=self._delay)
+                await wait_any(stop, timeout=self._delay)
         finally:
             await self._close()
 
@@ -286,7 +287,7 @@ class MqttLink:
         if client is not None:
             done = self._lost
             client.disconnect()
-            await _wait_any(done, timeout=2.0)
+            await wait_any(done, timeout=2.0)
         self._client = None
         self._gen += 1
         self._fail_pending("the link is closing")
@@ -300,12 +301,3 @@ def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
         fut.set_result(None)
     else:
         fut.set_exception(exc)
-
-
-async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

@@ -21,9 +21,8 @@ from typing import Any
 from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
 from gateway.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from gateway.sinks.mqtt.link import MqttLink, _wait_any
-from gateway.sinks.odoo.rate import TokenBucket
-from gateway.sinks.odoo.sink import SinkStats
+from gateway.sinks.common import SinkStats, TokenBucket, wait_any
+from gateway.sinks.mqtt.link import MqttLink
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.mqtt")
@@ -76,12 +75,12 @@ class MqttSink:
                 self._sync_link_stats()
                 if not self.link.connected.is_set():
                     self.stats.state = "disconnected" if self.link.state != "connecting" else "connecting"
-                    await _wait_any(self.link.connected, stop, timeout=0.5)
+                    await wait_any(self.link.connected, stop, timeout=0.5)
                     continue
                 batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
                 if not batch:
                     self.stats.state = "idle"
-                    await _wait_any(self.wake, stop, timeout=1.0)
+                    await wait_any(self.wake, stop, timeout=1.0)
                     self.wake.clear()
                     continue
                 try:
@@ -98,7 +97,7 @@ class MqttSink:
                     log.warning("event=delivery_retry sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 self.name, batch[0].seq, len(batch), delay, str(exc))
                     if delay:
-                        await _wait_any(stop, timeout=delay)
+                        await wait_any(stop, timeout=delay)
         finally:
             self._sync_link_stats()
             self.stats.state = "stopped"

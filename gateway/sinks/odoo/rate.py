@@ -1,37 +1,16 @@
 """Rate awareness for Odoo calls: a token bucket (calls/s) and a cap on calls in flight.
 
 It owns the pace at which one sink talks to Odoo, so a backlog after an outage
-is flushed steadily instead of hammering the ERP. The bucket refills at
-`rate` tokens per second up to `burst`; each call takes one token and one of
-`max_in_flight` slots. Time comes from an injectable monotonic clock.
+is flushed steadily instead of hammering the ERP: each call takes one token of
+a bucket refilled at `rate` per second (gateway.sinks.common.TokenBucket) and
+one of `max_in_flight` slots.
 """
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, Callable
+from typing import Any
 
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock()
-        self._lock = asyncio.Lock()
-
-    async def take(self) -> None:
-        async with self._lock:
-            while True:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+from gateway.sinks.common import TokenBucket
 
 
 class PacedClient:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
 from gateway.errors import AuthDeliveryError, DeliveryError
+from gateway.sinks.common import SinkStats, wait_any
 from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.consumption import ConsumptionPoster
@@ -41,20 +41,6 @@ from gateway.sinks.odoo.workorder import WorkorderStartPoster
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
-
-
-@dataclass
-class SinkStats:
-    delivered: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
-    state: str = "starting"
-    last_error: str | None = None
-    last_delivery: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
 
 
 class OdooSink:
@@ -92,7 +78,7 @@ class OdooSink:
                 batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
                 if not batch and not self.production.to_finish:
                     self.stats.state = "idle"
-                    await _wait_any(self.wake, stop, timeout=1.0)
+                    await wait_any(self.wake, stop, timeout=1.0)
                     self.wake.clear()
                     continue
                 try:
@@ -113,12 +99,12 @@ class OdooSink:
                     if paused:
                         self.raw_client.uid = None
                     if isinstance(exc, PendingContext):
-                        await _wait_any(stop, timeout=delay)  # `deliver` logged event=delivery_pending
+                        await wait_any(stop, timeout=delay)  # `deliver` logged event=delivery_pending
                         continue
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq if batch else 0, len(batch), delay, str(exc))
-                    await _wait_any(stop, timeout=delay)
+                    await wait_any(stop, timeout=delay)
         finally:
             await self.raw_client.close()
             self.stats.state = "stopped"
@@ -171,12 +157,3 @@ class OdooSink:
                         first.event["kind"], len(triage.held), ",".join(centers), self.cfg.pending_timeout)
             raise PendingContext(f"{len(triage.held)} event(s) wait for an open work order on "
                                  f"{', '.join(repr(c) for c in centers)}")
-
-
-async def _wait_any(*events: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
