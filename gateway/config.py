@@ -70,6 +70,7 @@ class CounterRuleConfig:
     width: int                # 16 | 32 bits: where the counter rolls over
     initial: str              # baseline | zero: what the first reading ever means
     rollover_window: int      # a drop from within this of the top to below it is a rollover
+    max_rate: float | None = None   # parts per second beyond which a jump is implausible (held for a person)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineCon
     return out
 
 
-_RULE_KEYS = {"counter": {"type", "device", "tag", "kind", "width", "initial", "rollover_window"},
+_RULE_KEYS = {"counter": {"type", "device", "tag", "kind", "width", "initial", "rollover_window", "max_rate"},
               "alarm": {"type", "device", "tag", "downtime"} | rule_config.TIMING_KEYS,
               **rule_config.KEYS}
 
@@ -286,7 +287,8 @@ def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceS
         modulus = 1 << (width or 32)
         window = c.get(section, path, "rollover_window", int, default=modulus // 4,
                        minimum=1, maximum=modulus - 1)
+        max_rate = c.get(section, path, "max_rate", float, minimum=0.001, maximum=1e6)
         if rtype is not None:
             out[name] = CounterRuleConfig(name, device or "", tag or "", kind or "production",
-                                          width or 32, initial or "baseline", window or 1)
+                                          width or 32, initial or "baseline", window or 1, max_rate)
     return out

@@ -8,6 +8,11 @@ held, never invented). The rule is pure: it takes its previous state and a
 sample and returns the events plus the next state; the caller stores both in one
 transaction, so the state never moves ahead of the events on disk.
 
+With `max_rate`, a jump of more parts than the machine can make in the time
+since the last change (a PLC glitch, a counter preset) is marked `suspect`: it
+is stored like any event, and the sink holds it as a dead letter for a person
+to accept by replaying it, instead of posting it.
+
 The event id is derived from the source, the reset epoch and the running total,
 so a replay of the same signal yields the same id.
 """
@@ -28,6 +33,7 @@ class CounterState:
     raw: int
     epoch: int = 0
     total: int = 0
+    ts: float = 0.0   # source time of the last reading that changed the state
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
@@ -74,20 +80,27 @@ class CounterRule:
         value = sample.value & ((1 << self.cfg.width) - 1)
         if state is None:
             if self.cfg.initial == "baseline":
-                return [], CounterState(raw=value)
+                return [], CounterState(raw=value, ts=sample.source_ts)
             state = CounterState(raw=0)
         qty, reset = delta(state.raw, value, self.cfg.width, self.cfg.rollover_window)
         epoch = state.epoch + 1 if reset else state.epoch
         if qty == 0:
-            return [], CounterState(value, epoch, state.total)
+            return [], CounterState(value, epoch, state.total, state.ts or sample.source_ts)
         total = state.total + qty
+        data = {"quantity": qty, "counter": value, "total": total, "reset": reset}
+        if self.cfg.max_rate and state.ts:
+            elapsed = max(sample.source_ts - state.ts, 0.001)
+            if qty > self.cfg.max_rate * elapsed + 1:
+                # never dropped, never posted blindly: the sink holds it for a person to accept
+                data["suspect"] = (f"{qty} parts in {elapsed:.1f} s exceeds max_rate "
+                                   f"{self.cfg.max_rate:g}/s")
         event = Event(
             id=event_id(self.gateway, self.source, f"{epoch}:{total}"),
             kind=self.cfg.kind,
             ts=iso_utc(sample.source_ts),
             gateway=self.gateway,
             source={"device": self.cfg.device, "tag": self.cfg.tag},
-            data={"quantity": qty, "counter": value, "total": total, "reset": reset},
+            data=data,
             context={"machine": self.machine},
         )
-        return [event], CounterState(value, epoch, total)
+        return [event], CounterState(value, epoch, total, sample.source_ts)

@@ -20,7 +20,7 @@ def _s(value, quality=Quality.GOOD, ts=1_700_000_000.0) -> Sample:
 
 def test_first_reading_is_a_baseline_by_default_and_counts_in_zero_mode():
     events, state = _rule().apply(None, _s(500))
-    assert events == [] and state == CounterState(raw=500)
+    assert events == [] and state == CounterState(raw=500, ts=1_700_000_000.0)
     events, state = _rule(initial="zero").apply(None, _s(500))
     assert [e.data["quantity"] for e in events] == [500] and state.total == 500
 
@@ -31,12 +31,12 @@ def test_increment_becomes_production_with_quantity_and_running_total():
     (ev,) = events
     assert ev.kind == "production" and ev.data == {"quantity": 4, "counter": 14, "total": 7, "reset": False}
     assert ev.context == {"machine": "CNC-01"} and ev.source == {"device": "cnc01", "tag": "parts"}
-    assert ev.ts == "2023-11-14T22:13:20.000Z" and state == CounterState(14, 0, 7)
+    assert ev.ts == "2023-11-14T22:13:20.000Z" and state == CounterState(14, 0, 7, 1_700_000_000.0)
 
 
 def test_repeated_value_gives_no_event():
     events, state = _rule().apply(CounterState(raw=10, total=3), _s(10))
-    assert events == [] and state == CounterState(10, 0, 3)
+    assert events == [] and state == CounterState(10, 0, 3, 1_700_000_000.0)
 
 
 def test_bad_sample_holds_state_and_invents_nothing():
@@ -63,7 +63,7 @@ def test_drop_that_is_not_a_wrap_is_a_reset_and_new_value_counts_from_zero():
 
 def test_reset_to_zero_gives_no_quantity_but_a_new_epoch():
     events, state = _rule().apply(CounterState(raw=500, total=500), _s(0))
-    assert events == [] and state == CounterState(0, 1, 500)
+    assert events == [] and state == CounterState(0, 1, 500, 1_700_000_000.0)
 
 
 def test_same_signal_replayed_gives_the_same_event_id_and_a_different_one_otherwise():
@@ -96,3 +96,14 @@ def test_sum_of_quantities_equals_parts_made_whatever_the_wraps(width, start, st
 def test_delta_is_never_negative():
     assert delta(100, 50, 16, 16384) == (50, True)
     assert delta(65535, 0, 16, 16384) == (1, False)
+
+
+def test_an_implausible_jump_is_marked_suspect_not_dropped():
+    cfg = CounterRuleConfig("parts", "cnc01", "parts", "production", 32, "baseline", 2**30, max_rate=5.0)
+    rule = CounterRule(cfg, "gw", "CNC-01")
+    _, state = rule.apply(None, _s(100, ts=1000.0))
+    events, state = rule.apply(state, _s(110, ts=1002.0))  # 10 parts in 2 s: fine at 5/s
+    assert "suspect" not in events[0].data
+    events, state = rule.apply(state, _s(60_000, ts=1003.0))  # a PLC glitch
+    assert events[0].data["quantity"] == 59_890 and state.total == 59_900
+    assert events[0].data["suspect"] == "59890 parts in 1.0 s exceeds max_rate 5/s"

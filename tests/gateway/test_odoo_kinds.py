@@ -214,3 +214,18 @@ def test_scrap_mode_do_scrap_scraps_what_the_machine_reported_despite_odoos_stoc
     asyncio.run(go())
     rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["state", "scrap_qty"]}))
     assert [(r["state"], r["scrap_qty"]) for r in rows] == [("done", 5000.0)] and store.dead_letters() == []
+
+
+def test_a_suspect_counter_jump_waits_for_a_person_and_a_replay_posts_it(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("production", "ok", {"quantity": 4}),
+                  _ev("production", "glitch", {"quantity": 59_890, "suspect": "59890 parts in 1.0 s exceeds max_rate 5/s"}),
+                  _ev("production", "ok2", {"quantity": 1})])
+    _deliver_all(odoo.url, store)
+    wo = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["qty_producing"]}))
+    (letter,) = store.dead_letters("odoo")
+    assert wo[0]["qty_producing"] == 5.0 and "implausible counter jump held for a person" in letter["error"]
+    store.replay("odoo", kind="production")  # a person checked the machine: the parts were real
+    _deliver_all(odoo.url, store)
+    wo = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["qty_producing"]}))
+    assert wo[0]["qty_producing"] == 59_895.0 and store.dead_letters("odoo") == []

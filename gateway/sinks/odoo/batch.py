@@ -30,6 +30,15 @@ class Outcome:
         self.dead.append((stored, error))
 
 
+def held_as_suspect(stored: Stored, out: Outcome) -> bool:
+    """A counter jump the rule found implausible waits as a dead letter; a person's replay accepts it."""
+    reason = (stored.event.get("data") or {}).get("suspect")
+    if not reason or stored.cls == "replay":
+        return False
+    out.fail(stored, f"implausible counter jump held for a person: {reason}; replay it to post it")
+    return True
+
+
 def xml_id(event_id: str) -> str:
     return f"{MODULE}.{event_id}"
 

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from gateway.errors import PermanentDeliveryError
-from gateway.sinks.odoo.batch import Outcome
+from gateway.sinks.odoo.batch import Outcome, held_as_suspect
 from gateway.sinks.odoo.masterdata import MasterData, WorkOrder
 from store.queue import Store, Stored
 
@@ -59,6 +59,8 @@ class ProductionPoster:
     async def post(self, items: list[Stored], out: Outcome) -> None:
         groups: dict[int, tuple[WorkOrder, list[Stored]]] = {}
         for stored in items:
+            if held_as_suspect(stored, out):
+                continue
             code = (stored.event.get("context") or {}).get("work_center")
             try:
                 if not code:

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from gateway.errors import PermanentDeliveryError
-from gateway.sinks.odoo.batch import Outcome, load_rows, xml_id
+from gateway.sinks.odoo.batch import Outcome, held_as_suspect, load_rows, xml_id
 from gateway.sinks.odoo.masterdata import MasterData
 from store.queue import Stored
 
@@ -41,6 +41,8 @@ class ScrapPoster:
     async def post(self, items: list[Stored], out: Outcome) -> None:
         rows: list[tuple[Stored, list[str]]] = []
         for stored in items:
+            if held_as_suspect(stored, out):
+                continue
             ev = stored.event
             try:
                 code = (ev.get("context") or {}).get("work_center")
