@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 
 from drivers.base import Quality, Sample
 from gateway.config import CounterRuleConfig
-from gateway.events import Event, event_id, iso_utc
+from gateway.rules.base import TagRule
+from gateway.events import Event
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,12 @@ def delta(previous: int, current: int, width: int, window: int) -> tuple[int, bo
     return current, True
 
 
-class CounterRule:
+class CounterRule(TagRule):
     """One configured counter rule; `apply` is pure over (state, sample)."""
 
-    def __init__(self, cfg: CounterRuleConfig, gateway: str, machine: str) -> None:
-        self.cfg = cfg
-        self.gateway = gateway
-        self.machine = machine
-        self.source = f"{cfg.device}/{cfg.tag}"
-        self.state_key = f"rule/{cfg.name}"
+    state_type = CounterState
 
-    def load_state(self, raw: bytes | None) -> CounterState | None:
-        return CounterState.from_bytes(raw)
-
-    def matches(self, sample: Sample) -> bool:
-        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
+    cfg: CounterRuleConfig
 
     def apply(self, state: CounterState | None,
               sample: Sample) -> tuple[list[Event], CounterState | None]:
@@ -94,13 +86,5 @@ class CounterRule:
                 # never dropped, never posted blindly: the sink holds it for a person to accept
                 data["suspect"] = (f"{qty} parts in {elapsed:.1f} s exceeds max_rate "
                                    f"{self.cfg.max_rate:g}/s")
-        event = Event(
-            id=event_id(self.gateway, self.source, f"{epoch}:{total}"),
-            kind=self.cfg.kind,
-            ts=iso_utc(sample.source_ts),
-            gateway=self.gateway,
-            source={"device": self.cfg.device, "tag": self.cfg.tag},
-            data=data,
-            context={"machine": self.machine},
-        )
+        event = self._event(self.cfg.kind, f"{epoch}:{total}", sample.source_ts, data)
         return [event], CounterState(value, epoch, total, sample.source_ts)

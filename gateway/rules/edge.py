@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from drivers.base import Quality, Sample
-from gateway.events import Event, event_id, iso_utc
+from gateway.rules.base import TagRule
+from gateway.events import Event, iso_utc
 from gateway.rules.config import EdgeRuleConfig
 
 
@@ -55,23 +56,15 @@ def _ms(ts: float) -> int:
     return int(ts * 1000)
 
 
-class EdgeRule:
+class EdgeRule(TagRule):
     """Edges of a level; subclasses say how a sample's value becomes a level."""
 
+    state_type = EdgeState
+
     def __init__(self, cfg: Any, gateway: str, machine: str) -> None:
-        self.cfg = cfg
-        self.gateway = gateway
-        self.machine = machine
-        self.source = f"{cfg.device}/{cfg.tag}"
-        self.state_key = f"rule/{cfg.name}"
+        super().__init__(cfg, gateway, machine)
         self.alarm = bool(getattr(cfg, "alarm", True))
         self.downtime = bool(cfg.downtime)
-
-    def load_state(self, raw: bytes | None) -> EdgeState | None:
-        return EdgeState.from_bytes(raw)
-
-    def matches(self, sample: Sample) -> bool:
-        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
 
     def level(self, value: Any) -> int | None:
         """The level a good value means (0 = clear), None if it cannot be read as one."""
@@ -97,11 +90,6 @@ class EdgeRule:
             state = self._commit(state, state.pending, state.pending_since, events)
             state = self._promote(state, ts, events)
         return events, state
-
-    def _event(self, kind: str, key: str, ts: float, data: dict[str, Any]) -> Event:
-        return Event(id=event_id(self.gateway, self.source, key), kind=kind, ts=iso_utc(ts),
-                     gateway=self.gateway, source={"device": self.cfg.device, "tag": self.cfg.tag},
-                     data=data, context={"machine": self.machine})
 
     def _start(self, code: int, ts: float) -> Event:
         return self._event("downtime_start", f"start:{_ms(ts)}:{code}", ts, {"code": code})

@@ -15,16 +15,13 @@ from typing import Any
 
 from gateway.events import Event
 from gateway.rules.config import MachineStateRuleConfig
+from gateway.rules.base import TagRule
 from gateway.rules.edge import ConditionRule, EdgeState, _ms
 
 
 class MachineStateRule(ConditionRule):
     def __init__(self, cfg: MachineStateRuleConfig, gateway: str, machine: str) -> None:
-        self.cfg = cfg
-        self.gateway = gateway
-        self.machine = machine
-        self.source = f"{cfg.device}/{cfg.tag}"
-        self.state_key = f"rule/{cfg.name}"
+        TagRule.__init__(self, cfg, gateway, machine)
         self.alarm = False
         self.downtime = False
 

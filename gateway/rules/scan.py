@@ -18,27 +18,23 @@ from __future__ import annotations
 import re
 
 from drivers.base import Quality, Sample
+from gateway.rules.base import TagRule
 from gateway.context import MachineContext, context_key
 from gateway.events import Event, event_id, iso_utc
 from gateway.rules.config import ScanRuleConfig
 
 
-class ScanRule:
+class ScanRule(TagRule):
     """One configured scan rule; `apply` is pure over (context, sample)."""
 
     def __init__(self, cfg: ScanRuleConfig, gateway: str, machine: str) -> None:
-        self.cfg = cfg
-        self.gateway = gateway
-        self.machine = machine
-        self.source = f"{cfg.device}/{cfg.tag}"
-        self.state_key = context_key(machine)
+        super().__init__(cfg, gateway, machine)
+        self.state_key = context_key(machine)  # a machine's context, shared by its scan rules
         self.patterns = [(key, re.compile(p)) for key, p in cfg.patterns]
 
     def load_state(self, raw: bytes | None) -> MachineContext | None:
         return MachineContext.from_bytes(raw)
 
-    def matches(self, sample: Sample) -> bool:
-        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
 
     def classify(self, code: str) -> tuple[str | None, str | None]:
         """The context key and value a code sets, or (None, None)."""

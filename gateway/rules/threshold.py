@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from drivers.base import Quality, Sample
-from gateway.events import Event, event_id, iso_utc
+from gateway.rules.base import TagRule
+from gateway.events import Event
 from gateway.rules.config import ThresholdRuleConfig
 
 
@@ -58,26 +59,12 @@ def quality_data(passed: bool, characteristic: str, value: float, unit: str, low
             "low": low, "high": high}
 
 
-class ThresholdRule:
+class ThresholdRule(TagRule):
     """One configured threshold rule; `apply` is pure over (state, sample)."""
 
-    def __init__(self, cfg: ThresholdRuleConfig, gateway: str, machine: str) -> None:
-        self.cfg = cfg
-        self.gateway = gateway
-        self.machine = machine
-        self.source = f"{cfg.device}/{cfg.tag}"
-        self.state_key = f"rule/{cfg.name}"
+    state_type = ThresholdState
 
-    def load_state(self, raw: bytes | None) -> ThresholdState | None:
-        return ThresholdState.from_bytes(raw)
-
-    def matches(self, sample: Sample) -> bool:
-        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
-
-    def _event(self, kind: str, key: str, ts: float, data: dict[str, Any]) -> Event:
-        return Event(id=event_id(self.gateway, self.source, key), kind=kind, ts=iso_utc(ts),
-                     gateway=self.gateway, source={"device": self.cfg.device, "tag": self.cfg.tag},
-                     data=data, context={"machine": self.machine})
+    cfg: ThresholdRuleConfig
 
     def apply(self, state: ThresholdState | None,
               sample: Sample) -> tuple[list[Event], ThresholdState | None]:

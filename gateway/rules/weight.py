@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from drivers.base import Sample
-from gateway.events import Event, event_id, iso_utc
+from gateway.rules.base import TagRule
+from gateway.events import Event
 from gateway.rules.config import WeightRuleConfig
 from gateway.rules.threshold import quality_data, reading, within
 
@@ -42,26 +42,12 @@ class WeightState:
         return cls(**json.loads(raw)) if raw else None
 
 
-class WeightRule:
+class WeightRule(TagRule):
     """One configured weight rule; `apply` is pure over (state, sample)."""
 
-    def __init__(self, cfg: WeightRuleConfig, gateway: str, machine: str) -> None:
-        self.cfg = cfg
-        self.gateway = gateway
-        self.machine = machine
-        self.source = f"{cfg.device}/{cfg.tag}"
-        self.state_key = f"rule/{cfg.name}"
+    state_type = WeightState
 
-    def load_state(self, raw: bytes | None) -> WeightState | None:
-        return WeightState.from_bytes(raw)
-
-    def matches(self, sample: Sample) -> bool:
-        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
-
-    def _event(self, kind: str, key: str, ts: float, data: dict[str, Any]) -> Event:
-        return Event(id=event_id(self.gateway, self.source, key), kind=kind, ts=iso_utc(ts),
-                     gateway=self.gateway, source={"device": self.cfg.device, "tag": self.cfg.tag},
-                     data=data, context={"machine": self.machine})
+    cfg: WeightRuleConfig
 
     def apply(self, state: WeightState | None, sample: Sample) -> tuple[list[Event], WeightState | None]:
         weight = reading(sample)

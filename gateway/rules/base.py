@@ -1,0 +1,37 @@
+"""What every rule bound to one device tag shares: its identity, its state type and its events.
+
+`TagRule` holds the configuration, the gateway id, the machine, the source
+(`device/tag`) and the state key; it matches samples of its tag, loads its
+state with the class's `state_type`, and builds events whose ids derive from
+the source and a rule-specific key. Rule types subclass it and write `apply`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from drivers.base import Sample
+from gateway.events import Event, event_id, iso_utc
+
+
+class TagRule:
+    """The plumbing of a rule on one device tag; subclasses set `state_type` and write `apply`."""
+
+    state_type: Any = None
+
+    def __init__(self, cfg: Any, gateway: str, machine: str) -> None:
+        self.cfg = cfg
+        self.gateway = gateway
+        self.machine = machine
+        self.source = f"{cfg.device}/{cfg.tag}"
+        self.state_key = f"rule/{cfg.name}"
+
+    def load_state(self, raw: bytes | None) -> Any:
+        return self.state_type.from_bytes(raw)
+
+    def matches(self, sample: Sample) -> bool:
+        return sample.device == self.cfg.device and sample.tag == self.cfg.tag
+
+    def _event(self, kind: str, key: str, ts: float, data: dict[str, Any]) -> Event:
+        return Event(id=event_id(self.gateway, self.source, key), kind=kind, ts=iso_utc(ts),
+                     gateway=self.gateway, source={"device": self.cfg.device, "tag": self.cfg.tag},
+                     data=data, context={"machine": self.machine})
