@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import json
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,10 +35,14 @@ from typing import Any, Iterable, Mapping
 import lmdb
 
 from store import journal
+from store.deadletters import DeadLetters
+from store.views import Inspection
+from store.layout import CLASSES, Quota, event_class, k as _k, seq_of as _seq
+
+__all__ = ["AppendResult", "BacklogFull", "CLASSES", "Quota", "Store", "StoreError", "StoreFull", "StoreOptions",
+           "Stored", "event_class"]
 
 SCHEMA_VERSION = b"2"
-CLASSES = ("business", "telemetry")
-_SEQ = struct.Struct(">Q")
 _DEDUPE_PRUNE_PER_TXN = 1000
 
 
@@ -53,27 +56,6 @@ class StoreFull(StoreError):
 
 class BacklogFull(StoreFull):
     """Business events reached their cap: refused, never evicted. Raise `backlog_full`."""
-
-
-def _k(seq: int) -> bytes:
-    return _SEQ.pack(seq)
-
-
-def _seq(raw: bytes) -> int:
-    return _SEQ.unpack(raw)[0]
-
-
-def event_class(event: Mapping[str, Any]) -> str:
-    """`telemetry` for raw samples, `business` for every business event."""
-    return "telemetry" if event.get("kind") == "telemetry" else "business"
-
-
-@dataclass(frozen=True)
-class Quota:
-    """Caps of one class; 0 means no cap."""
-
-    max_events: int = 0
-    max_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +86,7 @@ class StoreOptions:
     journal_keep: int = 1_000_000
 
 
-class Store:
+class Store(DeadLetters, Inspection):
     """The queue over one LMDB environment at `path` (a directory).
 
     `sinks` maps each sink name to the classes it wants; a plain list of names
@@ -401,150 +383,6 @@ class Store:
             if count:
                 self._count(txn, cls, -count, -size)
 
-    # -- dead letters --------------------------------------------------------------
-
-    def dead_letters(self, sink: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-        prefix = (sink.encode() + b"\0") if sink else b""
-        out = []
-        with self._lock, self._begin() as txn:
-            cur = txn.cursor(db=self._db["dead"])
-            if cur.set_range(prefix):
-                for key, value in cur:
-                    if not key.startswith(prefix):
-                        break
-                    letter = json.loads(value)
-                    if kind is None or letter["event"].get("kind") == kind:
-                        out.append(letter)
-        return out
-
-    def replay(self, sink: str, seqs: Iterable[int] | None = None, kind: str | None = None,
-               who: str = "cli") -> int:
-        """Send dead letters of `sink` back to it (all, some seqs, or one kind); audited."""
-        return self._write(lambda txn: self._move_dead(txn, sink, seqs, kind, "replay", who))
-
-    def discard(self, sink: str, seqs: Iterable[int] | None = None, kind: str | None = None,
-                who: str = "cli") -> int:
-        """Drop dead letters of `sink` for good; each discard is recorded in the journal."""
-        return self._write(lambda txn: self._move_dead(txn, sink, seqs, kind, "discard", who))
-
-    def _move_dead(self, txn: lmdb.Transaction, sink: str, seqs: Iterable[int] | None, kind: str | None,
-                   op: str, who: str) -> int:
-        prefix = sink.encode() + b"\0"
-        wanted = set(seqs) if seqs is not None else None
-        picked = []
-        cur = txn.cursor(db=self._db["dead"])
-        if cur.set_range(prefix):
-            for key, value in cur:
-                if not key.startswith(prefix):
-                    break
-                letter = json.loads(value)
-                if op == "replay" and letter.get("replayed"):
-                    continue  # already on its way back
-                if wanted is not None and letter["seq"] not in wanted:
-                    continue
-                if kind is not None and letter["event"].get("kind") != kind:
-                    continue
-                picked.append((key, letter))
-        now = self.clock()
-        for key, letter in picked:
-            if op == "replay":
-                # the letter stays, marked, until the replay is delivered (then it goes)
-                # or fails again (then its attempts count up)
-                txn.put(key, json.dumps(letter["event"], sort_keys=True).encode(), db=self._db["replay"])
-                txn.put(key, json.dumps(dict(letter, replayed=now), sort_keys=True).encode(), db=self._db["dead"])
-            else:
-                txn.delete(key, db=self._db["dead"])
-                txn.delete(key, db=self._db["replay"])
-        if picked:
-            journal.append(txn, self._db["journal"], self._db["meta"], [
-                {"op": op, "sink": sink, "ts": round(now, 3), "by": who,
-                 "items": [[letter["event"]["id"], letter["seq"], None] for _, letter in picked]}])
-        return len(picked)
-
-    # -- inspection --------------------------------------------------------------
-
-    def last_seq(self) -> int:
-        with self._lock, self._begin() as txn:
-            raw = txn.get(b"next_seq", db=self._db["meta"])
-            return (_seq(raw) - 1) if raw else 0
-
-    def backlog(self, sink: str) -> int:
-        """Events waiting for `sink`: replays plus its classes after its cursors."""
-        wanted = self.sinks.get(sink, frozenset({"business"}))
-        with self._lock, self._begin() as txn:
-            n = 0
-            prefix = sink.encode() + b"\0"
-            cur = txn.cursor(db=self._db["replay"])
-            if cur.set_range(prefix):
-                for key in cur.iternext(keys=True, values=False):
-                    if not key.startswith(prefix):
-                        break
-                    n += 1
-            for cls in CLASSES:
-                if cls not in wanted:
-                    continue
-                c = self._cursor(txn, sink, cls)
-                cur = txn.cursor(db=self._db[f"ev:{cls}"])
-                if cur.set_range(_k(c + 1)):
-                    n += sum(1 for _ in cur.iternext(keys=True, values=False))
-            return n
-
-    def stats(self) -> dict[str, Any]:
-        """Per class and sink: counts, bytes, oldest age, cursor lag, dead letters, drops."""
-        now = self.clock()
-        with self._lock, self._begin() as txn:
-            classes = {}
-            for cls in CLASSES:
-                usage = self._usage(txn, cls)
-                cur = txn.cursor(db=self._db[f"ev:{cls}"])
-                oldest = None
-                if cur.first():
-                    ts = json.loads(cur.value()).get("ts")
-                    oldest = _age(ts, now)
-                quota = self.options.quotas.get(cls, Quota())
-                evicted = txn.get(f"count:evicted:{cls}".encode(), db=self._db["meta"])
-                classes[cls] = {"events": usage["events"], "bytes": usage["bytes"], "oldest_age_s": oldest,
-                                "cap_events": quota.max_events, "cap_bytes": quota.max_bytes,
-                                "evicted": _seq(evicted) if evicted else 0}
-            meta_next = txn.get(b"next_seq", db=self._db["meta"])
-            last = (_seq(meta_next) - 1) if meta_next else 0
-            sinks = {}
-            names = set(self.sinks) | {k.split(b"\0")[0].decode() for k, _ in txn.cursor(db=self._db["cursors"])}
-            for sink in sorted(names):
-                dead = 0
-                prefix = sink.encode() + b"\0"
-                cur = txn.cursor(db=self._db["dead"])
-                if cur.set_range(prefix):
-                    for key in cur.iternext(keys=True, values=False):
-                        if not key.startswith(prefix):
-                            break
-                        dead += 1
-                sinks[sink] = {"cursors": {c: self._cursor(txn, sink, c) for c in CLASSES},
-                               "lag_seq": last - max(self._cursor(txn, sink, c) for c in CLASSES),
-                               "dead_letters": dead,
-                               "classes": sorted(self.sinks.get(sink, ()))}
-            unrouted = txn.get(b"count:unrouted", db=self._db["meta"])
-            info = self.env.info()
-        out = {"path": str(self.path), "last_seq": last, "classes": classes, "sinks": sinks,
-               "unrouted": _seq(unrouted) if unrouted else 0, "map_size": info["map_size"],
-               "map_used": (info["last_pgno"] + 1) * self.env.stat()["psize"]}
-        for sink in out["sinks"]:
-            if sink in self.sinks:
-                out["sinks"][sink]["backlog"] = self.backlog(sink)
-        return out
-
-    def stored_count(self) -> int:
-        with self._lock, self._begin() as txn:
-            return sum(txn.stat(self._db[f"ev:{c}"])["entries"] for c in CLASSES)
-
-    def verify_journal(self) -> journal.Verdict:
-        with self._lock, self._begin() as txn:
-            return journal.verify(txn, self._db["journal"], self._db["meta"])
-
-    def journal_entries(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self._lock, self._begin() as txn:
-            return journal.entries(txn, self._db["journal"], limit)
-
     def close(self) -> None:
         self.env.close()
 
@@ -558,13 +396,3 @@ def _existing_size(path: Path) -> int:
 
 def _is_enospc(exc: lmdb.Error) -> bool:
     return getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
-
-
-def _age(ts: Any, now: float) -> float | None:
-    if not isinstance(ts, str):
-        return None
-    from datetime import datetime
-    try:
-        return round(now - datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp(), 3)
-    except ValueError:
-        return None

@@ -1,0 +1,108 @@
+"""Inspection: sequence numbers, backlogs, statistics and the journal, for people and status pages.
+
+A mixin of `store.queue.Store`; everything here only reads, so the CLI and
+the web UI can use it on a store another process is writing.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store import journal
+from store.layout import CLASSES, Quota, k, seq_of
+
+
+class Inspection:
+    """Read-only views of the store (see `store.queue.Store`)."""
+
+    def last_seq(self) -> int:
+        with self._lock, self._begin() as txn:
+            raw = txn.get(b"next_seq", db=self._db["meta"])
+            return (seq_of(raw) - 1) if raw else 0
+
+    def backlog(self, sink: str) -> int:
+        """Events waiting for `sink`: replays plus its classes after its cursors."""
+        wanted = self.sinks.get(sink, frozenset({"business"}))
+        with self._lock, self._begin() as txn:
+            n = 0
+            prefix = sink.encode() + b"\0"
+            cur = txn.cursor(db=self._db["replay"])
+            if cur.set_range(prefix):
+                for key in cur.iternext(keys=True, values=False):
+                    if not key.startswith(prefix):
+                        break
+                    n += 1
+            for cls in CLASSES:
+                if cls not in wanted:
+                    continue
+                c = self._cursor(txn, sink, cls)
+                cur = txn.cursor(db=self._db[f"ev:{cls}"])
+                if cur.set_range(k(c + 1)):
+                    n += sum(1 for _ in cur.iternext(keys=True, values=False))
+            return n
+
+    def stats(self) -> dict[str, Any]:
+        """Per class and sink: counts, bytes, oldest age, cursor lag, dead letters, drops."""
+        now = self.clock()
+        with self._lock, self._begin() as txn:
+            classes = {}
+            for cls in CLASSES:
+                usage = self._usage(txn, cls)
+                cur = txn.cursor(db=self._db[f"ev:{cls}"])
+                oldest = None
+                if cur.first():
+                    ts = json.loads(cur.value()).get("ts")
+                    oldest = _age(ts, now)
+                quota = self.options.quotas.get(cls, Quota())
+                evicted = txn.get(f"count:evicted:{cls}".encode(), db=self._db["meta"])
+                classes[cls] = {"events": usage["events"], "bytes": usage["bytes"], "oldest_age_s": oldest,
+                                "cap_events": quota.max_events, "cap_bytes": quota.max_bytes,
+                                "evicted": seq_of(evicted) if evicted else 0}
+            meta_next = txn.get(b"next_seq", db=self._db["meta"])
+            last = (seq_of(meta_next) - 1) if meta_next else 0
+            sinks = {}
+            names = set(self.sinks) | {k.split(b"\0")[0].decode() for k, _ in txn.cursor(db=self._db["cursors"])}
+            for sink in sorted(names):
+                dead = 0
+                prefix = sink.encode() + b"\0"
+                cur = txn.cursor(db=self._db["dead"])
+                if cur.set_range(prefix):
+                    for key in cur.iternext(keys=True, values=False):
+                        if not key.startswith(prefix):
+                            break
+                        dead += 1
+                sinks[sink] = {"cursors": {c: self._cursor(txn, sink, c) for c in CLASSES},
+                               "lag_seq": last - max(self._cursor(txn, sink, c) for c in CLASSES),
+                               "dead_letters": dead,
+                               "classes": sorted(self.sinks.get(sink, ()))}
+            unrouted = txn.get(b"count:unrouted", db=self._db["meta"])
+            info = self.env.info()
+        out = {"path": str(self.path), "last_seq": last, "classes": classes, "sinks": sinks,
+               "unrouted": seq_of(unrouted) if unrouted else 0, "map_size": info["map_size"],
+               "map_used": (info["last_pgno"] + 1) * self.env.stat()["psize"]}
+        for sink in out["sinks"]:
+            if sink in self.sinks:
+                out["sinks"][sink]["backlog"] = self.backlog(sink)
+        return out
+
+    def stored_count(self) -> int:
+        with self._lock, self._begin() as txn:
+            return sum(txn.stat(self._db[f"ev:{c}"])["entries"] for c in CLASSES)
+
+    def verify_journal(self) -> journal.Verdict:
+        with self._lock, self._begin() as txn:
+            return journal.verify(txn, self._db["journal"], self._db["meta"])
+
+    def journal_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock, self._begin() as txn:
+            return journal.entries(txn, self._db["journal"], limit)
+
+
+def _age(ts: Any, now: float) -> float | None:
+    if not isinstance(ts, str):
+        return None
+    from datetime import datetime
+    try:
+        return round(now - datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp(), 3)
+    except ValueError:
+        return None
