@@ -115,13 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def check_config(path: Path) -> int:
+def _load(path: Path, count: bool = False) -> "config_mod.Config | None":
+    """The validated config, or None after printing every problem (and their count) to stderr."""
     try:
-        cfg = config_mod.load(path)
+        return config_mod.load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"{path.name}: {len(exc.problems)} error(s)", file=sys.stderr)
+        if count:
+            print(f"{path.name}: {len(exc.problems)} error(s)", file=sys.stderr)
+        return None
+
+
+def check_config(path: Path) -> int:
+    cfg = _load(path, count=True)
+    if cfg is None:
         return 1
     print(cfg.summary())
     return 0
@@ -129,11 +137,8 @@ def check_config(path: Path) -> int:
 
 def run(path: Path, state_dir: Path | None) -> int:
     from gateway.supervisor import Supervisor, default_state_dir
-    try:
-        cfg = config_mod.load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    cfg = _load(path)
+    if cfg is None:
         return 1
 
     from gateway.signing import KeyFileError
@@ -155,11 +160,8 @@ def run(path: Path, state_dir: Path | None) -> int:
 
 def odoo_check(path: Path) -> int:
     from gateway.sinks.odoo.check import check
-    try:
-        cfg = config_mod.load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    cfg = _load(path)
+    if cfg is None:
         return 1
     blockers = 0
     from gateway.config import OdooSinkConfig

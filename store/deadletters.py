@@ -9,7 +9,7 @@ it.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import lmdb
 
@@ -19,19 +19,22 @@ from store import journal
 class DeadLetters:
     """Dead-letter operations of the store (see `store.queue.Store`)."""
 
-    def dead_letters(self, sink: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    def _letters(self, txn: lmdb.Transaction, sink: str | None,
+                 kind: str | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """(key, letter) of every dead letter of `sink` (all sinks when None), of `kind` if given."""
         prefix = (sink.encode() + b"\0") if sink else b""
-        out = []
+        cur = txn.cursor(db=self._db["dead"])
+        if cur.set_range(prefix):
+            for key, value in cur:
+                if not key.startswith(prefix):
+                    break
+                letter = json.loads(value)
+                if kind is None or letter["event"].get("kind") == kind:
+                    yield key, letter
+
+    def dead_letters(self, sink: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         with self._lock, self._begin() as txn:
-            cur = txn.cursor(db=self._db["dead"])
-            if cur.set_range(prefix):
-                for key, value in cur:
-                    if not key.startswith(prefix):
-                        break
-                    letter = json.loads(value)
-                    if kind is None or letter["event"].get("kind") == kind:
-                        out.append(letter)
-        return out
+            return [letter for _, letter in self._letters(txn, sink, kind)]
 
     def replay(self, sink: str, seqs: Iterable[int] | None = None, kind: str | None = None,
                who: str = "cli") -> int:
@@ -45,22 +48,10 @@ class DeadLetters:
 
     def _move_dead(self, txn: lmdb.Transaction, sink: str, seqs: Iterable[int] | None, kind: str | None,
                    op: str, who: str) -> int:
-        prefix = sink.encode() + b"\0"
         wanted = set(seqs) if seqs is not None else None
-        picked = []
-        cur = txn.cursor(db=self._db["dead"])
-        if cur.set_range(prefix):
-            for key, value in cur:
-                if not key.startswith(prefix):
-                    break
-                letter = json.loads(value)
-                if op == "replay" and letter.get("replayed"):
-                    continue  # already on its way back
-                if wanted is not None and letter["seq"] not in wanted:
-                    continue
-                if kind is not None and letter["event"].get("kind") != kind:
-                    continue
-                picked.append((key, letter))
+        picked = [(key, letter) for key, letter in self._letters(txn, sink, kind)
+                  if not (op == "replay" and letter.get("replayed"))  # already on its way back
+                  and (wanted is None or letter["seq"] in wanted)]
         now = self.clock()
         for key, letter in picked:
             if op == "replay":
