@@ -53,6 +53,18 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class WebUIConfig:
+    """The local web console (served by the `webui` package in the gateway process)."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    tls: bool = True              # False only behind a TLS-terminating reverse proxy on this host
+    session_minutes: int = 480    # a session ends this long after its last request
+    login_attempts: int = 5       # failed logins per address ...
+    login_window_s: int = 300     # ... within this window, then that address waits
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     name: str
     type: str
@@ -103,6 +115,7 @@ class Config:
     sinks: dict[str, SinkConfig]
     heartbeat: HeartbeatConfig | None = None
     shifts: ShiftCalendar | None = None
+    webui: WebUIConfig | None = None
 
     def sinks_of(self, kind: type) -> dict[str, Any]:
         return {n: s for n, s in self.sinks.items() if isinstance(s, kind)}
@@ -118,7 +131,7 @@ class Config:
                 f"{len(self.sinks)} sink(s)")
 
 
-_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts"}
+_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui"}
 
 
 def load(path: Path | str) -> Config:
@@ -170,12 +183,29 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
     for name, dev in devices.items():
         if dev.machine and machines and dev.machine not in machines:
             c.add(f"devices.{name}.machine", f"machine {dev.machine!r} is not defined under [machines]")
-    if not sinks:
+    webui = _webui(c, raw["webui"]) if isinstance(raw.get("webui"), dict) else None
+    if "webui" in raw and webui is None:
+        c.add("webui", "must be a table")
+    if not sinks and (rules or webui is None):
+        # a fresh appliance may start with nothing but its console; events need somewhere to go
         c.add("sinks", "at least one sink is required (events need somewhere to go)")
 
     if c.issues:
         raise ConfigError([f"{source}: {issue}" for issue in c.issues])
-    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts)
+    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts, webui)
+
+
+def _webui(c: ConfigCollector, w: dict[str, Any]) -> WebUIConfig:
+    c.unknown_keys(w, "webui", {"listen", "port", "tls", "session_minutes", "login_attempts", "login_window_s"})
+    d = WebUIConfig()
+    return WebUIConfig(
+        listen=c.get(w, "webui", "listen", str, default=d.listen),
+        port=c.get(w, "webui", "port", int, default=d.port, minimum=1, maximum=65535),
+        tls=c.get(w, "webui", "tls", bool, default=d.tls),
+        session_minutes=c.get(w, "webui", "session_minutes", int, default=d.session_minutes,
+                              minimum=1, maximum=7 * 24 * 60),
+        login_attempts=c.get(w, "webui", "login_attempts", int, default=d.login_attempts, minimum=1, maximum=100),
+        login_window_s=c.get(w, "webui", "login_window_s", int, default=d.login_window_s, minimum=10, maximum=86400))
 
 
 def tag_names(driver_config: Any) -> set[str]:

@@ -120,6 +120,8 @@ class Supervisor:
             else:
                 self.sinks[name] = OdooSink(cfg, self.store, asyncio.Event())
         self.wake.events = [s.wake for s in self.sinks.values()]
+        #: set once every driver, sink and link task has been started (sd_notify READY waits for it)
+        self.ready = asyncio.Event()
         self._stop_intake = asyncio.Event()
         self._stop_sinks = asyncio.Event()
         self._stop_links = asyncio.Event()
@@ -136,6 +138,7 @@ class Supervisor:
             sink_tasks.append(asyncio.create_task(self.heartbeat.run(self._stop_sinks), name="heartbeat"))
         device_tasks = [asyncio.create_task(self._run_device(n), name=f"device:{n}")
                         for n in self.pipelines]
+        self.ready.set()
         await self._stop_intake.wait()
         for driver in self.drivers.values():
             await driver.stop()
