@@ -143,17 +143,33 @@ def run(path: Path, state_dir: Path | None) -> int:
 
     from gateway.signing import KeyFileError
 
+    from gateway import services as services_mod
+
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sup.stop)
-        await sup.run()
+        services = services_mod.load(sup, path.resolve())
+        runner = asyncio.create_task(sup.run())
+        try:
+            await services_mod.start_all(services)
+            for service in services:
+                for line in service.banner:
+                    print(line, flush=True)
+            await runner
+        finally:
+            sup.stop()
+            await services_mod.stop_all(services)
+            await asyncio.gather(runner, return_exceptions=True)
 
     try:
         asyncio.run(_main())
     except KeyFileError as exc:
         print(f"linebridge run: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"linebridge run: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
