@@ -147,9 +147,10 @@ def run(path: Path, state_dir: Path | None) -> int:
 
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, sup.stop)
+            loop.add_signal_handler(sig, stop.set)
         services = services_mod.load(sup, path.resolve())
         runner = asyncio.create_task(sup.run())
         try:
@@ -157,11 +158,12 @@ def run(path: Path, state_dir: Path | None) -> int:
             for service in services:
                 for line in service.banner:
                     print(line, flush=True)
-            await runner
+            await stop.wait()
         finally:
-            sup.stop()
+            # the services read the store: they stop before the supervisor closes it
             await services_mod.stop_all(services)
-            await asyncio.gather(runner, return_exceptions=True)
+            sup.stop()
+            await runner
 
     try:
         asyncio.run(_main())
