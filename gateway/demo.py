@@ -24,17 +24,26 @@ from pathlib import Path
 from typing import Any
 
 from gateway import config as config_mod
+from gateway import services as services_mod
 from gateway.sinks.odoo.client import OdooClient
 from gateway.supervisor import Supervisor
 
 PLANT_PORT = 5020
 ODOO_PORT = 8069
+WEBUI_PORT = 8443
 PROGRESS_EVERY = 3.0
 
 
-def demo_config_text(mqtt: str | None = None) -> str:
+def demo_config_text(mqtt: str | None = None, webui_port: int | None = None) -> str:
     """The bundled demo configuration; with `mqtt`, plus an MQTT sink to it and the heartbeat."""
     text = resources.files("gateway").joinpath("demo.toml").read_text(encoding="utf-8")
+    if webui_port is not None:
+        text += f"""
+# The local console (HTTPS, certificate made on the first start, no default password).
+[webui]
+listen = "127.0.0.1"
+port = {webui_port}
+"""
     if mqtt is None:
         return text
     return text + f"""
@@ -160,12 +169,18 @@ def _progress(sup: Supervisor, truth: dict[str, Any] | None) -> str:
             f"| {sinks} | plant parts={parts}")
 
 
-async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | None = None) -> int:
+async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | None = None,
+               webui_port: int | None = WEBUI_PORT) -> int:
+    config_path = work / "linebridge.toml"  # a real file: the web UI edits it like on a gateway
+    config_path.write_text(demo_config_text(mqtt, webui_port), encoding="utf-8")
     try:
-        cfg = config_mod.parse(demo_config_text(mqtt), source="demo.toml")
+        cfg = config_mod.load(config_path)
     except config_mod.ConfigError as exc:
         raise RuntimeError("; ".join(exc.problems)) from exc
-    for port, what in ((PLANT_PORT, "plant"), (ODOO_PORT, "Odoo sandbox")):
+    ports = [(PLANT_PORT, "plant"), (ODOO_PORT, "Odoo sandbox")]
+    if webui_port is not None:
+        ports.append((webui_port, "web UI"))
+    for port, what in ports:
         if not _port_free(port):
             print(f"demo: port {port} on 127.0.0.1 is in use; the {what} needs it "
                   "(is another demo or an Odoo running?)", file=sys.stderr)
@@ -178,6 +193,7 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
         plant_args += ["--duration", str(duration)]
     plant = _spawn(plant_args, work / "plant.log")
     sup: Supervisor | None = None
+    services: list[services_mod.Service] = []
     try:
         await _wait_port(ODOO_PORT, odoo, "the Odoo sandbox")
         await _wait_port(PLANT_PORT, plant, "the sandbox plant")
@@ -188,6 +204,11 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
                   f"retained status on linebridge/demo/{cfg.gateway.id}/status", flush=True)
         sup = Supervisor(cfg, work / "state")
         runner = asyncio.create_task(sup.run())
+        services += services_mod.load(sup, config_path)
+        await services_mod.start_all(services)
+        for service in services:
+            for line in service.banner:
+                print(f"demo: {line}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -221,6 +242,7 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
                     print("demo: backlog did not drain within 60 s after the plant stopped", file=sys.stderr)
                     break
         status = sup.status()
+        await services_mod.stop_all(services)
         sup.stop()
         await runner
         truth = _read_truth(truth_path) or {}
@@ -253,6 +275,7 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
             return 1
         return 0
     finally:
+        await services_mod.stop_all(services)
         for proc in (plant, odoo):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -76,6 +76,8 @@ class DevicePipeline:
         #: machine contexts shared with the other pipelines (a private one when alone)
         self.context = context if context is not None else ContextStore()
         self.telemetry = config.wants_telemetry
+        #: the latest sample of each tag, for status pages
+        self.last: dict[str, Sample] = {}
         #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
         self.tallies = tallies if tallies is not None else (ShiftTallies(config.shifts) if config.shifts else None)
         self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
@@ -109,6 +111,8 @@ class DevicePipeline:
 
     async def handle(self, batch: list[Sample]) -> bool:
         """Store the events and rule states of one batch; False if the store refused it."""
+        for sample in batch:  # the live values a person sees in the web UI, good or not
+            self.last[sample.tag] = sample
         async with AsyncExitStack() as stack:
             if self.tallies is not None:
                 for machine in self.machines:  # sorted: pipelines sharing machines take their locks in order

@@ -99,6 +99,17 @@ class MqttLink:
         finally:
             await self._close()
 
+    async def probe(self) -> str | None:
+        """Connect once and disconnect: None when the broker accepted us, else why not (connection tests)."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._connect()
+        except ConnectFailed as exc:
+            return str(exc)
+        finally:
+            await self._close()
+        return None
+
     def _fail(self, error: str, backoff: Backoff, event: str) -> None:
         self._delay = backoff.next_delay()
         self.state = "retrying"

@@ -69,6 +69,7 @@ class OdooSink:
                    WorkorderStartPoster(self.client, self.md, self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
+        self.stats.extra["call_latency"] = self.client.latency
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in flight is finished first."""

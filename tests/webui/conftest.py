@@ -1,0 +1,116 @@
+"""A real gateway with its console for the web UI tests: `linebridge run` against real peers.
+
+The module-scoped `gateway` fixture starts the Odoo sandbox (in process, a free
+port), the sandbox plant (`linebridge sandbox plant`, a free port) and the
+gateway itself as a separate process with the demo configuration pointed at
+them and a `[webui]` on a free port, and waits until the console answers.
+`Console` is a small HTTPS client that logs in and sends the CSRF token.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from gateway.sandbox.odoo import OdooSandbox
+from tests.helpers import free_port, linebridge, port_open, stop, wait_for
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    port: int
+    state_dir: Path
+    config_path: Path
+    log_path: Path
+    odoo: OdooSandbox
+    plant_port: int
+
+    def setup_code(self) -> str:
+        return (self.state_dir / "webui" / "setup-code").read_text(encoding="utf-8").strip()
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def demo_config(plant_port: int, odoo_url: str, webui_port: int) -> str:
+    text = resources.files("gateway").joinpath("demo.toml").read_text(encoding="utf-8")
+    text = text.replace("port = 5020", f"port = {plant_port}").replace("http://127.0.0.1:8069", odoo_url)
+    return text + f'\n[webui]\nlisten = "127.0.0.1"\nport = {webui_port}\nlogin_attempts = 5\n'
+
+
+def start_gateway(tmp: Path, config_text: str | None = None) -> Iterator[Gateway]:
+    odoo = OdooSandbox(host="127.0.0.1", port=0)
+    odoo.start()
+    plant_port, ui_port = free_port(), free_port()
+    plant = linebridge(["sandbox", "plant", "--port", str(plant_port)], tmp / "plant.log")
+    config = tmp / "linebridge.toml"
+    config.write_text(config_text or demo_config(plant_port, odoo.url, ui_port), encoding="utf-8")
+    gw = Gateway(f"https://127.0.0.1:{ui_port}", ui_port, tmp / "state", config, tmp / "gateway.log", odoo,
+                 plant_port)
+    proc = linebridge(["run", "--config", str(config), "--state-dir", str(gw.state_dir)], gw.log_path)
+    try:
+        wait_for(lambda: port_open(plant_port), 20, "the sandbox plant")
+        wait_for(lambda: proc.poll() is None and port_open(ui_port), 30, f"the console on {ui_port}")
+        yield gw
+    finally:
+        code = stop(proc)
+        stop(plant)
+        odoo.stop()
+        assert code == 0, f"the gateway exited with {code}:\n{gw.log()[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    yield from start_gateway(tmp_path_factory.mktemp("gw"))
+
+
+class Console:
+    """An HTTPS client of the console that keeps its cookies and sends the CSRF token on changes."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.http = httpx.Client(base_url=gw.base_url, verify=False, timeout=60.0, follow_redirects=False)
+        self.csrf: str | None = None
+
+    def form_token(self, path: str) -> str:
+        page = self.http.get(path, follow_redirects=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert match, f"no CSRF token on {path}: {page.status_code} {page.text[:300]}"
+        return match.group(1)
+
+    def setup(self, name: str = "admin", password: str = ADMIN_PASSWORD) -> httpx.Response:
+        token = self.form_token("/setup")
+        return self.http.post("/setup", data={"csrf_token": token, "code": self.gw.setup_code(), "name": name,
+                                              "password": password, "password2": password})
+
+    def login(self, name: str = "admin", password: str = ADMIN_PASSWORD) -> httpx.Response:
+        token = self.form_token("/login")
+        resp = self.http.post("/login", data={"csrf_token": token, "name": name, "password": password})
+        if resp.status_code == 302 and "/login" not in resp.headers.get("location", ""):
+            self.csrf = self.http.get("/api/v1/me").json()["csrf_token"]
+        return resp
+
+    def api(self, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf} if self.csrf and method != "GET" else {}
+        return self.http.request(method, "/api/v1" + path, json=body, headers=headers, **kw)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def admin_console(gw: Gateway) -> Console:
+    """A logged-in admin console, running the first setup if it has not been done."""
+    c = Console(gw)
+    if (gw.state_dir / "webui" / "setup-code").exists():
+        assert c.setup().status_code == 302
+    resp = c.login()
+    assert resp.status_code == 302, resp.text
+    return c

@@ -1,0 +1,380 @@
+"""The JSON API under /api/v1 that the pages use, and /metrics.
+
+Every route answers JSON; errors are `{"error": ..., "problems": [...]}` with
+401 (no session), 403 (role or CSRF), 404, 409 (the configuration changed
+since it was read), 422 (the change does not validate: every problem, each
+naming its key) or 503 (the gateway did not answer in time). Changes to the
+configuration go through `ConfigFile` (validated, saved atomically, recorded
+in the history with who did it) and are then applied live by the supervisor.
+The routes are described by `webui.openapi` at /api/v1/openapi.json.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from webui import metrics as metrics_mod
+from webui import openapi
+from webui.accounts import AccountError
+from webui.app import console
+from webui.bridge import GatewayBusy
+from webui.configfile import ConfigConflict, ConfigRejected, redact
+from webui.security import requires, who
+
+api = Blueprint("api", __name__)
+log = logging.getLogger("linebridge.webui")
+V1 = "/api/v1"
+KINDS = {"devices": "devices", "machines": "machines", "rules": "rules", "connections": "sinks"}
+
+
+def _error(status: int, message: str, problems: list[str] | None = None) -> Response:
+    resp = jsonify({"error": message, "problems": problems or []})
+    resp.status_code = status
+    return resp
+
+
+@api.errorhandler(ConfigRejected)
+def _rejected(exc: ConfigRejected) -> Response:
+    return _error(422, "the change was not saved: it does not validate", exc.problems)
+
+
+@api.errorhandler(ConfigConflict)
+def _conflict(exc: ConfigConflict) -> Response:
+    return _error(409, str(exc))
+
+
+@api.errorhandler(GatewayBusy)
+def _busy(exc: GatewayBusy) -> Response:
+    return _error(503, str(exc))
+
+
+@api.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    from werkzeug.exceptions import HTTPException
+    if isinstance(exc, HTTPException):
+        return _error(exc.code or 500, exc.description or exc.name)
+    log.error("event=webui_api_error path=%s error=%r", request.path, str(exc), exc_info=exc)
+    return _error(500, f"the gateway failed to do this: {exc}")
+
+
+@api.errorhandler(AccountError)
+def _account(exc: AccountError) -> Response:
+    return _error(422, str(exc), [str(exc)])
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ConfigRejected(["the request body must be a JSON object"])
+    return data
+
+
+# -- status and identity --------------------------------------------------------------------
+
+@api.get(f"{V1}/status")
+def status() -> Response:
+    c = console()
+    st = c.bridge.status()
+    st["dead_letters"] = sum(s.get("dead_letters", 0) for s in c.bridge.store.stats()["sinks"].values())
+    return jsonify(st)
+
+
+@api.get(f"{V1}/identity")
+def identity() -> Response:
+    return jsonify(console().identity())
+
+
+@api.get(f"{V1}/me")
+def me() -> Response:
+    s = g.session
+    return jsonify({"user": s.user, "role": s.role, "csrf_token": s.csrf})
+
+
+@api.post(f"{V1}/me/password")
+def change_own_password() -> Response:
+    body = _body()
+    c = console()
+    if c.accounts.authenticate(g.session.user, str(body.get("current", ""))) is None:
+        return _error(403, "the current password is not right")
+    c.accounts.update(g.session.user, who(), password=str(body.get("password", "")))
+    return jsonify({"ok": True})
+
+
+# -- configuration sections: devices, machines, rules, connections ------------------------
+
+def _section_list(kind: str) -> list[dict[str, Any]]:
+    data = console().config_file.view()["config"].get(kind) or {}
+    return [{"name": name, "section": section} for name, section in data.items()]
+
+
+def _change(kind: str, name: str, table: dict[str, Any] | None, version: str | None = None) -> Response:
+    c = console()
+    cfg, entry = c.config_file.put(kind, name, table, who(), version)
+    applied = c.bridge.apply(cfg)
+    return jsonify({"saved": entry, "applied": applied, "version": entry["version"]})
+
+
+@api.get(f"{V1}/devices")
+def devices() -> Response:
+    c = console()
+    values = c.bridge.live_values()
+    health = c.bridge.status()["devices"]
+    out = []
+    for item in _section_list("devices"):
+        name = item["name"]
+        out.append(dict(item, type=item["section"].get("type"), machine=item["section"].get("machine"),
+                        health=health.get(name), values=values.get(name, [])))
+    return jsonify({"version": c.config_file.version(), "devices": out})
+
+
+@api.get(f"{V1}/<any(devices, machines, rules, connections):what>/<name>")
+def get_section(what: str, name: str) -> Response:
+    section = console().config_file.section(KINDS[what], name)
+    if section is None:
+        return _error(404, f"no {what[:-1]} {name!r}")
+    return jsonify({"name": name, "section": section, "version": console().config_file.version()})
+
+
+@api.get(f"{V1}/<any(machines, rules, connections):what>")
+def list_sections(what: str) -> Response:
+    c = console()
+    items = _section_list(KINDS[what])
+    if what == "connections":
+        sinks = c.bridge.status()["sinks"]
+        items = [dict(i, status=sinks.get(i["name"])) for i in items]
+    return jsonify({"version": c.config_file.version(), what: items})
+
+
+@api.post(f"{V1}/<any(devices, machines, rules, connections):what>")
+@requires("config")
+def add_section(what: str) -> Response:
+    body = _body()
+    name = str(body.get("name") or "")
+    if not name:
+        raise ConfigRejected([f"{what[:-1]}: a name is required"])
+    if console().config_file.section(KINDS[what], name) is not None:
+        return _error(409, f"{what[:-1]} {name!r} exists; edit it instead")
+    return _change(KINDS[what], name, body.get("section"), body.get("version"))
+
+
+@api.put(f"{V1}/<any(devices, machines, rules, connections):what>/<name>")
+@requires("config")
+def put_section(what: str, name: str) -> Response:
+    body = _body()
+    return _change(KINDS[what], name, body.get("section"), body.get("version"))
+
+
+@api.delete(f"{V1}/<any(devices, machines, rules, connections):what>/<name>")
+@requires("config")
+def delete_section(what: str, name: str) -> Response:
+    if console().config_file.section(KINDS[what], name) is None:
+        return _error(404, f"no {what[:-1]} {name!r}")
+    return _change(KINDS[what], name, None, request.args.get("version"))
+
+
+@api.get(f"{V1}/shifts")
+def shifts() -> Response:
+    c = console()
+    return jsonify({"version": c.config_file.version(), "shifts": c.config_file.view()["config"].get("shifts")})
+
+
+@api.put(f"{V1}/shifts")
+@requires("config")
+def put_shifts() -> Response:
+    body = _body()
+    return _change("shifts", "", body.get("shifts"), body.get("version"))
+
+
+@api.post(f"{V1}/devices/<name>/test-read")
+@requires("config")
+def test_read(name: str) -> Response:
+    """Read once with the saved settings, or with the unsaved `section` in the body."""
+    c = console()
+    body = request.get_json(silent=True) or {}
+    section = body.get("section") if isinstance(body, dict) else None
+    if section is not None:
+        cfg = c.config_file.preview("devices", name, section)
+    else:
+        cfg = c.bridge.config
+        if name not in cfg.devices:
+            return _error(404, f"no device {name!r}")
+    return jsonify(c.bridge.test_read(cfg, name))
+
+
+@api.post(f"{V1}/devices/<name>/browse")
+@requires("config")
+def browse(name: str) -> Response:
+    c = console()
+    body = request.get_json(silent=True) or {}
+    section = body.get("section")
+    cfg = c.config_file.preview("devices", name, section) if section is not None else c.bridge.config
+    spec = cfg.devices.get(name)
+    if spec is None:
+        return _error(404, f"no device {name!r}")
+    if spec.type != "opcua":
+        return _error(422, f"device {name!r} is {spec.type}; only OPC-UA devices can be browsed")
+    from drivers.opcua.browse import BrowseError
+    try:
+        nodes = c.bridge.browse(cfg, name, body.get("node"), int(body.get("depth", 1)))
+    except BrowseError as exc:
+        return _error(502, str(exc))
+    return jsonify({"device": name, "nodes": nodes})
+
+
+@api.post(f"{V1}/connections/<name>/test")
+@requires("config")
+def connection_test(name: str) -> Response:
+    c = console()
+    body = request.get_json(silent=True) or {}
+    section = body.get("section") if isinstance(body, dict) else None
+    cfg = c.config_file.preview("sinks", name, section) if section is not None else c.bridge.config
+    if name not in cfg.sinks:
+        return _error(404, f"no connection {name!r}")
+    findings = c.bridge.connection_test(cfg, name)
+    return jsonify({"connection": name, "findings": findings,
+                    "blockers": sum(1 for f in findings if f["level"] == "blocker")})
+
+
+# -- the whole file, history and rollback ---------------------------------------------------
+
+@api.get(f"{V1}/config")
+def config_view() -> Response:
+    return jsonify(console().config_file.view())
+
+
+@api.put(f"{V1}/config")
+@requires("config")
+def config_replace() -> Response:
+    body = _body()
+    c = console()
+    cfg, entry = c.config_file.replace(str(body.get("text", "")), who(), body.get("version"))
+    return jsonify({"saved": entry, "applied": c.bridge.apply(cfg), "version": entry["version"]})
+
+
+@api.get(f"{V1}/config/history")
+def history() -> Response:
+    return jsonify({"history": console().config_file.history()})
+
+
+@api.get(f"{V1}/config/history/<int:entry>")
+def history_diff(entry: int) -> Response:
+    return jsonify({"id": entry, "diff": console().config_file.diff(entry)})
+
+
+@api.post(f"{V1}/config/history/<int:entry>/rollback")
+@requires("config")
+def rollback(entry: int) -> Response:
+    c = console()
+    cfg, saved = c.config_file.rollback(entry, who())
+    return jsonify({"saved": saved, "applied": c.bridge.apply(cfg), "version": saved["version"]})
+
+
+# -- queue, dead letters, journal -----------------------------------------------------------
+
+@api.get(f"{V1}/queue")
+def queue() -> Response:
+    return jsonify(console().bridge.store.stats())
+
+
+@api.get(f"{V1}/dead-letters")
+def dead_letters() -> Response:
+    letters = console().bridge.store.dead_letters(request.args.get("sink") or None,
+                                                  request.args.get("kind") or None)
+    return jsonify({"dead_letters": [redact(x) for x in letters]})
+
+
+@api.get(f"{V1}/dead-letters/<sink>/<int:seq>")
+def dead_letter(sink: str, seq: int) -> Response:
+    for letter in console().bridge.store.dead_letters(sink):
+        if letter["seq"] == seq:
+            return jsonify(letter)
+    return _error(404, f"no dead letter {seq} for sink {sink!r}")
+
+
+@api.post(f"{V1}/dead-letters/<sink>/<any(replay, discard):op>")
+@requires("queue")
+def dead_letter_op(sink: str, op: str) -> Response:
+    body = request.get_json(silent=True) or {}
+    seqs = body.get("seqs")
+    if seqs is not None and (not isinstance(seqs, list) or not all(isinstance(s, int) for s in seqs)):
+        raise ConfigRejected(["seqs: must be a list of sequence numbers"])
+    c = console()
+    store = c.bridge.store
+    fn = store.replay if op == "replay" else store.discard
+    n = fn(sink, seqs, body.get("kind") or None, who=f"webui:{who()}")
+    if op == "replay" and n:
+        c.bridge.wake_sink(sink)
+    return jsonify({op + "ed" if op == "discard" else "replayed": n})
+
+
+@api.get(f"{V1}/journal")
+def journal() -> Response:
+    store = console().bridge.store
+    limit = max(1, min(1000, request.args.get("limit", 100, type=int)))
+    verdict = store.verify_journal()
+    return jsonify({"entries": store.journal_entries(limit),
+                    "verify": {"ok": verdict.ok, "detail": str(verdict)}})
+
+
+# -- logs and users -------------------------------------------------------------------------
+
+@api.get(f"{V1}/logs")
+def logs() -> Response:
+    lines = console().logs.tail(limit=max(1, min(2000, request.args.get("limit", 200, type=int))),
+                                level=request.args.get("level") or None,
+                                contains=request.args.get("contains") or None,
+                                after=request.args.get("after", 0, type=int))
+    return jsonify({"lines": lines})
+
+
+@api.get(f"{V1}/users")
+def users() -> Response:
+    return jsonify({"users": [u.public() for u in console().accounts.users()]})
+
+
+@api.post(f"{V1}/users")
+@requires("users")
+def add_user() -> Response:
+    body = _body()
+    user = console().accounts.add(str(body.get("name", "")), str(body.get("role", "")),
+                                  str(body.get("password", "")), by=who())
+    return jsonify(user.public())
+
+
+@api.put(f"{V1}/users/<name>")
+@requires("users")
+def update_user(name: str) -> Response:
+    body = _body()
+    c = console()
+    user = c.accounts.update(name, who(), role=body.get("role"), password=body.get("password"))
+    c.sessions.set_role(name, user.role)
+    if body.get("password"):
+        c.sessions.end_user(name)
+    return jsonify(user.public())
+
+
+@api.delete(f"{V1}/users/<name>")
+@requires("users")
+def delete_user(name: str) -> Response:
+    c = console()
+    if name == g.session.user:
+        return _error(422, "you cannot remove yourself")
+    c.accounts.remove(name)
+    c.sessions.end_user(name)
+    return jsonify({"removed": name})
+
+
+# -- descriptions ---------------------------------------------------------------------------
+
+@api.get(f"{V1}/openapi.json")
+def openapi_doc() -> Response:
+    return jsonify(openapi.document())
+
+
+@api.get("/metrics")
+def metrics() -> Response:
+    c = console()
+    return Response(metrics_mod.render(c.bridge.status(), c.bridge.store.stats()),
+                    mimetype="text/plain; version=0.0.4")

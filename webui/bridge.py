@@ -1,0 +1,143 @@
+"""The console's way into the running gateway: status, live values, tests, queue actions, live apply.
+
+Flask answers in the WSGI server's threads while the supervisor, its drivers
+and sinks live on the gateway's asyncio loop. Everything that touches them goes
+through `Bridge.call`, which runs a coroutine on that loop and waits for it
+with a deadline, so a page never blocks the loop and the loop never waits for a
+page. The store is thread-safe and is read directly (the CLI does the same
+from another process). This module owns those calls; what they show is the
+pages' and the API's business.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable
+
+from drivers.base import Sample
+from gateway.config import Config, MqttSinkConfig, OdooSinkConfig
+
+#: seconds a page waits for the gateway loop before it answers 503
+CALL_TIMEOUT = 30.0
+
+
+class GatewayBusy(Exception):
+    """The gateway did not answer in time."""
+
+
+def _sample(s: Sample) -> dict[str, Any]:
+    value = s.value
+    if isinstance(value, (bytes, bytearray)):
+        value = value.hex()
+    elif not isinstance(value, (int, float, str, bool, type(None))):
+        value = repr(value)
+    return {"tag": s.tag, "value": value, "quality": s.quality.name.lower(), "ts": round(s.source_ts, 3),
+            "error": s.error}
+
+
+class Bridge:
+    """Calls into one supervisor running on `loop`."""
+
+    def __init__(self, supervisor: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.sup = supervisor
+        self.loop = loop
+
+    def call(self, fn: Callable[[], Awaitable[Any]], timeout: float = CALL_TIMEOUT) -> Any:
+        future = asyncio.run_coroutine_threadsafe(_run(fn), self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise GatewayBusy(f"the gateway did not answer within {timeout:.0f} s") from exc
+
+    @property
+    def config(self) -> Config:
+        return self.sup.config
+
+    @property
+    def store(self) -> Any:
+        return self.sup.store
+
+    def status(self) -> dict[str, Any]:
+        async def snap() -> dict[str, Any]:
+            st = self.sup.status()
+            for name, sink in self.sup.sinks.items():
+                info = st["sinks"].setdefault(name, {})
+                info["type"] = "mqtt" if isinstance(sink.cfg, MqttSinkConfig) else "odoo"
+            st["links"] = {n: {"state": link.state, "last_error": link.last_error}
+                           for n, link in getattr(self.sup, "links", {}).items()}
+            hb = getattr(self.sup, "heartbeat", None)
+            st["heartbeat"] = ({"sink": hb.cfg.sink, "interval": hb.cfg.interval, "sent": hb.sent,
+                                "last_error": getattr(hb, "last_error", None)} if hb is not None else None)
+            st["gateway"] = {"id": self.sup.config.gateway.id, "site": self.sup.config.gateway.site}
+            return st
+        return self.call(snap)
+
+    def live_values(self) -> dict[str, list[dict[str, Any]]]:
+        async def snap() -> dict[str, list[dict[str, Any]]]:
+            return {name: [_sample(s) for _, s in sorted(p.last.items())]
+                    for name, p in self.sup.pipelines.items()}
+        return self.call(snap)
+
+    def apply(self, cfg: Config) -> dict[str, Any]:
+        """Apply a saved configuration live (only what changed restarts)."""
+        return self.call(lambda: self.sup.apply(cfg), timeout=60.0)
+
+    def test_read(self, cfg: Config, device: str, timeout: float = 10.0) -> dict[str, Any]:
+        """One batch from a fresh driver for `device` of `cfg` (which need not be saved yet)."""
+        spec = cfg.devices[device]
+
+        async def read() -> dict[str, Any]:
+            driver = spec.driver(f"{device}-test", spec.config)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(driver.start(), timeout)
+                it = driver.samples().__aiter__()
+                batch = await asyncio.wait_for(it.__anext__(), timeout)
+                return {"device": device, "ms": round((time.monotonic() - started) * 1000, 1),
+                        "samples": [_sample(s) for s in batch]}
+            except (asyncio.TimeoutError, StopAsyncIteration):
+                return {"device": device, "error": f"no reading within {timeout:.0f} s", "samples": []}
+            finally:
+                try:
+                    await asyncio.wait_for(driver.stop(), 5.0)
+                except Exception:  # the answer is the reading, not the goodbye
+                    pass
+        return self.call(read, timeout=timeout * 2 + 10)
+
+    def browse(self, cfg: Config, device: str, node: str | None, depth: int = 1) -> list[dict[str, Any]]:
+        from drivers.opcua.browse import browse
+        spec = cfg.devices[device]
+        pki = self.sup.state_dir / "pki"
+        return self.call(lambda: browse(spec.config, node, depth, device=device, pki_root=pki), timeout=40.0)
+
+    def connection_test(self, cfg: Config, sink: str) -> list[dict[str, str]]:
+        """The same findings as `linebridge odoo check` (Odoo), or a connect-and-disconnect (MQTT)."""
+        sc = cfg.sinks[sink]
+        if isinstance(sc, OdooSinkConfig):
+            from gateway.sinks.odoo.check import check
+
+            async def run_check() -> list[dict[str, str]]:
+                return [{"level": f.level, "text": f.text} for f in await check(cfg, sc)]
+            return self.call(run_check, timeout=max(60.0, sc.timeout * 6))
+        from gateway.sinks.mqtt.link import MqttLink
+
+        async def probe() -> list[dict[str, str]]:
+            error = await MqttLink(sc).probe()
+            if error:
+                return [{"level": "blocker", "text": f"MQTT broker {sc.url}: {error}"}]
+            return [{"level": "ok", "text": f"MQTT broker {sc.url} accepted the connection "
+                                            f"(client id {sc.client_id})"}]
+        return self.call(probe, timeout=sc.timeout * 3 + 10)
+
+    def wake_sink(self, sink: str) -> None:
+        """After a replay: the sink looks at its queue now rather than at its next poll."""
+        async def wake() -> None:
+            s = self.sup.sinks.get(sink)
+            if s is not None:
+                s.wake.set()
+        self.call(wake, timeout=5.0)
+
+
+async def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
+    return await fn()

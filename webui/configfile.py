@@ -1,0 +1,217 @@
+"""The configuration file as the console edits it: validate, save atomically, keep history, roll back.
+
+It owns every write to the gateway's TOML file and the history beside the
+state (`<state>/webui/history/NNNNNN.toml` with a `.json` record of who, when
+and what). A change is one section put or deleted (`devices.cnc01`,
+`sinks.odoo`, ...) on a tomlkit document, so a technician's comments and layout
+elsewhere in the file survive. Each change is validated with
+`gateway.config.parse`, the same validator as `linebridge check-config`, and
+refused with every problem listed; a change made against an older version
+than the one on disk is refused too (no silent revert of someone else's edit).
+Saving writes a temporary file, fsyncs it, renames it over the old one and
+fsyncs the directory. Secrets (API keys, passwords) never leave through `view`:
+they show as a placeholder, and a placeholder sent back keeps the stored value.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from gateway import config as config_mod
+from gateway.errors import ConfigError
+
+SECRET_KEYS = {"api_key", "password", "token", "secret", "private_key_password"}
+REDACTED = "********"
+SECTIONS = ("devices", "machines", "rules", "sinks")
+
+
+class ConfigConflict(Exception):
+    """The file changed since the client read it."""
+
+
+class ConfigRejected(Exception):
+    """The change does not validate; `problems` says why, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def version_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in SECRET_KEYS and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _keep_secrets(new: Any, old: Any) -> Any:
+    """`new` with every placeholder secret replaced by the stored value."""
+    if isinstance(new, dict):
+        old = old if isinstance(old, dict) else {}
+        return {k: (old.get(k) if k in SECRET_KEYS and v == REDACTED else _keep_secrets(v, old.get(k)))
+                for k, v in new.items()}
+    return new
+
+
+class ConfigFile:
+    """One configuration file with its history; all methods are safe across threads."""
+
+    def __init__(self, path: Path, state_dir: Path) -> None:
+        self.path = Path(path)
+        self.history_dir = Path(state_dir) / "webui" / "history"
+        self.history_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    # -- reading -----------------------------------------------------------
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    def version(self) -> str:
+        return version_of(self.text())
+
+    def view(self) -> dict[str, Any]:
+        """The whole file as plain data, secrets redacted, with its version."""
+        text = self.text()
+        return {"version": version_of(text), "config": redact(tomlkit.parse(text).unwrap())}
+
+    def section(self, kind: str, name: str) -> dict[str, Any] | None:
+        data = tomlkit.parse(self.text()).unwrap()
+        found = (data.get(kind) or {}).get(name)
+        return redact(found) if found is not None else None
+
+    # -- changing ----------------------------------------------------------
+    def put(self, kind: str, name: str, table: dict[str, Any] | None, who: str,
+            base_version: str | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
+        """Put (or with None delete) `[kind.name]`; returns the new Config and the history entry."""
+        with self._lock:
+            text = self.text()
+            if base_version is not None and base_version != version_of(text):
+                raise ConfigConflict("the configuration changed since you loaded it; reload and try again")
+            new, what = self._render(text, kind, name, table)
+            return self._save(text, new, who, what)
+
+    def preview(self, kind: str, name: str, table: dict[str, Any] | None) -> config_mod.Config:
+        """The Config the file would give with this change, without saving it (test reads, checks)."""
+        new, _ = self._render(self.text(), kind, name, table)
+        return self.validate_text(new)
+
+    def _render(self, text: str, kind: str, name: str, table: dict[str, Any] | None) -> tuple[str, str]:
+        if kind not in SECTIONS and kind != "shifts":
+            raise ConfigRejected([f"{kind}: not a section the console edits"])
+        if table is not None and not isinstance(table, dict):
+            raise ConfigRejected([f"{kind}.{name}: must be a table (a JSON object)"])
+        doc = tomlkit.parse(text)
+        if kind == "shifts":
+            old = doc.get("shifts")
+            if table is None:
+                doc.pop("shifts", None)
+            else:
+                doc["shifts"] = _keep_secrets(table, old.unwrap() if old is not None else None)
+            return tomlkit.dumps(doc), "shift calendar " + ("removed" if table is None else "changed")
+        parent = doc.get(kind)
+        old = parent.get(name) if parent is not None else None
+        if table is None:
+            if old is None:
+                raise ConfigRejected([f"{kind}.{name}: does not exist"])
+            del parent[name]
+            return tomlkit.dumps(doc), f"{kind}.{name} deleted"
+        if parent is None:
+            doc[kind] = tomlkit.table(is_super_table=True)
+            parent = doc[kind]
+        parent[name] = _keep_secrets(table, old.unwrap() if old is not None else None)
+        return tomlkit.dumps(doc), f"{kind}.{name} {'changed' if old is not None else 'added'}"
+
+    def rollback(self, entry_id: int, who: str) -> tuple[config_mod.Config, dict[str, Any]]:
+        """Make the file what it was after history entry `entry_id` (itself a new, audited change)."""
+        with self._lock:
+            target = self.history_dir / f"{entry_id:06d}.toml"
+            if not target.exists():
+                raise ConfigRejected([f"history entry {entry_id} does not exist"])
+            return self._save(self.text(), target.read_text(encoding="utf-8"), who, f"rollback to #{entry_id}")
+
+    def replace(self, text: str, who: str, base_version: str | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
+        """Replace the whole file (the console's raw editor)."""
+        with self._lock:
+            old = self.text()
+            if base_version is not None and base_version != version_of(old):
+                raise ConfigConflict("the configuration changed since you loaded it; reload and try again")
+            return self._save(old, text, who, "whole file edited")
+
+    def validate_text(self, text: str) -> config_mod.Config:
+        try:
+            return config_mod.parse(text, source=self.path.name)
+        except ConfigError as exc:
+            raise ConfigRejected(exc.problems) from exc
+
+    def _save(self, old: str, new: str, who: str, what: str) -> tuple[config_mod.Config, dict[str, Any]]:
+        cfg = self.validate_text(new)
+        if not self._entries():
+            self._record(old, "as found", "the file before the first change from the console")
+        _atomic_write(self.path, new)
+        return cfg, self._record(new, who, what)
+
+    # -- history -----------------------------------------------------------
+    def _entries(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.history_dir.glob("*.json"))
+
+    def _record(self, text: str, who: str, what: str) -> dict[str, Any]:
+        ids = self._entries()
+        n = (ids[-1] + 1) if ids else 0
+        entry = {"id": n, "who": who, "when": round(time.time(), 3), "what": what, "version": version_of(text)}
+        _atomic_write(self.history_dir / f"{n:06d}.toml", text)
+        _atomic_write(self.history_dir / f"{n:06d}.json", json.dumps(entry, sort_keys=True))
+        return entry
+
+    def history(self) -> list[dict[str, Any]]:
+        out = []
+        for n in reversed(self._entries()):
+            out.append(json.loads((self.history_dir / f"{n:06d}.json").read_text(encoding="utf-8")))
+        return out
+
+    def diff(self, entry_id: int) -> str:
+        """What entry `entry_id` changed against the entry before it (secrets masked)."""
+        cur = self.history_dir / f"{entry_id:06d}.toml"
+        if not cur.exists():
+            raise ConfigRejected([f"history entry {entry_id} does not exist"])
+        prev = self.history_dir / f"{entry_id - 1:06d}.toml"
+        before = prev.read_text(encoding="utf-8") if prev.exists() else ""
+        lines = difflib.unified_diff(_mask(before).splitlines(), _mask(cur.read_text(encoding="utf-8")).splitlines(),
+                                     f"#{entry_id - 1}", f"#{entry_id}", lineterm="")
+        return "\n".join(lines)
+
+
+def _mask(text: str) -> str:
+    out = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        out.append(f"{key} = \"{REDACTED}\"" if "=" in line and key in SECRET_KEYS else line)
+    return "\n".join(out)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path = Path(os.path.realpath(path))  # /etc/linebridge may be a link to the data partition
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

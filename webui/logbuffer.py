@@ -1,0 +1,49 @@
+"""The last log lines of the gateway process, kept in memory for the console's logs page.
+
+A `logging.Handler` on the root logger with a bounded ring (2,000 lines by
+default), so the page never reads the journal or grows without bound; the
+journal (or stderr) stays the durable log.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+
+class LogBuffer(logging.Handler):
+    def __init__(self, capacity: int = 2000) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._seq = 0
+        self._guard = threading.Lock()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+        except Exception:  # a broken log call must not break the gateway
+            message = str(record.msg)
+        with self._guard:
+            self._seq += 1
+            self.lines.append({"seq": self._seq, "ts": round(record.created, 3), "level": record.levelname,
+                               "logger": record.name, "message": message})
+
+    def tail(self, limit: int = 200, level: str | None = None, contains: str | None = None,
+             after: int = 0) -> list[dict[str, Any]]:
+        wanted = logging.getLevelName(level.upper()) if level else 0
+        with self._guard:
+            lines = list(self.lines)
+        out = [ln for ln in lines if ln["seq"] > after
+               and (not wanted or logging.getLevelName(ln["level"]) >= wanted)
+               and (not contains or contains.lower() in ln["message"].lower())]
+        return out[-limit:]
+
+    def install(self) -> None:
+        root = logging.getLogger()
+        if self not in root.handlers:
+            root.addHandler(self)
+
+    def remove(self) -> None:
+        logging.getLogger().removeHandler(self)

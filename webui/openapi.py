@@ -1,0 +1,214 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+It owns the description of every API route: parameters, request bodies and
+response shapes, and the two ways in (the session cookie with the
+`X-CSRF-Token` header on changes, or a bearer token for /metrics). Keep it in
+step with `webui.api`; tests check that every route of the app is described
+and that the API answers as described.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import __version__
+
+_ERR = {"$ref": "#/components/schemas/Error"}
+_OBJ = {"type": "object"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, ok: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None, change: bool = False,
+        errors: tuple[int, ...] = ()) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK", **_json(ok or _OBJ)},
+                                                           "401": {"description": "no session", **_json(_ERR)}}}
+    if change:
+        op["responses"]["403"] = {"description": "role may not change this, or CSRF token missing", **_json(_ERR)}
+        op["parameters"] = [{"$ref": "#/components/parameters/Csrf"}]
+    for code in errors:
+        op["responses"][str(code)] = {"description": _ERRORS[code], **_json(_ERR)}
+    if params:
+        op["parameters"] = op.get("parameters", []) + params
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+    return op
+
+
+_ERRORS = {404: "not found", 409: "conflict: it exists, or the configuration changed since it was read",
+           422: "the change does not validate; `problems` names each key", 502: "the device did not answer",
+           503: "the gateway did not answer in time"}
+
+
+def _path(name: str, desc: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": desc, "schema": {"type": "string"}}
+
+
+_SECTION_BODY = {"type": "object", "required": ["section"],
+                 "properties": {"section": {"type": "object"},
+                                "version": {"type": "string", "description": "the version read; 409 if stale"}}}
+_NEW_BODY = {"type": "object", "required": ["name", "section"],
+             "properties": {"name": {"type": "string", "minLength": 1}, "section": {"type": "object"},
+                            "version": {"type": "string"}}}
+_SAVED = {"type": "object", "required": ["saved", "applied", "version"],
+          "properties": {"saved": {"$ref": "#/components/schemas/HistoryEntry"}, "applied": _OBJ,
+                         "version": {"type": "string"}}}
+_OPT = {"type": "object"}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/status": {"get": _op("Health: uptime, intake counters, sinks, devices, heartbeat",
+                                      errors=(503,))},
+        "/api/v1/identity": {"get": _op("Device identity: gateway id, signing key id and public key, TLS "
+                                        "certificate fingerprint", {"$ref": "#/components/schemas/Identity"})},
+        "/api/v1/me": {"get": _op("The session's user, role and CSRF token")},
+        "/api/v1/me/password": {"post": _op("Change one's own password", body={
+            "type": "object", "required": ["current", "password"],
+            "properties": {"current": {"type": "string"}, "password": {"type": "string"}}},
+            change=True, errors=(422,))},
+        "/api/v1/devices": {
+            "get": _op("Devices with their settings (secrets masked), health and live values",
+                       {"type": "object", "required": ["version", "devices"],
+                        "properties": {"version": {"type": "string"},
+                                       "devices": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}}}},
+                       errors=(503,)),
+            "post": _op("Add a device (validated, saved, applied live)", _SAVED, _NEW_BODY, change=True,
+                        errors=(409, 422, 503))},
+        "/api/v1/shifts": {"get": _op("The shift calendar"),
+                           "put": _op("Replace the shift calendar", _SAVED, {
+                               "type": "object", "properties": {"shifts": {"type": ["object", "null"]},
+                                                                "version": {"type": "string"}}},
+                               change=True, errors=(409, 422, 503))},
+        "/api/v1/config": {"get": _op("The whole configuration as data, secrets masked, with its version"),
+                           "put": _op("Replace the whole configuration file", _SAVED, {
+                               "type": "object", "required": ["text"],
+                               "properties": {"text": {"type": "string"}, "version": {"type": "string"}}},
+                               change=True, errors=(409, 422, 503))},
+        "/api/v1/config/history": {"get": _op("Configuration history, newest first", {
+            "type": "object", "properties": {"history": {"type": "array",
+                                                         "items": {"$ref": "#/components/schemas/HistoryEntry"}}}})},
+        "/api/v1/config/history/{entry}": {"get": _op("What one history entry changed (a unified diff)",
+                                                      params=[_int_path("entry")], errors=(422,))},
+        "/api/v1/config/history/{entry}/rollback": {"post": _op(
+            "Make the configuration what it was after this entry (a new, audited change)", _SAVED,
+            params=[_int_path("entry")], change=True, errors=(422, 503))},
+        "/api/v1/queue": {"get": _op("Store statistics: per class and sink, counts, bytes, ages, backlog, "
+                                     "dead letters")},
+        "/api/v1/dead-letters": {"get": _op("Dead letters, optionally of one sink or kind", params=[
+            {"name": "sink", "in": "query", "schema": {"type": "string"}},
+            {"name": "kind", "in": "query", "schema": {"type": "string"}}])},
+        "/api/v1/dead-letters/{sink}/{seq}": {"get": _op("One dead letter: the event, the error, attempts",
+                                                         params=[_path("sink", "sink name"), _int_path("seq")],
+                                                         errors=(404,))},
+        "/api/v1/dead-letters/{sink}/replay": {"post": _op(
+            "Send dead letters back to their sink (all, some seqs, or a kind); audited in the journal",
+            body=_SEQS, params=[_path("sink", "sink name")], change=True, errors=(422,))},
+        "/api/v1/dead-letters/{sink}/discard": {"post": _op(
+            "Discard dead letters for good; audited in the journal",
+            body=_SEQS, params=[_path("sink", "sink name")], change=True, errors=(422,))},
+        "/api/v1/journal": {"get": _op("The newest delivery journal entries and the chain's verdict", params=[
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
+        "/api/v1/logs": {"get": _op("The gateway's recent log lines", params=[
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2000}},
+            {"name": "level", "in": "query", "schema": {"type": "string",
+                                                        "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]}},
+            {"name": "contains", "in": "query", "schema": {"type": "string"}},
+            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}])},
+        "/api/v1/users": {"get": _op("Users and roles"),
+                          "post": _op("Add a user", body={
+                              "type": "object", "required": ["name", "role", "password"],
+                              "properties": {"name": {"type": "string"},
+                                             "role": {"type": "string", "enum": ["admin", "technician", "viewer"]},
+                                             "password": {"type": "string"}}}, change=True, errors=(422,))},
+        "/api/v1/users/{name}": {
+            "put": _op("Change a user's role or password", body={
+                "type": "object", "properties": {"role": {"type": "string", "enum": ["admin", "technician", "viewer"]},
+                                                 "password": {"type": "string"}}},
+                params=[_path("name", "user name")], change=True, errors=(422,)),
+            "delete": _op("Remove a user", params=[_path("name", "user name")], change=True, errors=(422,))},
+        "/api/v1/openapi.json": {"get": _op("This document")},
+        "/metrics": {"get": {"summary": "Prometheus metrics (session or bearer token)",
+                             "security": [{"session": []}, {"bearer": []}],
+                             "responses": {"200": {"description": "OK",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           "401": {"description": "no session or token", **_json(_ERR)}}}},
+    }
+    for what, label in (("devices", "device"), ("machines", "machine mapping"), ("rules", "rule"),
+                        ("connections", "connection (Odoo or MQTT sink)")):
+        item = _path("name", f"{label} name")
+        if what != "devices":
+            paths[f"/api/v1/{what}"] = {
+                "get": _op(f"Every {label}, secrets masked", errors=(503,)),
+                "post": _op(f"Add a {label} (validated, saved, applied live)", _SAVED, _NEW_BODY,
+                            change=True, errors=(409, 422, 503))}
+        paths[f"/api/v1/{what}/{{name}}"] = {
+            "get": _op(f"One {label}, secrets masked", params=[item], errors=(404,)),
+            "put": _op(f"Replace a {label}; a masked secret sent back keeps the stored one", _SAVED,
+                       _SECTION_BODY, params=[item], change=True, errors=(409, 422, 503)),
+            "delete": _op(f"Delete a {label}", _SAVED, params=[item, {"name": "version", "in": "query",
+                                                                     "schema": {"type": "string"}}],
+                          change=True, errors=(404, 409, 422, 503))}
+    paths["/api/v1/devices/{name}/test-read"] = {"post": _op(
+        "Read the device once, with its saved settings or the unsaved `section` given",
+        {"type": "object", "properties": {"device": {"type": "string"}, "samples": {"type": "array"},
+                                          "error": {"type": "string"}}},
+        _OPT, params=[_path("name", "device name")], change=True, errors=(404, 422, 503))}
+    paths["/api/v1/devices/{name}/browse"] = {"post": _op(
+        "Browse an OPC-UA device's address space (a tag picker)", body={
+            "type": "object", "properties": {"node": {"type": "string"}, "depth": {"type": "integer", "minimum": 1,
+                                                                                   "maximum": 3},
+                                             "section": {"type": "object"}}},
+        params=[_path("name", "device name")], change=True, errors=(404, 422, 502, 503))}
+    paths["/api/v1/connections/{name}/test"] = {"post": _op(
+        "Connection test: the checks of `linebridge odoo check`, or an MQTT connect", {
+            "type": "object", "properties": {"findings": {"type": "array"}, "blockers": {"type": "integer"}}},
+        _OPT, params=[_path("name", "connection name")], change=True, errors=(404, 422, 503))}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Linebridge gateway console API", "version": __version__,
+                 "description": "The JSON API the console's pages use. Log in through the console to get a "
+                                "session cookie; send the session's CSRF token (GET /api/v1/me) in "
+                                "X-CSRF-Token on every change."},
+        "servers": [{"url": "/"}],
+        "security": [{"session": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "lb_session"},
+                                "bearer": {"type": "http", "scheme": "bearer"}},
+            "parameters": {"Csrf": {"name": "X-CSRF-Token", "in": "header", "required": True,
+                                    "schema": {"type": "string"}}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"],
+                          "properties": {"error": {"type": "string"},
+                                         "problems": {"type": "array", "items": {"type": "string"}}}},
+                "HistoryEntry": {"type": "object", "required": ["id", "who", "when", "what", "version"],
+                                 "properties": {"id": {"type": "integer"}, "who": {"type": "string"},
+                                                "when": {"type": "number"}, "what": {"type": "string"},
+                                                "version": {"type": "string"}}},
+                "Identity": {"type": "object", "required": ["gateway", "key_id", "public_key"],
+                             "properties": {"gateway": {"type": "string"}, "site": {"type": "string"},
+                                            "key_id": {"type": "string"}, "public_key": {"type": "string"},
+                                            "tls_fingerprint_sha256": {"type": ["string", "null"]}}},
+                "Device": {"type": "object", "required": ["name", "section", "values"],
+                           "properties": {"name": {"type": "string"}, "type": {"type": ["string", "null"]},
+                                          "machine": {"type": ["string", "null"]}, "section": {"type": "object"},
+                                          "health": {"type": ["object", "null"]},
+                                          "values": {"type": "array", "items": {"$ref": "#/components/schemas/Value"}}}},
+                "Value": {"type": "object", "required": ["tag", "quality"],
+                          "properties": {"tag": {"type": "string"}, "value": {},
+                                         "quality": {"type": "string"}, "ts": {"type": "number"},
+                                         "error": {"type": ["string", "null"]}}},
+            },
+        },
+    }
+
+
+def _int_path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+
+
+_SEQS = {"type": "object", "properties": {"seqs": {"type": "array", "items": {"type": "integer"}},
+                                          "kind": {"type": "string"}}}

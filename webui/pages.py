@@ -1,0 +1,125 @@
+"""The console's HTML pages: setup, login, logout and one page per job.
+
+Setup and login are plain forms (they work before any script runs). The other
+pages are server-rendered shells whose data comes from `/api/v1` through the
+small script in `static/app.js`, so what a person sees is what the API says.
+This module owns the routes, the first-admin flow and the login throttle's
+place in it; the rules about sessions and CSRF live in `webui.security`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
+
+from webui.accounts import AccountError
+from webui.app import console
+from webui.security import (PRE_CSRF_COOKIE, SESSION_COOKIE, pre_csrf_token, set_pre_csrf_cookie,
+                            set_session_cookie)
+
+pages = Blueprint("pages", __name__)
+log = logging.getLogger("linebridge.webui")
+
+#: (endpoint, title) of the navigation, in order
+NAV = [("overview", "Overview"), ("devices", "Devices"), ("mappings", "Rules & mappings"),
+       ("connections", "Connections"), ("queue", "Queue"), ("history", "Config history"),
+       ("logs", "Logs"), ("users", "Users"), ("identity", "Identity")]
+
+
+def _form_page(template: str, status: int = 200, **ctx: Any) -> Response:
+    new: dict[str, str] = {}
+    token = pre_csrf_token(new)
+    resp = make_response(render_template(template, csrf_token=token, identity=console().identity(), **ctx), status)
+    if PRE_CSRF_COOKIE in new:
+        set_pre_csrf_cookie(resp, token)
+    return resp
+
+
+def _client() -> str:
+    return request.remote_addr or "?"
+
+
+@pages.route("/setup", methods=["GET", "POST"])
+def setup() -> Response:
+    c = console()
+    if not c.accounts.needs_setup():
+        return redirect(url_for("pages.login"))
+    error = None
+    if request.method == "POST":
+        wait = c.throttle.wait_s(_client())
+        if wait:
+            return _form_page("setup.html", 429, error=f"too many attempts; wait {wait:.0f} s")
+        name = request.form.get("name", "").strip() or "admin"
+        password = request.form.get("password", "")
+        if password != request.form.get("password2", ""):
+            error = "the two passwords differ"
+        else:
+            try:
+                c.accounts.create_first_admin(request.form.get("code", ""), name, password)
+            except AccountError as exc:
+                error = str(exc)
+                if "setup code" in error:
+                    c.throttle.failed(_client())
+            else:
+                log.info("event=webui_setup_done admin=%s from=%s", name, _client())
+                return redirect(url_for("pages.login", done=1))
+        return _form_page("setup.html", 422, error=error, name=name)
+    return _form_page("setup.html")
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login() -> Response:
+    c = console()
+    if c.accounts.needs_setup():
+        return redirect(url_for("pages.setup"))
+    if request.method == "POST":
+        address = _client()
+        wait = c.throttle.wait_s(address)
+        if wait:
+            log.warning("event=webui_login_throttled from=%s wait_s=%.0f", address, wait)
+            return _form_page("login.html", 429, error=f"too many failed logins from {address}; "
+                                                      f"try again in {wait:.0f} s")
+        name = request.form.get("name", "")
+        user = c.accounts.authenticate(name, request.form.get("password", ""))
+        if user is None:
+            c.throttle.failed(address)
+            log.warning("event=webui_login_failed user=%r from=%s", name, address)
+            return _form_page("login.html", 401, error="wrong user name or password", name=name)
+        c.throttle.succeeded(address)
+        c.sessions.end(request.cookies.get(SESSION_COOKIE))  # a fresh id at every login
+        sid, _ = c.sessions.new(user.name, user.role)
+        log.info("event=webui_login user=%s role=%s from=%s", user.name, user.role, address)
+        target = request.args.get("next") or ""
+        if not target.startswith("/") or target.startswith("//"):
+            target = url_for("pages.overview")
+        resp = redirect(target)
+        set_session_cookie(resp, sid)
+        return resp
+    return _form_page("login.html", done=request.args.get("done"))
+
+
+@pages.post("/logout")
+def logout() -> Response:
+    console().sessions.end(g.sid)
+    resp = redirect(url_for("pages.login"))
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@pages.get("/")
+def index() -> Response:
+    return redirect(url_for("pages.overview"))
+
+
+def _page(name: str, title: str) -> None:
+    def view() -> str:
+        s = g.session
+        return render_template(f"{name}.html", title=title, nav=NAV, active=name, user=s.user, role=s.role,
+                               csrf_token=s.csrf, identity=console().identity())
+    view.__name__ = name
+    pages.add_url_rule(f"/{name}", name, view, methods=["GET"])
+
+
+for _name, _title in NAV:
+    _page(_name, _title)

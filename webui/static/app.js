@@ -1,0 +1,392 @@
+/* Linebridge console pages: everything they show comes from /api/v1; no framework, no CDN. */
+"use strict";
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const ROLE = document.querySelector('meta[name="role"]').content;
+
+
+async function api(method, path, body) {
+  const opts = { method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = CSRF;
+  if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  const resp = await fetch("/api/v1" + path, opts);
+  if (resp.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); throw new Error("log in"); }
+  const data = await resp.json().catch(() => ({}));
+  if (!resp.ok) { const e = new Error(data.error || resp.statusText); e.problems = data.problems || []; e.status = resp.status; throw e; }
+  return data;
+}
+
+function el(tag, attrs, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
+    else if (k === "class") n.className = v;
+    else n.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) n.append(c instanceof Node ? c : document.createTextNode(c === undefined || c === null ? "" : String(c)));
+  return n;
+}
+
+function flash(text, kind = "ok", problems = []) {
+  const box = document.getElementById("flash");
+  box.replaceChildren(el("div", { class: kind }, text, problems.length ? el("ul", {}, problems.map(p => el("li", {}, p))) : ""));
+  if (kind === "ok") setTimeout(() => { if (box.firstChild && box.firstChild.textContent.startsWith(text)) box.replaceChildren(); }, 6000);
+}
+
+function fail(e) { flash(e.message, "error", e.problems || []); }
+function when(ts) { return ts ? new Date(ts * 1000).toLocaleString() : "—"; }
+function age(ts) { if (!ts) return "never"; const s = Math.round(Date.now() / 1000 - ts); return s < 90 ? s + " s ago" : Math.round(s / 60) + " min ago"; }
+function fill(tbody, rows) { tbody.replaceChildren(...rows); }
+function stateClass(s) { return ["idle", "running", "connected", "ok"].includes(s) ? "state-ok" : ["paused", "stopped", "error"].includes(s) ? "state-bad" : "state-warn"; }
+function canChange() { return ROLE !== "viewer"; }
+function applied(r) {
+  const a = r.applied || {}; const parts = [];
+  for (const key of ["restarted", "started", "stopped"]) for (const [what, names] of Object.entries(a[key] || {})) if (names.length) parts.push(`${key} ${what}: ${names.join(", ")}`);
+  if ((a.restart_required || []).length) parts.push("needs a gateway restart: " + a.restart_required.join("; "));
+  return `Saved as change #${r.saved.id}` + (parts.length ? " — " + parts.join("; ") : " — applied");
+}
+function every(ms, fn) { fn(); return setInterval(() => { if (!document.hidden) fn(); }, ms); }
+
+/* ---------- overview ---------- */
+async function overview() {
+  const st = await api("GET", "/status");
+  const sinks = Object.entries(st.sinks || {});
+  const backlog = sinks.reduce((n, [, s]) => n + (s.backlog || 0), 0);
+  const devices = Object.entries(st.devices || {});
+  const card = (label, value, cls, id) => el("div", { class: "card", id }, el("div", { class: "label" }, label), el("div", { class: "value " + (cls || "") }, value));
+  document.getElementById("cards").replaceChildren(
+    card("Uptime", Math.round(st.uptime) + " s"),
+    card("Devices connected", `${devices.filter(([, d]) => d.connected).length} / ${devices.length}`, "", "card-devices"),
+    card("Events stored", st.stored, "", "card-stored"),
+    card("Backlog", backlog, backlog ? "state-warn" : "state-ok", "card-backlog"),
+    card("Dead letters", st.dead_letters, st.dead_letters ? "state-bad" : "state-ok", "card-dead"),
+    card("Refused (store full)", st.refused, st.refused ? "state-bad" : ""));
+  fill(document.querySelector("#devices-table tbody"), devices.map(([n, d]) => el("tr", {},
+    el("td", {}, n), el("td", { class: d.connected ? "state-ok" : "state-bad" }, d.connected ? "connected" : "disconnected"),
+    el("td", {}, d.reads), el("td", {}, d.errors), el("td", {}, d.poll_latency_ms == null ? "—" : d.poll_latency_ms.toFixed(1) + " ms"),
+    el("td", {}, d.last_error || ""))));
+  fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
+    el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state) }, s.state), el("td", {}, s.backlog),
+    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", {}, s.last_error || ""))));
+  const hb = st.heartbeat;
+  document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
+}
+
+/* ---------- devices ---------- */
+let devicesVersion = null;
+let editing = null;
+const MODBUS = ["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp"];
+
+async function devices() {
+  const data = await api("GET", "/devices");
+  devicesVersion = data.version;
+  const list = document.getElementById("device-list");
+  if (!data.devices.length) { list.replaceChildren(el("p", { class: "hint" }, "No devices yet.")); return; }
+  list.replaceChildren(...data.devices.map(d => {
+    const h = d.health || {};
+    return el("div", { class: "device", id: "device-" + d.name },
+      el("h2", {}, d.name, el("span", { class: "hint" }, d.type + (d.machine ? " · machine " + d.machine : "")),
+        el("span", { class: h.connected ? "state-ok" : "state-bad" }, h.connected ? "connected" : "not connected")),
+      h.last_error ? el("p", { class: "error" }, h.last_error) : "",
+      el("div", { class: "values" }, d.values.map(v => el("span", { class: "v", "data-tag": v.tag },
+        v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value)))),
+      el("div", { class: "changes actions" },
+        el("button", { type: "button", class: "secondary", onclick: () => openDevice(d) }, "Edit"),
+        el("button", { type: "button", class: "danger", onclick: () => deleteDevice(d.name) }, "Delete")));
+  }));
+}
+
+function tagRow(name = "", t = {}) {
+  const fn = el("select", { class: "t-fn" }, ["holding", "input", "coil", "discrete"].map(f => el("option", { selected: t.function === f }, f)));
+  const ty = el("select", { class: "t-type" }, ["uint16", "int16", "uint32", "int32", "float32", "uint64", "int64", "float64", "bool"].map(f => el("option", { selected: (t.type || "uint16") === f }, f)));
+  const tr = el("tr", {}, el("td", {}, el("input", { class: "t-name", value: name, required: true })), el("td", {}, fn),
+    el("td", {}, el("input", { class: "t-addr", type: "number", min: 0, max: 65535, value: t.address ?? 0 })), el("td", {}, ty),
+    el("td", {}, el("button", { type: "button", class: "link", onclick: () => tr.remove() }, "remove")));
+  tr.dataset.extra = JSON.stringify(Object.fromEntries(Object.entries(t).filter(([k]) => !["function", "address", "type"].includes(k))));
+  return tr;
+}
+
+function openDevice(d) {
+  editing = d ? d.name : null;
+  const s = d ? d.section : { type: "modbus_tcp", port: 502, unit_id: 1, poll_interval: 1, tags: {} };
+  document.getElementById("device-form-title").textContent = d ? "Edit " + d.name : "Add a device";
+  const name = document.getElementById("dev-name"); name.value = d ? d.name : ""; name.readOnly = !!d;
+  document.getElementById("dev-type").value = s.type;
+  document.getElementById("dev-machine").value = s.machine || "";
+  document.getElementById("dev-host").value = s.host || "";
+  document.getElementById("dev-port").value = s.port ?? 502;
+  document.getElementById("dev-unit").value = s.unit_id ?? 1;
+  document.getElementById("dev-poll").value = s.poll_interval ?? 1;
+  fill(document.querySelector("#tag-rows tbody"), Object.entries(s.tags || {}).map(([n, t]) => tagRow(n, t)));
+  const json = document.getElementById("dev-json"); json.value = JSON.stringify(s, null, 2); json.dataset.original = json.value;
+  document.getElementById("device-problems").replaceChildren();
+  document.getElementById("test-result").replaceChildren();
+  typeChanged();
+  document.getElementById("device-dialog").showModal();
+}
+
+function typeChanged() {
+  const t = document.getElementById("dev-type").value;
+  document.getElementById("modbus-fields").hidden = !MODBUS.includes(t);
+  document.getElementById("browse-box").hidden = t !== "opcua";
+  if (!MODBUS.includes(t)) document.getElementById("advanced").open = true;
+}
+
+function deviceSection() {
+  const json = document.getElementById("dev-json");
+  if (json.value !== json.dataset.original) return JSON.parse(json.value);
+  const t = document.getElementById("dev-type").value;
+  const base = JSON.parse(json.value || "{}");
+  const s = Object.assign(base, { type: t });
+  const machine = document.getElementById("dev-machine").value.trim();
+  if (machine) s.machine = machine; else delete s.machine;
+  if (MODBUS.includes(t)) {
+    const num = id => Number(document.getElementById(id).value);
+    if (t !== "modbus_rtu") { s.host = document.getElementById("dev-host").value.trim(); s.port = num("dev-port"); }
+    s.unit_id = num("dev-unit"); s.poll_interval = num("dev-poll");
+    s.tags = {};
+    for (const tr of document.querySelectorAll("#tag-rows tbody tr")) {
+      const n = tr.querySelector(".t-name").value.trim();
+      if (!n) continue;
+      s.tags[n] = Object.assign(JSON.parse(tr.dataset.extra || "{}"), { function: tr.querySelector(".t-fn").value,
+        address: Number(tr.querySelector(".t-addr").value), type: tr.querySelector(".t-type").value });
+    }
+  }
+  return s;
+}
+
+function showProblems(e) {
+  document.getElementById("device-problems").replaceChildren(el("p", {}, e.message), el("ul", {}, (e.problems || []).map(p => el("li", {}, p))));
+}
+
+async function saveDevice(ev) {
+  ev.preventDefault();
+  let section;
+  try { section = deviceSection(); } catch (e) { showProblems({ message: "the JSON is not valid: " + e.message }); return; }
+  const name = document.getElementById("dev-name").value.trim();
+  try {
+    const r = editing ? await api("PUT", "/devices/" + encodeURIComponent(name), { section, version: devicesVersion })
+                      : await api("POST", "/devices", { name, section, version: devicesVersion });
+    document.getElementById("device-dialog").close();
+    flash(applied(r));
+    await devices();
+  } catch (e) { showProblems(e); }
+}
+
+async function testRead() {
+  const box = document.getElementById("test-result");
+  box.replaceChildren(el("p", { class: "hint" }, "Reading…"));
+  try {
+    const name = document.getElementById("dev-name").value.trim() || "new";
+    const r = await api("POST", "/devices/" + encodeURIComponent(name) + "/test-read", { section: deviceSection() });
+    box.replaceChildren(r.error ? el("p", { class: "error" }, r.error) : el("table", { class: "grid", id: "test-values" },
+      el("tr", {}, el("th", {}, "Tag"), el("th", {}, "Value"), el("th", {}, "Quality"), el("th", {}, "Error")),
+      r.samples.map(s => el("tr", {}, el("td", {}, s.tag), el("td", {}, s.value), el("td", { class: "q-" + s.quality }, s.quality), el("td", {}, s.error || "")))));
+  } catch (e) { box.replaceChildren(); showProblems(e); }
+}
+
+async function browse(node, into) {
+  try {
+    const name = document.getElementById("dev-name").value.trim() || "new";
+    const r = await api("POST", "/devices/" + encodeURIComponent(name) + "/browse", { section: deviceSection(), node });
+    into.replaceChildren(...r.nodes.map(n => {
+      const li = el("li", {}, n.node_class === "Variable"
+        ? el("button", { type: "button", class: "link", onclick: () => addOpcTag(n) }, `+ ${n.display_name} (${n.data_type})`)
+        : el("button", { type: "button", class: "link", onclick: () => { const ul = el("ul", { class: "tree" }); li.append(ul); browse(n.node_id, ul); } }, "▸ " + n.display_name));
+      return li;
+    }));
+  } catch (e) { showProblems(e); }
+}
+
+function addOpcTag(n) {
+  const json = document.getElementById("dev-json");
+  const s = JSON.parse(json.value);
+  s.tags = s.tags || {};
+  s.tags[n.browse_name.replace(/[^A-Za-z0-9_]/g, "_")] = { node: n.node_id };
+  json.value = JSON.stringify(s, null, 2);
+}
+
+async function deleteDevice(name) {
+  if (!confirm(`Delete device ${name}? Its queued events stay and are delivered.`)) return;
+  try { flash(applied(await api("DELETE", "/devices/" + encodeURIComponent(name) + "?version=" + devicesVersion))); await devices(); } catch (e) { fail(e); }
+}
+
+function devicesPage() {
+  document.getElementById("add-device").addEventListener("click", () => openDevice(null));
+  document.getElementById("add-tag").addEventListener("click", () => document.querySelector("#tag-rows tbody").append(tagRow()));
+  document.getElementById("dev-type").addEventListener("change", typeChanged);
+  document.getElementById("device-form").addEventListener("submit", saveDevice);
+  document.getElementById("test-read").addEventListener("click", testRead);
+  document.getElementById("cancel-device").addEventListener("click", () => document.getElementById("device-dialog").close());
+  document.getElementById("browse").addEventListener("click", () => browse(null, document.getElementById("browse-tree")));
+  every(2000, () => { if (!document.getElementById("device-dialog").open) devices().catch(fail); });
+}
+
+/* ---------- rules and mappings ---------- */
+let cfgVersion = null;
+async function mappings() {
+  const [m, r, s] = await Promise.all([api("GET", "/machines"), api("GET", "/rules"), api("GET", "/shifts")]);
+  cfgVersion = s.version;
+  const del = (what, name) => el("button", { type: "button", class: "link changes", onclick: async () => {
+    if (!confirm(`Delete ${name}?`)) return;
+    try { flash(applied(await api("DELETE", `/${what}/${encodeURIComponent(name)}?version=${cfgVersion}`))); await mappings(); } catch (e) { fail(e); } } }, "delete");
+  fill(document.querySelector("#machines-table tbody"), m.machines.map(x => el("tr", {}, el("td", {}, x.name),
+    el("td", {}, x.section.work_center || ""), el("td", {}, x.section.equipment || ""), el("td", {}, x.section.product || ""),
+    el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
+      document.getElementById("m-name").value = x.name; document.getElementById("m-wc").value = x.section.work_center || "";
+      document.getElementById("m-eq").value = x.section.equipment || ""; document.getElementById("m-product").value = x.section.product || ""; } }, "edit"), " ", del("machines", x.name)))));
+  fill(document.querySelector("#rules-table tbody"), r.rules.map(x => {
+    const { type, device, tag, ...rest } = x.section;
+    return el("tr", {}, el("td", {}, x.name), el("td", {}, type), el("td", {}, device), el("td", {}, tag || ""),
+      el("td", {}, el("code", {}, JSON.stringify(rest))), el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
+        document.getElementById("r-name").value = x.name; document.getElementById("r-json").value = JSON.stringify(x.section, null, 2);
+        document.querySelector("#rule-form").closest("details").open = true; } }, "edit"), " ", del("rules", x.name)));
+  }));
+  document.getElementById("shifts").textContent = s.shifts ? JSON.stringify(s.shifts, null, 2) : "no shift calendar";
+  document.getElementById("shifts-json").value = JSON.stringify(s.shifts || { timezone: "Europe/Berlin", shifts: [] }, null, 2);
+}
+
+async function saveSection(what, name, section) {
+  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion }))); await mappings(); }
+  catch (e) { fail(e); }
+}
+
+function mappingsPage() {
+  document.getElementById("machine-form").addEventListener("submit", ev => {
+    ev.preventDefault();
+    const s = {};
+    for (const [id, key] of [["m-wc", "work_center"], ["m-eq", "equipment"], ["m-product", "product"]]) { const v = document.getElementById(id).value.trim(); if (v) s[key] = v; }
+    saveSection("machines", document.getElementById("m-name").value.trim(), s);
+  });
+  document.getElementById("rule-form").addEventListener("submit", ev => {
+    ev.preventDefault();
+    try { saveSection("rules", document.getElementById("r-name").value.trim(), JSON.parse(document.getElementById("r-json").value)); } catch (e) { fail(e); }
+  });
+  document.getElementById("shifts-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    try { flash(applied(await api("PUT", "/shifts", { shifts: JSON.parse(document.getElementById("shifts-json").value), version: cfgVersion }))); await mappings(); } catch (e) { fail(e); }
+  });
+  mappings().catch(fail);
+}
+
+/* ---------- connections ---------- */
+async function connections() {
+  const data = await api("GET", "/connections");
+  cfgVersion = data.version;
+  document.getElementById("connection-list").replaceChildren(...data.connections.map(c => {
+    const st = c.status || {};
+    const fields = Object.entries(c.section).filter(([, v]) => typeof v !== "object");
+    const inputs = fields.map(([k, v]) => el("label", {}, k, el("input", { name: k, id: `c-${c.name}-${k}`, value: v, "data-kind": typeof v, type: v === "********" ? "password" : "text" })));
+    const findings = el("ul", { class: "findings", id: `findings-${c.name}` });
+    const form = el("form", { class: "stack", onsubmit: async ev => {
+      ev.preventDefault();
+      const section = JSON.parse(JSON.stringify(c.section));
+      for (const inp of form.querySelectorAll("input[name]")) section[inp.name] = inp.dataset.kind === "number" ? Number(inp.value) : inp.dataset.kind === "boolean" ? inp.value === "true" : inp.value;
+      try { flash(applied(await api("PUT", "/connections/" + encodeURIComponent(c.name), { section, version: cfgVersion }))); await connections(); } catch (e) { fail(e); }
+    } }, el("div", { class: "row" }, inputs), el("div", { class: "actions changes" }, el("button", { type: "submit", id: `save-${c.name}` }, "Save"),
+      el("button", { type: "button", class: "secondary", id: `test-${c.name}`, onclick: async () => {
+        findings.replaceChildren(el("li", { class: "hint" }, "Testing…"));
+        try { const r = await api("POST", `/connections/${encodeURIComponent(c.name)}/test`, {});
+          findings.replaceChildren(...r.findings.map(f => el("li", { class: f.level === "ok" ? "ok" : f.level === "blocker" ? "error" : "state-warn" }, f.level.toUpperCase() + " " + f.text)));
+        } catch (e) { findings.replaceChildren(el("li", { class: "error" }, e.message)); } } }, "Test connection")));
+    return el("div", { class: "connection", id: "connection-" + c.name }, el("h2", {}, c.name, el("span", { class: "hint" }, c.section.type),
+      el("span", { class: stateClass(st.state) }, st.state || "—"), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
+      st.last_error ? el("p", { class: "error" }, st.last_error) : "", form, findings);
+  }));
+}
+
+/* ---------- queue and dead letters ---------- */
+async function queue() {
+  const [q, d, j] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20")]);
+  fill(document.querySelector("#queue-table tbody"), Object.entries(q.sinks).map(([n, s]) => el("tr", {}, el("td", {}, n),
+    el("td", {}, (s.classes || []).join(", ")), el("td", {}, s.backlog ?? "—"), el("td", {}, s.lag_seq), el("td", {}, s.dead_letters))));
+  const b = q.classes.business, t = q.classes.telemetry;
+  document.getElementById("store-summary").textContent = `business: ${b.events} events, ${b.bytes} bytes; telemetry: ${t.events} events (${t.evicted} evicted); map ${Math.round(q.map_used / 1048576)} of ${Math.round(q.map_size / 1048576)} MiB`;
+  const selected = new Set([...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value));
+  fill(document.querySelector("#dlq-table tbody"), d.dead_letters.map(l => {
+    const key = `${l.sink}/${l.seq}`;
+    return el("tr", { class: "dead-letter", "data-key": key }, el("td", {}, el("input", { type: "checkbox", class: "dlq-pick changes", value: key, checked: selected.has(key), "aria-label": "select " + key })),
+      el("td", {}, l.sink), el("td", {}, l.seq), el("td", {}, l.event.kind), el("td", {}, l.event.machine || (l.event.context || {}).machine || ""),
+      el("td", { class: "error" }, l.error + (l.replayed ? " (replay on its way)" : "")), el("td", {}, l.attempts), el("td", {}, when(l.last_failure)),
+      el("td", {}, el("button", { type: "button", class: "link", onclick: () => { const p = document.getElementById("letter"); p.hidden = false; p.textContent = JSON.stringify(l, null, 2); } }, "inspect")));
+  }));
+  document.getElementById("journal-verdict").textContent = j.verify.detail;
+  document.getElementById("journal-verdict").className = j.verify.ok ? "ok" : "error";
+  fill(document.querySelector("#journal-table tbody"), j.entries.map(e => el("tr", {}, el("td", {}, e.n ?? e.seq ?? ""), el("td", {}, e.op || "deliver"),
+    el("td", {}, e.sink), el("td", {}, when(e.ts)), el("td", {}, (e.items || []).length))));
+}
+
+async function dlqAction(op, picks) {
+  const bySink = {};
+  for (const key of picks) { const [sink, seq] = key.split("/"); (bySink[sink] = bySink[sink] || []).push(Number(seq)); }
+  if (op === "discard" && !confirm(`Discard ${picks.length} dead letter(s) for good?`)) return;
+  try {
+    let n = 0;
+    for (const [sink, seqs] of Object.entries(bySink)) { const r = await api("POST", `/dead-letters/${encodeURIComponent(sink)}/${op}`, { seqs }); n += r.replayed ?? r.discarded ?? 0; }
+    flash(`${op === "replay" ? "Replayed" : "Discarded"} ${n} dead letter(s)`);
+    await queue();
+  } catch (e) { fail(e); }
+}
+
+function queuePage() {
+  document.getElementById("replay-selected").addEventListener("click", () => dlqAction("replay", [...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value)));
+  document.getElementById("discard-selected").addEventListener("click", () => dlqAction("discard", [...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value)));
+  document.getElementById("replay-all").addEventListener("click", () => dlqAction("replay", [...document.querySelectorAll(".dlq-pick")].map(x => x.value)));
+  document.getElementById("dlq-all").addEventListener("change", ev => document.querySelectorAll(".dlq-pick").forEach(x => { x.checked = ev.target.checked; }));
+  every(3000, () => queue().catch(fail));
+}
+
+/* ---------- history, logs, users ---------- */
+async function history() {
+  const h = await api("GET", "/config/history");
+  fill(document.querySelector("#history-table tbody"), h.history.map(e => el("tr", {}, el("td", {}, "#" + e.id), el("td", {}, when(e.when)),
+    el("td", {}, e.who), el("td", {}, e.what), el("td", {},
+      el("button", { type: "button", class: "link", onclick: async () => { const d = await api("GET", "/config/history/" + e.id); const p = document.getElementById("diff"); p.hidden = false; p.textContent = d.diff || "(no difference)"; } }, "diff"), " ",
+      el("button", { type: "button", class: "link changes", onclick: async () => {
+        if (!confirm(`Roll the configuration back to #${e.id}?`)) return;
+        try { flash(applied(await api("POST", `/config/history/${e.id}/rollback`))); await history(); } catch (err) { fail(err); } } }, "roll back")))));
+}
+
+let logAfter = 0;
+async function logs(reset) {
+  const pre = document.getElementById("log-lines");
+  if (reset) { logAfter = 0; pre.textContent = ""; }
+  const level = document.getElementById("log-level").value, contains = document.getElementById("log-contains").value;
+  const r = await api("GET", `/logs?limit=500&after=${logAfter}&level=${encodeURIComponent(level)}&contains=${encodeURIComponent(contains)}`);
+  for (const l of r.lines) { pre.textContent += `${new Date(l.ts * 1000).toISOString()} ${l.level} ${l.logger} ${l.message}\n`; logAfter = l.seq; }
+}
+
+async function users() {
+  const r = await api("GET", "/users");
+  fill(document.querySelector("#users-table tbody"), r.users.map(u => el("tr", {}, el("td", {}, u.name), el("td", {}, u.role), el("td", {}, when(u.created)), el("td", {}, u.created_by),
+    el("td", {}, el("button", { type: "button", class: "link admin-only", onclick: async () => {
+      if (!confirm(`Remove ${u.name}?`)) return;
+      try { await api("DELETE", "/users/" + encodeURIComponent(u.name)); flash("Removed " + u.name); await users(); } catch (e) { fail(e); } } }, "remove")))));
+}
+
+function usersPage() {
+  document.getElementById("user-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    try { await api("POST", "/users", { name: document.getElementById("u-name").value, role: document.getElementById("u-role").value, password: document.getElementById("u-password").value });
+      flash("User added"); ev.target.reset(); await users(); } catch (e) { fail(e); }
+  });
+  document.getElementById("password-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    try { await api("POST", "/me/password", { current: document.getElementById("p-current").value, password: document.getElementById("p-new").value }); flash("Password changed"); ev.target.reset(); } catch (e) { fail(e); }
+  });
+  users().catch(fail);
+}
+
+const PAGES = {
+  overview: () => every(2000, () => overview().catch(fail)),
+  devices: devicesPage,
+  mappings: mappingsPage,
+  connections: () => connections().catch(fail),
+  queue: queuePage,
+  history: () => history().catch(fail),
+  logs: () => { document.getElementById("log-filter").addEventListener("submit", ev => { ev.preventDefault(); logs(true).catch(fail); }); every(2000, () => logs(false).catch(fail)); },
+  users: usersPage,
+  identity: () => {},
+};
+(PAGES[document.body.dataset.page] || (() => {}))();
