@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine with Python >= 3.11:
 # a virtual environment in .venv with Linebridge (editable) and its test extras,
-# and the real peers the tests start: socat (serial pty pairs) and mosquitto (MQTT broker),
-# from Debian's packages.
+# and the real peers the tests start: socat (serial pty pairs), mosquitto (MQTT broker)
+# and chromium (the web UI driven by Playwright), from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v socat >/dev/null || missing+=(socat)
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)   # the tests start their own broker
+[ -x /usr/bin/chromium ] || missing+=(chromium)        # the web UI's browser tests (headless)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
