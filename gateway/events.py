@@ -20,6 +20,7 @@ KINDS = frozenset({
     "production", "scrap", "downtime_start", "downtime_end", "alarm", "maintenance_due",
     "consumption", "quality_result", "weight", "scan", "status", "production_summary",
     "workorder_start",
+    "workorder_finish",
 })
 
 

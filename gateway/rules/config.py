@@ -82,7 +82,8 @@ class ScanRuleConfig:
 
 @dataclass(frozen=True)
 class MachineStateRuleConfig:
-    """A machine's running bit: the first run with an open work order starts that work order."""
+    """A machine's state bit: its rise starts (`emit = "start"`, a running bit) or finishes
+    (`emit = "finish"`, an order-complete bit) the work center's open work order."""
 
     name: str
     device: str
@@ -90,6 +91,7 @@ class MachineStateRuleConfig:
     on: str | int | float | bool = "nonzero"   # as for the edge rule: the value(s) that mean "running"
     debounce: float = 0.0                      # seconds "running" must hold before it counts
     code: int | None = None                    # not configurable: the edge machinery's level is 0 or 1
+    emit: str = "start"                        # start: workorder_start | finish: workorder_finish
 
 
 RuleConfig = EdgeRuleConfig | ThresholdRuleConfig | WeightRuleConfig | ScanRuleConfig | MachineStateRuleConfig
@@ -101,7 +103,7 @@ KEYS: dict[str, set[str]] = {
     "weight": _COMMON | {"mode", "material", "unit", "min_change", "min_weight", "low", "high",
                          "characteristic"},
     "scan": _COMMON | set(CONTEXT_KEYS),
-    "machine_state": _COMMON | {"on", "debounce"},
+    "machine_state": _COMMON | {"on", "debounce", "emit"},
 }
 
 
@@ -139,7 +141,9 @@ def parse(c: ConfigCollector, rtype: str, name: str, section: dict[str, Any], pa
         return MachineStateRuleConfig(name, device, tag, "true" if on is True else (on if on is not None
                                                                                      else "nonzero"),
                                       c.get(section, path, "debounce", float, default=0.0, minimum=0.0,
-                                            maximum=DAY) or 0.0)
+                                            maximum=DAY) or 0.0,
+                                      emit=c.get(section, path, "emit", str, default="start",
+                                                 choices=("start", "finish")))
     return None
 
 

@@ -1,13 +1,15 @@
-"""The machine state rule: a running bit's rise becomes `workorder_start`.
+"""The machine state rule: a state bit's rise becomes `workorder_start` or `workorder_finish`.
 
-It owns the reading of a machine's running bit (`on` as in the edge rule,
-with `debounce`) and emits one `workorder_start` event each time the machine
-starts running (and on the first reading ever, if it is running then). It does
-not know which work order is open or whether it is already started: the sink
-starts the open work order only if it is not running yet, so only the first
-run of each order starts it and every later rise is delivered without effect.
-The id derives from the rise's source time (`run:<ms>`), so a replayed edge
-gets the same id.
+It owns the reading of a machine's state bit (`on` as in the edge rule,
+with `debounce`). With `emit = "start"` (the default, a running bit) it emits
+one `workorder_start` event each time the machine starts running (and on the
+first reading ever, if it is running then); with `emit = "finish"` (an
+order-complete bit, set by the machine or an operator's button) one
+`workorder_finish` each time the bit rises. It does not know which work order
+is open or in which state: the sink starts the open work order only if it is
+not running yet, and finishes it only if it is not done, so a repeated signal
+or a retried delivery changes nothing. The id derives from the rise's source
+time (`run:<ms>` or `done:<ms>`), so a replayed edge gets the same id.
 """
 from __future__ import annotations
 
@@ -31,5 +33,8 @@ class MachineStateRule(ConditionRule):
 
     def _commit(self, state: EdgeState, new: int, ts: float, events: list[Event]) -> EdgeState:
         if new and not state.code:
-            events.append(self._event("workorder_start", f"run:{_ms(ts)}", ts, {"state": "running"}))
+            if self.cfg.emit == "finish":
+                events.append(self._event("workorder_finish", f"done:{_ms(ts)}", ts, {"state": "complete"}))
+            else:
+                events.append(self._event("workorder_start", f"run:{_ms(ts)}", ts, {"state": "running"}))
         return EdgeState(new, ts) if new else EdgeState()

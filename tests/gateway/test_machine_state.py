@@ -62,7 +62,7 @@ def test_each_debounced_start_of_the_running_bit_is_one_workorder_start_at_its_e
     assert replayed[0].id == events[0].id  # a replayed edge has the same id
 
 
-def test_a_machine_state_rule_with_an_unknown_key_names_it():
+def test_a_machine_state_rule_with_a_bad_emit_names_it():
     with pytest.raises(config_mod.ConfigError, match="rules.run.emit"):
         config_mod.parse(CONFIG.replace("debounce = 2", "debounce = 2\nemit = \"alarm\""))
 
@@ -118,4 +118,38 @@ def test_the_first_run_starts_the_ready_work_order_and_later_runs_leave_it_alone
     receipts = _receipts(store)
     assert receipts[first["id"]] == "mrp.workorder,1 started"
     assert receipts[second["id"]] == "mrp.workorder,1 already progress"
+    assert store.dead_letters("odoo") == []
+
+
+def test_an_order_complete_bit_emits_workorder_finish_once_per_rise():
+    rule = build(config_mod.parse(CONFIG.replace("debounce = 2", "debounce = 2\nemit = \"finish\"")).rules["run"],
+                 "gw", "CNC-01")
+    events, _ = _feed(rule, [(False, 0), (True, 10), (True, 12), (True, 20), (False, 30), (False, 33), (True, 40), (True, 42)])
+    assert [(e.kind, e.data) for e in events] == [("workorder_finish", {"state": "complete"})] * 2
+    assert events[0].id != _feed(_rule(), [(False, 0), (True, 10), (True, 12)])[0][0].id  # not a start's id
+
+
+def _finish(key: str) -> dict:
+    ev = _start(key)
+    return dict(ev, id=event_id("gw", "plc/done", key), kind="workorder_finish", data={"state": "complete"})
+
+
+def test_a_finish_ends_the_work_order_in_progress_and_a_repeat_leaves_the_next_order_alone(odoo, tmp_path):
+    asyncio.run(_call(odoo.url, "mrp.workorder", "write", [[1], {"state": "ready"}]))
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    start, finish, again = _start("run:1"), _finish("done:1"), _finish("done:2")
+    store.append([start, finish])
+    _deliver(odoo.url, store)
+    (wo,) = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["state"]}))
+    assert wo["state"] == "done"
+    others = asyncio.run(_call(odoo.url, "mrp.workorder", "search_read",
+                               [[["workcenter_id.code", "=", "CNC-01"], ["id", "!=", 1]]], {"fields": ["state"]}))
+    store.append([again])
+    _deliver(odoo.url, store)
+    after = asyncio.run(_call(odoo.url, "mrp.workorder", "search_read",
+                              [[["workcenter_id.code", "=", "CNC-01"], ["id", "!=", 1]]], {"fields": ["state"]}))
+    assert after == others  # the second press finished nothing
+    receipts = _receipts(store)
+    assert receipts[finish["id"]] == "mrp.workorder,1 finished"
+    assert "nothing to finish" in receipts[again["id"]]
     assert store.dead_letters("odoo") == []

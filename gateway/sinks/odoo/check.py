@@ -30,10 +30,12 @@ NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
     "consumption": {"mrp.workorder": ("read",), "stock.move": ("read", "write"), "product.product": ("read",)},
     "quality_result": {"mrp.workorder": ("read",), "mrp.production": ("read", "write"), "mail.message": ("read",)},
     "workorder_start": {"mrp.workorder": ("read", "write")},
+    "workorder_finish": {"mrp.workorder": ("read", "write")},
     "production_summary": {"mrp.workorder": ("read",)},
 }
 APPS = {"production": "mrp", "scrap": "stock", "downtime_start": "mrp", "alarm": "maintenance",
-        "consumption": "mrp", "quality_result": "mrp", "workorder_start": "mrp", "production_summary": "mrp"}
+        "consumption": "mrp", "quality_result": "mrp", "workorder_start": "mrp", "workorder_finish": "mrp",
+        "production_summary": "mrp"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def configured_kinds(cfg: Config) -> set[str]:
         elif isinstance(rule, WeightRuleConfig):
             kinds.add("consumption" if rule.mode == "consumption" else "quality_result")
         elif isinstance(rule, MachineStateRuleConfig):
-            kinds.add("workorder_start")
+            kinds.add("workorder_finish" if rule.emit == "finish" else "workorder_start")
     if cfg.shifts is not None and kinds & {"production", "scrap"}:
         kinds.add("production_summary")
     return kinds

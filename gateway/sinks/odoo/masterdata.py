@@ -37,6 +37,10 @@ _TABLES = {
 }
 
 
+class NoOpenWorkorder(PermanentDeliveryError):
+    """The work center exists but has no open work order (now)."""
+
+
 class MasterData:
     def __init__(self, client: Any, ttl: float = 300.0, orders_ttl: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -80,7 +84,7 @@ class MasterData:
             self._orders[wc] = (self.clock(), wo)
             cached = self._orders[wc]
         if cached[1] is None:
-            raise PermanentDeliveryError(f"no open work order on work center {workcenter_code!r} "
+            raise NoOpenWorkorder(f"no open work order on work center {workcenter_code!r} "
                                          f"(states {', '.join(OPEN_STATES)})")
         return cached[1]
 

@@ -37,7 +37,7 @@ from gateway.sinks.odoo.rate import PacedClient
 from gateway.sinks.odoo.reconcile import SummaryPoster
 from gateway.sinks.odoo.quality import QualityPoster
 from gateway.sinks.odoo.scrap import ScrapPoster
-from gateway.sinks.odoo.workorder import WorkorderStartPoster
+from gateway.sinks.odoo.workorder import WorkorderFinishPoster, WorkorderStartPoster
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
@@ -66,7 +66,8 @@ class OdooSink:
                    ConsumptionPoster(self.client, self.md, store, self.name),
                    QualityPoster(self.client, self.md, self.name),
                    SummaryPoster(self.production),
-                   WorkorderStartPoster(self.client, self.md, self.name)]
+                   WorkorderStartPoster(self.client, self.md, self.name),
+                   WorkorderFinishPoster(self.client, self.md, self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
         self.stats.extra["call_latency"] = self.client.latency
