@@ -143,7 +143,7 @@ def run(path: Path, state_dir: Path | None) -> int:
 
     from gateway.signing import KeyFileError
 
-    from gateway import services as services_mod
+    from gateway import sdnotify, services as services_mod
 
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
@@ -153,8 +153,12 @@ def run(path: Path, state_dir: Path | None) -> int:
             loop.add_signal_handler(sig, stop.set)
         services = services_mod.load(sup, path.resolve())
         runner = asyncio.create_task(sup.run())
+        # systemd: watchdog pings from this loop, READY=1 once the supervisor and the services are up
+        services_up = asyncio.Event()
+        notify = asyncio.create_task(sdnotify.lifecycle(sup, stop, services_up), name="sd_notify")
         try:
             await services_mod.start_all(services)
+            services_up.set()
             for service in services:
                 for line in service.banner:
                     print(line, flush=True)
@@ -164,6 +168,8 @@ def run(path: Path, state_dir: Path | None) -> int:
             await services_mod.stop_all(services)
             sup.stop()
             await runner
+            notify.cancel()
+            await asyncio.gather(notify, return_exceptions=True)
 
     try:
         asyncio.run(_main())

@@ -11,6 +11,7 @@ missing=()
 command -v socat >/dev/null || missing+=(socat)
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)   # the tests start their own broker
 [ -x /usr/bin/chromium ] || missing+=(chromium)        # the web UI's browser tests (headless)
+command -v systemd-analyze >/dev/null || missing+=(systemd)   # unit checks: verify, security, sysusers, tmpfiles
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
