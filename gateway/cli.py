@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("--api-key", default="admin")
     so.add_argument("--database", default="sandbox")
     so.add_argument("--odoo-version", default="17.0", help="16.0, 17.0, 18.0 or 19.0 (JSON-2 from 19)")
+    so.add_argument("--with-module", action="append", default=[], metavar="MODULE",
+                    choices=("quality_control_oca", "quality_control_stock_oca", "quality_control_mrp_oca"),
+                    help="also install an optional module: quality_control_oca (OCA quality control)")
     return p
 
 
@@ -236,7 +239,7 @@ def sandbox_plant(args: argparse.Namespace) -> int:
 def sandbox_odoo(args: argparse.Namespace) -> int:
     from gateway.sandbox.odoo import OdooSandbox
     sb = OdooSandbox(host=args.host, port=args.port, data_path=args.data, api_key=args.api_key,
-                     database=args.database, version=args.odoo_version)
+                     database=args.database, version=args.odoo_version, modules=args.with_module)
     try:
         sb.start()
     except OSError as exc:

@@ -59,6 +59,7 @@ class OdooSinkConfig:
     auto_finish: bool = False          # finish the work order and mark the order done at its quantity
     scrap_mode: str = "validate"       # validate: a wizard answer is a dead letter | do_scrap: scrap anyway
     pending_timeout: float = 600.0     # s an event waits for an open work order before it is a dead letter
+    quality_test: str | None = None    # qc.test name for inspections (OCA quality_control_oca); None: located
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
-                                       "auto_finish", "scrap_mode", "pending_timeout"})
+                                       "auto_finish", "scrap_mode", "pending_timeout", "quality_test"})
         c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -158,7 +159,8 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
                                    c.get(section, path, "scrap_mode", str, default="validate",
                                          choices=("validate", "do_scrap")),
                                    c.get(section, path, "pending_timeout", float, default=600.0, minimum=0,
-                                         maximum=7 * 86400))
+                                         maximum=7 * 86400),
+                                   c.get(section, path, "quality_test", str) or None)
     return out
 
 

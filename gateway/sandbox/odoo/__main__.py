@@ -21,11 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="sandbox")
     parser.add_argument("--odoo-version", default="17.0",
                         help=f"Odoo series to play: {', '.join(f'{m}.0' for m in SUPPORTED)} (default 17.0)")
+    parser.add_argument("--with-module", action="append", default=[], metavar="MODULE",
+                        help="also install an optional module: quality_control_oca (OCA quality control)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         sandbox = OdooSandbox(host=args.host, port=args.port, data_path=args.data, api_key=args.api_key,
-                              database=args.database, version=args.odoo_version)
+                              database=args.database, version=args.odoo_version, modules=args.with_module)
     except ValueError as exc:
         parser.error(str(exc))
     sandbox.serve_forever()

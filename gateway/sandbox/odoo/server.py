@@ -27,7 +27,7 @@ import signal
 import socket
 import threading
 import xmlrpc.client
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +37,7 @@ from .demo import seed
 from .errors import AccessDenied, AccessError, jsonrpc_error, xmlrpc_fault, xmlrpc_legacy_fault
 from .faults import Faults, proxy_error_page
 from .json2 import Json2
-from .models import build_registry
+from .models import build_registry, qc
 from .orm import Database, Environment
 from .service import ADMIN_UID, OdooService
 from .versions import OdooVersion
@@ -312,27 +312,33 @@ def is_loopback(address: str) -> bool:
 
 class OdooSandbox:
     """An Odoo double (16.0 to 19.0, 17.0 by default) on loopback: JSON-RPC, XML-RPC and, from 19,
-    JSON-2; one database, optional persistence, run-time fault injection (``set_faults``)."""
+    JSON-2; one database, optional persistence, run-time fault injection (``set_faults``) and optional
+    modules (``modules=["quality_control_oca"]``: OCA's quality control, see ``models/qc.py``)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, data_path: Path | str | None = None,
                  api_key: str = "admin", database: str = "sandbox",
-                 version: OdooVersion | str | int = "17.0") -> None:
+                 version: OdooVersion | str | int = "17.0", modules: Iterable[str] = ()) -> None:
         self.host = host
         self._requested_port = port
         self.data_path = Path(data_path) if data_path else None
         self.database = database
         self.version = OdooVersion.parse(version)
-        self.registry = build_registry(self.version)
+        wanted = qc.requested(modules)  # optional modules (OCA quality control), installed on top of the demo
         self.db = Database(database)
         self.faults = Faults()
         saved = persist.load(self.data_path) if self.data_path else None
         if saved:
             self.db.load_dict(saved)
-        else:
-            seed(Environment(self.registry, self.db, ADMIN_UID), self.version)
+        self.modules = wanted | qc.installed_in(self.db)
+        self.registry = build_registry(self.version, self.modules)
+        env = Environment(self.registry, self.db, ADMIN_UID)
+        if not saved:
+            seed(env, self.version)
+        installed_now = bool(self.modules) and qc.install(env)
+        if not saved:
             self.db.version = 0
         self.service = OdooService(self.db, self.registry, api_key, on_commit=self._persist, version=self.version)
-        if self.data_path and not saved:
+        if self.data_path and (not saved or installed_now):
             self._persist()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

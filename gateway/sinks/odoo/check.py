@@ -5,8 +5,9 @@ reachability and version, database and API key, the installed apps the
 configured event kinds need, read/write access on every model the sink will
 touch (Odoo's public `check_access_rights`), and that every configured machine
 maps to an existing work center / equipment, every loss reason and the scrap
-location exist, and each work center has an open work order. Each finding is
-one line; a blocker makes the command exit 1.
+location exist, each work center has an open work order, and where quality
+results will go (inspections with OCA's quality_control_oca and its configured
+test, else notes). Each finding is one line; a blocker makes the command exit 1.
 """
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
     "workorder_finish": {"mrp.workorder": ("read", "write")},
     "production_summary": {"mrp.workorder": ("read",)},
 }
+#: what inspections need where OCA's quality_control_oca is installed
+QC_NEEDS: dict[str, tuple[str, ...]] = {"qc.inspection": ("read", "create", "write"),
+                                        "qc.inspection.line": ("read", "create", "write"),
+                                        "qc.test": ("read",), "qc.test.question": ("read",), "uom.uom": ("read",)}
 APPS = {"production": "mrp", "scrap": "stock", "downtime_start": "mrp", "alarm": "maintenance",
         "consumption": "mrp", "quality_result": "mrp", "workorder_start": "mrp", "workorder_finish": "mrp",
         "production_summary": "mrp"}
@@ -90,6 +95,7 @@ async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) ->
         findings += await _apps(client, kinds)
         findings += await _access(client, kinds)
         findings += await _mappings(client, cfg, sink, kinds)
+        findings += await _quality(client, sink, kinds)
     finally:
         if own:
             await client.close()
@@ -117,6 +123,10 @@ async def _access(client: Any, kinds: set[str]) -> list[Finding]:
     for kind in kinds:
         for model, ops in NEEDS.get(kind, {}).items():
             needs.setdefault(model, set()).update(ops)
+    return await _rights(client, needs)
+
+
+async def _rights(client: Any, needs: dict[str, set[str]]) -> list[Finding]:
     out = []
     for model in sorted(needs):
         missing = []
@@ -178,4 +188,29 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
             out.append(Finding("ok", f"scrap location {sink.scrap_location!r} exists"))
         except DeliveryError as exc:
             out.append(Finding("blocker", str(exc)))
+    return out
+
+
+async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str]) -> list[Finding]:
+    """Where quality results go: inspections with OCA's quality_control_oca, else notes on the order."""
+    if "quality_result" not in kinds:
+        return []
+    md = MasterData(client)
+    try:
+        oca = await md.installed("quality_control_oca")
+    except DeliveryError as exc:
+        return [Finding("warn", f"cannot tell whether quality_control_oca is installed ({exc})")]
+    if not oca:
+        unused = f"; quality_test {sink.quality_test!r} is not used" if sink.quality_test else ""
+        return [Finding("warn", "quality_control_oca is not installed: quality results become notes on the "
+                                f"manufacturing order{unused}")]
+    out = [Finding("ok", "quality_control_oca installed: quality results become inspections (qc.inspection)")]
+    out += await _rights(client, {model: set(ops) for model, ops in QC_NEEDS.items()})
+    if not sink.quality_test:
+        return out + [Finding("ok", "no quality_test set: each result uses the test that asks its characteristic")]
+    try:
+        await md.lookup("qc_test", sink.quality_test)
+        out.append(Finding("ok", f"quality test {sink.quality_test!r} exists"))
+    except DeliveryError as exc:
+        out.append(Finding("blocker", str(exc)))
     return out

@@ -1,11 +1,12 @@
 """The Odoo sink's master-data cache: work centers, equipment, products, losses, locations, open orders.
 
 It owns lookups by the plant's own keys (work center `code`, equipment
-`serial_no`, product `default_code`, loss reason name, location full name),
-each table fetched whole in one call and refreshed after `ttl` seconds, and
-the open work order of each work center (in progress first), refreshed more
-often. A missing key is a permanent error for the event that needs it, with
-a message a person can act on.
+`serial_no`, product `default_code`, loss reason name, location full name,
+quality test and unit of measure names), each table fetched whole in one call
+and refreshed after `ttl` seconds, the open work order of each work center (in
+progress first), refreshed more often, and which Odoo modules are installed
+(read once, until `forget`). A missing key is a permanent error for the event
+that needs it, with a message a person can act on.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ _TABLES = {
     "product": ("product.product", "default_code", "product with internal reference"),
     "loss": ("mrp.workcenter.productivity.loss", "name", "loss reason"),
     "location": ("stock.location", "complete_name", "stock location"),
+    "qc_test": ("qc.test", "name", "quality control test"),
+    "uom": ("uom.uom", "name", "unit of measure"),
 }
 
 
@@ -50,6 +53,7 @@ class MasterData:
         self.clock = clock
         self._tables: dict[str, tuple[float, dict[str, int]]] = {}
         self._orders: dict[int, tuple[float, WorkOrder | None]] = {}
+        self._installed: frozenset[str] | None = None
 
     async def lookup(self, table: str, key: str) -> int:
         """The record id behind the plant's key; refreshes the table once when the key is unknown."""
@@ -88,7 +92,16 @@ class MasterData:
                                          f"(states {', '.join(OPEN_STATES)})")
         return cached[1]
 
+    async def installed(self, module: str) -> bool:
+        """Whether an Odoo module is installed; the list is read once and kept until `forget`."""
+        if self._installed is None:
+            rows = await self.client.execute_kw("ir.module.module", "search_read",
+                                                [[["state", "=", "installed"]]], {"fields": ["name"]})
+            self._installed = frozenset(r["name"] for r in rows)
+        return module in self._installed
+
     def forget(self) -> None:
         """Drop everything cached (after an error that may mean master data changed)."""
         self._tables.clear()
         self._orders.clear()
+        self._installed = None

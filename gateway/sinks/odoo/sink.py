@@ -64,7 +64,7 @@ class OdooSink:
                    DowntimePoster(self.client, self.md, self.name, cfg.loss, cfg.alarm_codes),
                    MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes),
                    ConsumptionPoster(self.client, self.md, store, self.name),
-                   QualityPoster(self.client, self.md, self.name),
+                   QualityPoster(self.client, self.md, self.name, cfg.quality_test),
                    SummaryPoster(self.production),
                    WorkorderStartPoster(self.client, self.md, self.name),
                    WorkorderFinishPoster(self.client, self.md, self.name)]

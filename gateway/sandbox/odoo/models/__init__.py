@@ -4,16 +4,19 @@ Owns only the assembly; each module of this package defines one Odoo app's
 models (``base``: users, groups, external ids, products, calendars; ``mrp``;
 ``maintenance``; ``stock``; ``mail``) with Odoo 17's field names, labels and
 rules, and the per-version variants (16's stock.move, 18+'s product.product).
+``qc`` (OCA's quality control) joins only when its modules are installed.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..orm import BaseModel
 from ..versions import DEFAULT, OdooVersion
-from . import base, mail, maintenance, mrp, stock
+from . import base, mail, maintenance, mrp, qc, stock
 
 
-def build_registry(version: OdooVersion = DEFAULT) -> dict[str, type[BaseModel]]:
-    """All model classes by their Odoo name, as the given Odoo series has them."""
+def build_registry(version: OdooVersion = DEFAULT, modules: Collection[str] = ()) -> dict[str, type[BaseModel]]:
+    """All model classes by their Odoo name, as the given Odoo series has them with these optional modules."""
     classes = [obj for module in (base, mrp, maintenance, stock, mail) for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel
                and obj.__module__ == module.__name__]
@@ -22,4 +25,6 @@ def build_registry(version: OdooVersion = DEFAULT) -> dict[str, type[BaseModel]]
         registry["stock.move"] = stock.move_model_16()
     if version.product_has_is_storable:
         registry["product.product"] = base.product_model_18()
+    if set(modules) & set(qc.MODULES):
+        registry.update({cls._name: cls for cls in qc.models()})
     return registry
