@@ -85,6 +85,7 @@ class Accounts:
         self.path = self.dir / "users.json"
         self.code_path = self.dir / "setup-code"
         self._lock = threading.Lock()
+        self._setup_lock = threading.Lock()
 
     # -- users -------------------------------------------------------------
     def _read(self) -> dict[str, User]:
@@ -138,12 +139,14 @@ class Accounts:
             if user is None:
                 raise AccountError(f"no user {name!r}")
             if role is not None:
-                if role not in ROLES:
+                if not isinstance(role, str) or role not in ROLES:
                     raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
                 if user.role == "admin" and role != "admin" and _admins(users) == 1:
                     raise AccountError("the last admin cannot lose the admin role")
                 user.role = role
             if password is not None:
+                if not isinstance(password, str):
+                    raise AccountError("password must be a string")
                 problem = password_problem(password, name)
                 if problem:
                     raise AccountError(problem)
@@ -190,12 +193,17 @@ class Accounts:
         return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
 
     def create_first_admin(self, code: str, name: str, password: str) -> User:
-        """Consume the setup code: only while no admin exists, only with the right code."""
-        if not self.check_setup_code(code):
-            raise AccountError("the setup code is not right (see the console or the log of the first start)")
-        user = self.add(name, "admin", password, by="setup")
-        self.code_path.unlink(missing_ok=True)
-        return user
+        """Consume the setup code: only while no admin exists, only with the right code.
+
+        Check and use happen under one lock, so two requests racing with the
+        right code make one admin, not two.
+        """
+        with self._setup_lock:
+            if not self.check_setup_code(code):
+                raise AccountError("the setup code is not right (see the console or the log of the first start)")
+            user = self.add(name, "admin", password, by="setup")
+            self.code_path.unlink(missing_ok=True)
+            return user
 
 
 def _admins(users: dict[str, User]) -> int:

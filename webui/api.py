@@ -59,6 +59,15 @@ def _unexpected(exc: Exception) -> Response:
     return _error(500, f"the gateway failed to do this: {exc}")
 
 
+@api.app_errorhandler(404)
+@api.app_errorhandler(405)
+def _no_route(exc: Any) -> Any:
+    """Under /api/ a path or method that does not exist answers JSON too (pages keep the plain answer)."""
+    if request.path.startswith("/api/"):
+        return _error(exc.code, exc.description or exc.name)
+    return exc
+
+
 @api.errorhandler(AccountError)
 def _account(exc: AccountError) -> Response:
     return _error(422, str(exc), [str(exc)])
@@ -69,6 +78,56 @@ def _body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigRejected(["the request body must be a JSON object"])
     return data
+
+
+def _optional_body() -> dict[str, Any]:
+    """The JSON object sent, or {} when nothing was sent (never a list or a scalar)."""
+    if not request.get_data(cache=True):
+        return {}
+    return _body()
+
+
+def _section(body: dict[str, Any]) -> dict[str, Any]:
+    section = body.get("section")
+    if not isinstance(section, dict):
+        raise ConfigRejected(["section: required, a JSON object (the section's keys as in the TOML file)"])
+    return section
+
+
+def _toml_problems(value: Any, path: str) -> list[str]:
+    """Why `value`, read from JSON, cannot go into the TOML file: a null, or text that is not valid Unicode."""
+    if value is None:
+        return [f"{path}: null has no TOML form; leave the key out"]
+    if isinstance(value, str):
+        return [] if _is_text(value) else [f"{path}: not valid text"]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _toml_problems(v, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items()
+                for p in (_toml_problems(v, f"{path}.{k}") if _is_text(k) else [f"{path}: a key is not valid text"])]
+    return []
+
+
+def _is_text(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and a UTF-8 file cannot
+        return False
+    return True
+
+
+def _writable(kind: str, name: str, table: Any) -> None:
+    """Refuse (422) what tomlkit could not write, before it is tried: the answer is a problem, not a 500."""
+    problems = ([] if _is_text(name) else [f"{kind}: the name is not valid text"])
+    if table is not None:
+        problems += _toml_problems(table, f"{kind}.{name}" if name else kind)
+    if problems:
+        raise ConfigRejected(problems)
+
+
+def _preview(kind: str, name: str, section: Any) -> Any:
+    _writable(kind, name, section)
+    return console().config_file.preview(kind, name, section)
 
 
 # -- status and identity --------------------------------------------------------------------
@@ -111,6 +170,7 @@ def _section_list(kind: str) -> list[dict[str, Any]]:
 
 def _change(kind: str, name: str, table: dict[str, Any] | None, version: str | None = None) -> Response:
     c = console()
+    _writable(kind, name, table)
     cfg, entry = c.config_file.put(kind, name, table, who(), version)
     applied = c.bridge.apply(cfg)
     return jsonify({"saved": entry, "applied": applied, "version": entry["version"]})
@@ -156,14 +216,14 @@ def add_section(what: str) -> Response:
         raise ConfigRejected([f"{what[:-1]}: a name is required"])
     if console().config_file.section(KINDS[what], name) is not None:
         return _error(409, f"{what[:-1]} {name!r} exists; edit it instead")
-    return _change(KINDS[what], name, body.get("section"), body.get("version"))
+    return _change(KINDS[what], name, _section(body), body.get("version"))
 
 
 @api.put(f"{V1}/<any(devices, machines, rules, connections):what>/<name>")
 @requires("config")
 def put_section(what: str, name: str) -> Response:
     body = _body()
-    return _change(KINDS[what], name, body.get("section"), body.get("version"))
+    return _change(KINDS[what], name, _section(body), body.get("version"))
 
 
 @api.delete(f"{V1}/<any(devices, machines, rules, connections):what>/<name>")
@@ -184,7 +244,9 @@ def shifts() -> Response:
 @requires("config")
 def put_shifts() -> Response:
     body = _body()
-    return _change("shifts", "", body.get("shifts"), body.get("version"))
+    if "shifts" not in body:  # an explicit null removes the calendar; a forgotten key must not
+        raise ConfigRejected(["shifts: required, the calendar as a JSON object (null removes it)"])
+    return _change("shifts", "", body["shifts"], body.get("version"))
 
 
 @api.post(f"{V1}/devices/<name>/test-read")
@@ -195,7 +257,7 @@ def test_read(name: str) -> Response:
     body = request.get_json(silent=True) or {}
     section = body.get("section") if isinstance(body, dict) else None
     if section is not None:
-        cfg = c.config_file.preview("devices", name, section)
+        cfg = _preview("devices", name, section)
     else:
         cfg = c.bridge.config
         if name not in cfg.devices:
@@ -207,9 +269,15 @@ def test_read(name: str) -> Response:
 @requires("config")
 def browse(name: str) -> Response:
     c = console()
-    body = request.get_json(silent=True) or {}
+    body = _optional_body()
+    depth = body.get("depth", 1)
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 3:
+        raise ConfigRejected(["depth: must be 1, 2 or 3"])
+    node = body.get("node")
+    if node is not None and not isinstance(node, str):
+        raise ConfigRejected(["node: must be a node id (a string)"])
     section = body.get("section")
-    cfg = c.config_file.preview("devices", name, section) if section is not None else c.bridge.config
+    cfg = _preview("devices", name, section) if section is not None else c.bridge.config
     spec = cfg.devices.get(name)
     if spec is None:
         return _error(404, f"no device {name!r}")
@@ -217,7 +285,7 @@ def browse(name: str) -> Response:
         return _error(422, f"device {name!r} is {spec.type}; only OPC-UA devices can be browsed")
     from drivers.opcua.browse import BrowseError
     try:
-        nodes = c.bridge.browse(cfg, name, body.get("node"), int(body.get("depth", 1)))
+        nodes = c.bridge.browse(cfg, name, node, depth)
     except BrowseError as exc:
         return _error(502, str(exc))
     return jsonify({"device": name, "nodes": nodes})
@@ -229,7 +297,7 @@ def connection_test(name: str) -> Response:
     c = console()
     body = request.get_json(silent=True) or {}
     section = body.get("section") if isinstance(body, dict) else None
-    cfg = c.config_file.preview("sinks", name, section) if section is not None else c.bridge.config
+    cfg = _preview("sinks", name, section) if section is not None else c.bridge.config
     if name not in cfg.sinks:
         return _error(404, f"no connection {name!r}")
     findings = c.bridge.connection_test(cfg, name)
@@ -248,8 +316,11 @@ def config_view() -> Response:
 @requires("config")
 def config_replace() -> Response:
     body = _body()
+    text = body.get("text")
+    if not isinstance(text, str) or not _is_text(text):
+        raise ConfigRejected(["text: required, the whole file as text"])
     c = console()
-    cfg, entry = c.config_file.replace(str(body.get("text", "")), who(), body.get("version"))
+    cfg, entry = c.config_file.replace(text, who(), body.get("version"))
     return jsonify({"saved": entry, "applied": c.bridge.apply(cfg), "version": entry["version"]})
 
 
@@ -289,21 +360,24 @@ def dead_letters() -> Response:
 def dead_letter(sink: str, seq: int) -> Response:
     for letter in console().bridge.store.dead_letters(sink):
         if letter["seq"] == seq:
-            return jsonify(letter)
+            return jsonify(redact(letter))
     return _error(404, f"no dead letter {seq} for sink {sink!r}")
 
 
 @api.post(f"{V1}/dead-letters/<sink>/<any(replay, discard):op>")
 @requires("queue")
 def dead_letter_op(sink: str, op: str) -> Response:
-    body = request.get_json(silent=True) or {}
+    body = _optional_body()
     seqs = body.get("seqs")
     if seqs is not None and (not isinstance(seqs, list) or not all(isinstance(s, int) for s in seqs)):
         raise ConfigRejected(["seqs: must be a list of sequence numbers"])
+    kind = body.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise ConfigRejected(["kind: must be an event kind (a string)"])
     c = console()
     store = c.bridge.store
     fn = store.replay if op == "replay" else store.discard
-    n = fn(sink, seqs, body.get("kind") or None, who=f"webui:{who()}")
+    n = fn(sink, seqs, kind or None, who=f"webui:{who()}")
     if op == "replay" and n:
         c.bridge.wake_sink(sink)
     return jsonify({op + "ed" if op == "discard" else "replayed": n})

@@ -15,6 +15,7 @@ they show as a placeholder, and a placeholder sent back keeps the stored value.
 from __future__ import annotations
 
 import difflib
+import re
 import hashlib
 import json
 import os
@@ -57,13 +58,36 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _keep_secrets(new: Any, old: Any) -> Any:
-    """`new` with every placeholder secret replaced by the stored value."""
-    if isinstance(new, dict):
-        old = old if isinstance(old, dict) else {}
-        return {k: (old.get(k) if k in SECRET_KEYS and v == REDACTED else _keep_secrets(v, old.get(k)))
-                for k, v in new.items()}
-    return new
+def _keep_secrets(new: Any, old: Any, path: str) -> Any:
+    """`new` with every placeholder secret replaced by the stored value (refused when none is stored)."""
+    if not isinstance(new, dict):
+        return new
+    old = old if isinstance(old, dict) else {}
+    out = {}
+    for k, v in new.items():
+        if k in SECRET_KEYS and v == REDACTED:
+            if not old.get(k):
+                raise ConfigRejected([f"{path}.{k}: enter the secret itself; there is no stored one to keep"])
+            out[k] = old[k]
+        else:
+            out[k] = _keep_secrets(v, old.get(k), f"{path}.{k}")
+    return out
+
+
+def _merge(table: Any, new: dict[str, Any]) -> None:
+    """Make the tomlkit `table` hold `new`, touching only what differs (comments and layout survive)."""
+    for key in [k for k in table if k not in new]:
+        del table[key]
+    for key, value in new.items():
+        current = table.get(key)
+        if isinstance(value, dict) and isinstance(current, (tomlkit.items.Table, tomlkit.items.InlineTable)):
+            _merge(current, value)
+        elif current is None or _plain(current) != value:
+            table[key] = value
+
+
+def _plain(item: Any) -> Any:
+    return item.unwrap() if hasattr(item, "unwrap") else item
 
 
 class ConfigFile:
@@ -119,7 +143,11 @@ class ConfigFile:
             if table is None:
                 doc.pop("shifts", None)
             else:
-                doc["shifts"] = _keep_secrets(table, old.unwrap() if old is not None else None)
+                table = _keep_secrets(table, old.unwrap() if old is not None else None, "shifts")
+                if isinstance(old, tomlkit.items.Table):
+                    _merge(old, table)
+                else:
+                    doc["shifts"] = table
             return tomlkit.dumps(doc), "shift calendar " + ("removed" if table is None else "changed")
         parent = doc.get(kind)
         old = parent.get(name) if parent is not None else None
@@ -131,7 +159,11 @@ class ConfigFile:
         if parent is None:
             doc[kind] = tomlkit.table(is_super_table=True)
             parent = doc[kind]
-        parent[name] = _keep_secrets(table, old.unwrap() if old is not None else None)
+        table = _keep_secrets(table, old.unwrap() if old is not None else None, f"{kind}.{name}")
+        if isinstance(old, tomlkit.items.Table):
+            _merge(old, table)
+        else:
+            parent[name] = table
         return tomlkit.dumps(doc), f"{kind}.{name} {'changed' if old is not None else 'added'}"
 
     def rollback(self, entry_id: int, who: str) -> tuple[config_mod.Config, dict[str, Any]]:
@@ -193,12 +225,14 @@ class ConfigFile:
         return "\n".join(lines)
 
 
+_SECRET_VALUE = re.compile(
+    r"""(?P<key>(?P<q>["']?)(?:%s)(?P=q)\s*=\s*)(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^,}\s]+)"""
+    % "|".join(sorted(SECRET_KEYS)))
+
+
 def _mask(text: str) -> str:
-    out = []
-    for line in text.splitlines():
-        key = line.split("=", 1)[0].strip()
-        out.append(f"{key} = \"{REDACTED}\"" if "=" in line and key in SECRET_KEYS else line)
-    return "\n".join(out)
+    """`text` with the value of every secret key masked, bare, quoted or in an inline table."""
+    return _SECRET_VALUE.sub(lambda m: f'{m.group("key")}"{REDACTED}"', text)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -79,8 +79,10 @@ def document() -> dict[str, Any]:
                         errors=(409, 422, 503))},
         "/api/v1/shifts": {"get": _op("The shift calendar"),
                            "put": _op("Replace the shift calendar", _SAVED, {
-                               "type": "object", "properties": {"shifts": {"type": ["object", "null"]},
-                                                                "version": {"type": "string"}}},
+                               "type": "object", "required": ["shifts"],
+                               "properties": {"shifts": {"type": ["object", "null"],
+                                                         "description": "the calendar; null removes it"},
+                                              "version": {"type": "string"}}},
                                change=True, errors=(409, 422, 503))},
         "/api/v1/config": {"get": _op("The whole configuration as data, secrets masked, with its version"),
                            "put": _op("Replace the whole configuration file", _SAVED, {
@@ -134,7 +136,8 @@ def document() -> dict[str, Any]:
                              "security": [{"session": []}, {"bearer": []}],
                              "responses": {"200": {"description": "OK",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}},
-                                           "401": {"description": "no session or token", **_json(_ERR)}}}},
+                                           "401": {"description": "no session or token",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     }
     for what, label in (("devices", "device"), ("machines", "machine mapping"), ("rules", "rule"),
                         ("connections", "connection (Odoo or MQTT sink)")):

@@ -15,8 +15,8 @@ from flask import Blueprint, Response, g, make_response, redirect, render_templa
 
 from webui.accounts import AccountError
 from webui.app import console
-from webui.security import (PRE_CSRF_COOKIE, SESSION_COOKIE, pre_csrf_token, set_pre_csrf_cookie,
-                            set_session_cookie)
+from webui.security import (PRE_CSRF_COOKIE, SESSION_COOKIE, local_target, pre_csrf_token,
+                            set_pre_csrf_cookie, set_session_cookie)
 
 pages = Blueprint("pages", __name__)
 log = logging.getLogger("linebridge.webui")
@@ -90,10 +90,7 @@ def login() -> Response:
         c.sessions.end(request.cookies.get(SESSION_COOKIE))  # a fresh id at every login
         sid, _ = c.sessions.new(user.name, user.role)
         log.info("event=webui_login user=%s role=%s from=%s", user.name, user.role, address)
-        target = request.args.get("next") or ""
-        if not target.startswith("/") or target.startswith("//"):
-            target = url_for("pages.overview")
-        resp = redirect(target)
+        resp = redirect(local_target(request.args.get("next"), url_for("pages.overview")))
         set_session_cookie(resp, sid)
         return resp
     return _form_page("login.html", done=request.args.get("done"))

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, g, jsonify, redirect, request, url_for
 
@@ -36,27 +37,33 @@ PUBLIC = {"pages.login", "pages.setup", "static"}
 class Session:
     user: str
     role: str
+    seen: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.time)
-    seen: float = field(default_factory=time.monotonic)
 
 
 class Sessions:
-    def __init__(self, idle_minutes: int) -> None:
+    """The sessions of one console; `clock` (monotonic seconds) is injectable for tests."""
+
+    def __init__(self, idle_minutes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.idle = idle_minutes * 60.0
+        self.clock = clock
         self._by_id: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def new(self, user: str, role: str) -> tuple[str, Session]:
         sid = secrets.token_urlsafe(32)
+        now = self.clock()
         with self._lock:
-            self._by_id[sid] = s = Session(user, role)
+            for old in [k for k, s in self._by_id.items() if now - s.seen > self.idle]:
+                del self._by_id[old]  # expired sessions nobody came back for
+            self._by_id[sid] = s = Session(user, role, seen=now)
         return sid, s
 
     def get(self, sid: str | None) -> Session | None:
         if not sid:
             return None
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             s = self._by_id.get(sid)
             if s is None:
@@ -92,7 +99,7 @@ def install(app: Flask, sessions: Sessions, secure_cookies: bool) -> None:
         g.session = sessions.get(request.cookies.get(SESSION_COOKIE))
         g.sid = request.cookies.get(SESSION_COOKIE) if g.session else None
         endpoint = request.endpoint or ""
-        if endpoint in PUBLIC or endpoint.startswith("static"):
+        if endpoint in PUBLIC:
             if request.method in UNSAFE and not _pre_csrf_ok():
                 return _refuse(403, "the form's CSRF token is missing or wrong; reload the page")
             return None
@@ -180,6 +187,22 @@ def requires(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             return fn(*args, **kwargs)
         return inner
     return deco
+
+
+def local_target(target: str | None, default: str) -> str:
+    """`target` if it is a path on this console, else `default` (no open redirect after login).
+
+    Browsers read `/\\host` and `/<tab>/host` as `//host`, another site, so a
+    backslash or a control character anywhere refuses the target too.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
 
 
 def who() -> str:

@@ -46,6 +46,7 @@ class WebService:
     async def start(self) -> None:
         state = Path(self.sup.state_dir)
         accounts = Accounts(state)
+        code = accounts.setup_code()  # written before the first request can ask for it
         fp = None
         adapter = None
         if self.cfg.tls:
@@ -73,7 +74,6 @@ class WebService:
         self.banner = [f"web UI: {url}" + (f" (listening on {self.cfg.listen})" if host != self.cfg.listen else "")]
         if fp:
             self.banner.append(f"web UI: TLS certificate SHA-256 {fp}")
-        code = accounts.setup_code()
         if code:
             self.banner.append(f"web UI: first visit: open {url}/setup and enter the one-time setup code {code}")
             log.warning("event=webui_setup_code code=%s url=%s/setup", code, url)
