@@ -1,13 +1,16 @@
-"""The supervisor: builds the topology from a validated config, runs it, stops it cleanly.
+"""The supervisor: builds the topology from a validated config, runs it, changes it live, stops it cleanly.
 
 It owns the tasks of the gateway process: one intake task per device (driver
 -> rules -> sign -> store), one worker per sink, one supervised connection per
 MQTT sink and the heartbeat. It loads (or, on the first start, makes) the
 device key that signs every event. A device task that fails is logged and
-restarted with backoff; it never stops another device or a sink. `stop()`
-stops the drivers first, then lets each sink finish the batch it has in
-flight, then the heartbeat publishes the offline status, then the MQTT
-connections close cleanly, all within deadlines.
+restarted with backoff; it never stops another device or a sink. `apply()`
+puts a new configuration in force while it runs (what changes is worked out
+by `gateway.topology`): only the devices and sinks it touches are stopped,
+the way `stop()` stops them, and started again; queued events stay in the
+store, behind each sink's cursor. `stop()` stops the drivers first, then lets
+each sink finish the batch it has in flight, then the heartbeat publishes the
+offline status, then the MQTT connections close cleanly, all within deadlines.
 """
 from __future__ import annotations
 
@@ -16,15 +19,16 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Coroutine
 
 from drivers.base import Backoff, Driver
 from gateway import __version__
-from gateway.config import Config, MqttSinkConfig
-from gateway.context import ContextStore
+from gateway import topology
+from gateway.config import Config, MqttSinkConfig, SinkConfig
+from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
-from gateway.summary import ShiftTallies
+from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.rules.build import build as build_rule
 from gateway.signing import DeviceKey
 from gateway.sinks.mqtt import MqttLink, MqttSink
@@ -33,6 +37,9 @@ from store.committer import GroupCommitter
 from store.queue import Quota, Store, StoreOptions
 
 log = logging.getLogger("linebridge.supervisor")
+
+#: how long each kind of task may take to finish once asked to stop, before it is cancelled
+DEVICE_STOP_S, SINK_STOP_S, LINK_STOP_S = 3.0, 6.0, 3.0
 
 
 class DriverState:
@@ -55,6 +62,11 @@ def default_state_dir() -> Path:
         return Path("/var/lib/linebridge")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "linebridge"
+
+
+def routes(config: Config) -> dict[str, set[str]]:
+    """The store's routing table: the classes each sink of `config` reads."""
+    return {n: (c.classes if isinstance(c, MqttSinkConfig) else {"business"}) for n, c in config.sinks.items()}
 
 
 class WakeAll:
@@ -81,85 +93,83 @@ class Supervisor:
                     "telemetry": Quota(sc.telemetry_max_events, sc.telemetry_max_mb * 2**20)},
             dedupe_ttl=sc.dedupe_ttl_hours * 3600.0, journal_keep=sc.journal_keep)
         self.key = DeviceKey.load_or_create(self.state_dir)
-        routes = {n: (c.classes if isinstance(c, MqttSinkConfig) else {"business"})
-                  for n, c in config.sinks.items()}
-        self.store = Store(self.state_dir / "store", sinks=routes, options=options)
+        self.store = Store(self.state_dir / "store", sinks=routes(config), options=options)
         self.committer = GroupCommitter(self.store)
         self.wake = WakeAll()
         self.intake = IntakeStats()
-        self.drivers: dict[str, Driver] = {}
-        self.pipelines: dict[str, DevicePipeline] = {}
         machines = {spec.machine or name for name, spec in config.devices.items()}
         #: operator, lot and work order per machine, shared by every device of that machine
         self.context = ContextStore.load(self.store.get_state, sorted(machines))
         #: each machine's good parts and scrap in the running shift, shared the same way
         self.tallies = ShiftTallies(config.shifts) if config.shifts else None
-        for name, spec in config.devices.items():
-            driver = spec.driver(name, spec.config)
-            driver.state = DriverState(self.store, name)
-            if hasattr(driver, "pki_root"):  # OPC-UA: generated client certificates live with the state
-                driver.pki_root = self.state_dir / "pki"
-            rules = [build_rule(r, config.gateway.id, spec.machine or name)
-                     for r in config.rules.values() if r.device == name]
-            self.drivers[name] = driver
-            self.pipelines[name] = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake,
-                                                  signer=self.key, context=self.context, tallies=self.tallies)
+        self.drivers: dict[str, Driver] = {}
+        self.pipelines: dict[str, DevicePipeline] = {}
+        for name in config.devices:
+            self.drivers[name], self.pipelines[name] = self._build_device(name, config, self.tallies)
         self.started = time.time()
         self.links: dict[str, MqttLink] = {}
         self.sinks: dict[str, OdooSink | MqttSink] = {}
-        self.heartbeat: Heartbeat | None = None
-        hb = config.heartbeat
         for name, cfg in config.sinks.items():
-            if isinstance(cfg, MqttSinkConfig):
-                link = self.links[name] = MqttLink(cfg)
-                self.sinks[name] = MqttSink(cfg, self.store, asyncio.Event(), link)
-                if hb is not None and hb.sink == name:
-                    self.heartbeat = Heartbeat(hb, config.gateway, cfg.topic_prefix, link, self.key,
-                                               self.store, self.status, self.state_dir)
-                    link.will = self.heartbeat.will()
-            else:
-                self.sinks[name] = OdooSink(cfg, self.store, asyncio.Event())
+            self.sinks[name], link = self._build_sink(cfg)
+            if link is not None:
+                self.links[name] = link
+        self.heartbeat = self._build_heartbeat(config, self.links)
         self.wake.events = [s.wake for s in self.sinks.values()]
         #: set once every driver, sink and link task has been started (sd_notify READY waits for it)
         self.ready = asyncio.Event()
+        #: the loop `run()` runs on: other threads hand `apply()` to it (asyncio.run_coroutine_threadsafe)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._stop_intake = asyncio.Event()
-        self._stop_sinks = asyncio.Event()
-        self._stop_links = asyncio.Event()
+        self._apply_lock = asyncio.Lock()
+        #: the running tasks and the events that stop them, by `device:NAME`, `sink:NAME`, `link:NAME`, `heartbeat`
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stops: dict[str, asyncio.Event] = {}
+
+    # -- building ----------------------------------------------------------------------
+
+    def _build_device(self, name: str, config: Config,
+                      tallies: ShiftTallies | None) -> tuple[Driver, DevicePipeline]:
+        spec = config.devices[name]
+        driver = spec.driver(name, spec.config)
+        driver.state = DriverState(self.store, name)
+        if hasattr(driver, "pki_root"):  # OPC-UA: generated client certificates live with the state
+            driver.pki_root = self.state_dir / "pki"
+        rules = [build_rule(r, config.gateway.id, spec.machine or name)
+                 for r in config.rules.values() if r.device == name]
+        pipeline = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake,
+                                  signer=self.key, context=self.context, tallies=tallies)
+        return driver, pipeline
+
+    def _build_sink(self, cfg: SinkConfig) -> tuple[OdooSink | MqttSink, MqttLink | None]:
+        if isinstance(cfg, MqttSinkConfig):
+            link = MqttLink(cfg)
+            return MqttSink(cfg, self.store, asyncio.Event(), link), link
+        return OdooSink(cfg, self.store, asyncio.Event()), None
+
+    def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
+        hb = config.heartbeat
+        if hb is None or hb.sink not in links:
+            return None
+        link = links[hb.sink]
+        heartbeat = Heartbeat(hb, config.gateway, link.cfg.topic_prefix, link, self.key, self.store,
+                              self.status, self.state_dir)
+        link.will = heartbeat.will()
+        return heartbeat
+
+    # -- running and stopping ----------------------------------------------------------
 
     async def run(self) -> None:
         """Run until `stop()`; returns once everything has shut down."""
+        self.loop = asyncio.get_running_loop()
         log.info("event=started version=%s gateway=%s devices=%d sinks=%d state_dir=%s kid=%s", __version__,
                  self.config.gateway.id, len(self.drivers), len(self.sinks), self.state_dir, self.key.kid)
-        link_tasks = [asyncio.create_task(link.run(self._stop_links), name=f"link:{n}")
-                      for n, link in self.links.items()]
-        sink_tasks = [asyncio.create_task(s.run(self._stop_sinks), name=f"sink:{n}")
-                      for n, s in self.sinks.items()]
-        if self.heartbeat is not None:
-            sink_tasks.append(asyncio.create_task(self.heartbeat.run(self._stop_sinks), name="heartbeat"))
-        device_tasks = [asyncio.create_task(self._run_device(n), name=f"device:{n}")
-                        for n in self.pipelines]
+        self._start_sinks(list(self.sinks), self.heartbeat is not None)
+        self._start_devices(list(self.pipelines))
         self.ready.set()
         await self._stop_intake.wait()
-        for driver in self.drivers.values():
-            await driver.stop()
-        if device_tasks:
-            await asyncio.wait(device_tasks, timeout=3.0)
-        for t in device_tasks:
-            t.cancel()
-        self._stop_sinks.set()
-        if sink_tasks:
-            done, pending = await asyncio.wait(sink_tasks, timeout=6.0)
-            for t in pending:
-                t.cancel()
-        await asyncio.gather(*device_tasks, *sink_tasks, return_exceptions=True)
-        if self.heartbeat is not None:
-            await self.heartbeat.publish_offline(timeout=2.0)
-        self._stop_links.set()
-        if link_tasks:
-            done, pending = await asyncio.wait(link_tasks, timeout=3.0)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*link_tasks, return_exceptions=True)
+        async with self._apply_lock:  # an apply in progress finishes first
+            await self._stop_devices(list(self.drivers))
+            await self._stop_sinks(list(self.sinks), self.heartbeat is not None, offline=True)
         await self.committer.close()
         self.store.close()
         log.info("event=stopped gateway=%s", self.config.gateway.id)
@@ -167,14 +177,67 @@ class Supervisor:
     def stop(self) -> None:
         self._stop_intake.set()
 
-    async def _run_device(self, name: str) -> None:
+    def _spawn(self, key: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        stop = self._stops[key] = asyncio.Event()
+        self._tasks[key] = asyncio.create_task(work(stop), name=key)
+
+    async def _halt(self, keys: list[str], timeout: float) -> bool:
+        """Let the tasks `keys` end within `timeout`, then cancel the rest; True if none was cancelled."""
+        tasks = [self._tasks.pop(k) for k in keys if k in self._tasks]
+        for k in keys:
+            stop = self._stops.pop(k, None)
+            if stop is not None:
+                stop.set()
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for t in pending:
+            log.warning("event=task_cancelled task=%s reason=did_not_stop_within_%gs", t.get_name(), timeout)
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return not pending
+
+    def _start_devices(self, names: list[str]) -> None:
+        for n in names:
+            driver, pipeline = self.drivers[n], self.pipelines[n]
+            self._spawn(f"device:{n}", lambda stop, n=n, d=driver, p=pipeline: self._run_device(n, d, p, stop))
+
+    async def _stop_devices(self, names: list[str]) -> bool:
+        """Stop the drivers; each pipeline stores the batch it holds before its task ends."""
+        for n in names:
+            stop = self._stops.get(f"device:{n}")
+            if stop is not None:
+                stop.set()  # before driver.stop(): the task must see the stream end as asked for
+            try:
+                await self.drivers[n].stop()
+            except Exception as exc:  # one driver's failure to stop must not keep the others running
+                log.warning("event=device_stop_failed device=%s error=%r", n, str(exc))
+        return await self._halt([f"device:{n}" for n in names], DEVICE_STOP_S)
+
+    def _start_sinks(self, names: list[str], heartbeat: bool) -> None:
+        """Links first, then the sink workers and the heartbeat that use them."""
+        for n in names:
+            if n in self.links:
+                self._spawn(f"link:{n}", self.links[n].run)
+        for n in names:
+            self._spawn(f"sink:{n}", self.sinks[n].run)
+        if heartbeat and self.heartbeat is not None:
+            self._spawn("heartbeat", self.heartbeat.run)
+
+    async def _stop_sinks(self, names: list[str], heartbeat: bool, offline: bool) -> None:
+        """Each sink finishes its batch in flight; the heartbeat says offline (if asked); links close."""
+        await self._halt([f"sink:{n}" for n in names] + (["heartbeat"] if heartbeat else []), SINK_STOP_S)
+        if heartbeat and offline and self.heartbeat is not None:
+            await self.heartbeat.publish_offline(timeout=2.0)
+        await self._halt([f"link:{n}" for n in names if n in self.links], LINK_STOP_S)
+
+    async def _run_device(self, name: str, driver: Driver, pipeline: DevicePipeline, stop: asyncio.Event) -> None:
         backoff = Backoff(initial=1.0, cap=60.0)
-        pipeline, driver = self.pipelines[name], self.drivers[name]
-        while not self._stop_intake.is_set():
+        while not stop.is_set():
             try:
                 await driver.start()
                 await pipeline.run()
-                if self._stop_intake.is_set():
+                if stop.is_set():
                     return
                 raise RuntimeError("sample stream ended")
             except asyncio.CancelledError:
@@ -188,12 +251,124 @@ class Supervisor:
                 except Exception as stop_exc:
                     log.warning("event=device_stop_failed device=%s error=%r", name, str(stop_exc))
                 try:
-                    await asyncio.wait_for(self._stop_intake.wait(), timeout=delay)
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
                 except asyncio.TimeoutError:
                     pass
 
+    # -- live configuration ------------------------------------------------------------
+
+    async def apply(self, new: Config) -> dict[str, Any]:
+        """Put the validated `new` configuration in force while `run()` runs; restart only what changed.
+
+        Call it on the gateway's loop; from another thread:
+        `asyncio.run_coroutine_threadsafe(sup.apply(cfg), sup.loop)`. Applies
+        are serialized, and one that has begun finishes even if its caller
+        stops waiting. Returns `{"restarted": {...}, "started": {...},
+        "stopped": {...}, "unchanged": N, "restart_required": [reason, ...]}`,
+        each of the three with `devices`, `sinks` and `heartbeat` (the sink it
+        rides on) name lists; `unchanged` counts the devices and sinks left
+        running untouched. Sections only a restart applies ([gateway],
+        [store], [webui]) are reported, not applied: `self.config` becomes
+        `new` with those sections as they run. Raises RuntimeError when the
+        supervisor is not running (not started yet, or stopping).
+        """
+        if self.loop is None or self._stop_intake.is_set():
+            raise RuntimeError("the gateway is not running: nothing to apply the configuration to")
+        if asyncio.get_running_loop() is not self.loop:
+            raise RuntimeError("apply() runs on the gateway's loop: use "
+                               "asyncio.run_coroutine_threadsafe(sup.apply(cfg), sup.loop)")
+        # shielded: a caller that gives up (a page's deadline) must not leave half a topology behind
+        task = asyncio.ensure_future(self._apply(new))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even if nobody waits
+        return await asyncio.shield(task)
+
+    async def _apply(self, new: Config) -> dict[str, Any]:
+        async with self._apply_lock:
+            if self._stop_intake.is_set():
+                raise RuntimeError("the gateway is stopping: the configuration was not applied")
+            plan = topology.plan(self.config, new)
+            cfg, dev, snk = plan.config, plan.devices, plan.sinks
+            # build everything new first: if that fails, nothing has been touched
+            tallies = (ShiftTallies(cfg.shifts) if cfg.shifts else None) if plan.shifts else self.tallies
+            built = {n: self._build_device(n, cfg, tallies) for n in [*dev.changed, *dev.added]}
+            sinks = {n: self._build_sink(cfg.sinks[n]) for n in [*snk.changed, *snk.added]}
+            old_hb = self.heartbeat
+            # devices first (their last batches reach the store), then sinks (each ends its batch in flight)
+            clean = await self._stop_devices([*dev.removed, *dev.changed])
+            gone = [*snk.removed, *snk.changed]
+            hb_topic = None if cfg.heartbeat is None else f"{cfg.sinks[cfg.heartbeat.sink].topic_prefix}/status"
+            await self._stop_sinks(gone, plan.heartbeat and old_hb is not None,
+                                   offline=old_hb is not None and old_hb.topic != hb_topic)
+            for n in snk.removed:
+                log.info("event=sink_removed sink=%s undelivered=%d", n, await asyncio.to_thread(self.store.backlog, n))
+            await asyncio.to_thread(self.store.route, routes(cfg))
+            # the new topology, copied rather than changed in place (status() may be iterating in a thread)
+            units = {n: (self.drivers[n], self.pipelines[n]) for n in dev.unchanged} | built
+            self.drivers = {n: units[n][0] for n in cfg.devices}
+            self.pipelines = {n: units[n][1] for n in cfg.devices}
+            self.sinks = {n: sinks[n][0] if n in sinks else self.sinks[n] for n in cfg.sinks}
+            self.links = {n: sinks[n][1] if n in sinks else self.links[n] for n in cfg.sinks
+                          if isinstance(cfg.sinks[n], MqttSinkConfig)}
+            if plan.heartbeat:
+                self.heartbeat = self._build_heartbeat(cfg, self.links)
+            self.wake.events = [s.wake for s in self.sinks.values()]
+            self.tallies = tallies
+            for n in dev.unchanged:  # same events; only what the whole gateway decides may differ
+                self.pipelines[n].config = cfg
+                self.pipelines[n].telemetry = cfg.wants_telemetry
+            self._refresh_machines(cfg, [*dev.changed, *dev.added], reload=not clean)
+            self.config = cfg
+            self._start_sinks([*snk.changed, *snk.added], plan.heartbeat)
+            self._start_devices([*dev.changed, *dev.added])
+            return self._report(plan, old_hb)
+
+    def _refresh_machines(self, cfg: Config, names: list[str], reload: bool) -> None:
+        """Give the (re)built pipelines their machines' stored context and tally.
+
+        A machine new to the gateway gets its stored context. With `reload` (a
+        device task was cancelled, perhaps between a commit and its in-memory
+        update) the stored copies replace the memory: read on the loop, so no
+        other pipeline's update can land in between.
+        """
+        for machine in sorted({cfg.devices[n].machine or n for n in names}):
+            key = context_key(machine)
+            if reload or self.context.get(key) is None:
+                ctx = MachineContext.from_bytes(self.store.get_state(key))
+                if ctx is not None:
+                    self.context.put(key, ctx)
+            if reload and self.tallies is not None:
+                self.tallies.tallies[machine] = ShiftTally.from_bytes(self.store.get_state(summary_key(machine)))
+
+    def _report(self, plan: topology.Plan, old_hb: Heartbeat | None) -> dict[str, Any]:
+        dev, snk = plan.devices, plan.sinks
+        hb_old = [old_hb.cfg.sink] if plan.heartbeat and old_hb is not None else []
+        hb_new = [self.heartbeat.cfg.sink] if plan.heartbeat and self.heartbeat is not None else []
+        out = {"restarted": {"devices": list(dev.changed), "sinks": list(snk.changed),
+                             "heartbeat": hb_new if hb_old and hb_new else []},
+               "started": {"devices": dev.added, "sinks": snk.added, "heartbeat": [] if hb_old else hb_new},
+               "stopped": {"devices": dev.removed, "sinks": snk.removed, "heartbeat": [] if hb_new else hb_old},
+               "unchanged": len(dev.unchanged) + len(snk.unchanged),
+               "restart_required": plan.restart_required}
+        why = {"devices": dev.changed, "sinks": snk.changed}
+        for action in ("restarted", "started", "stopped"):
+            for kind, names in out[action].items():
+                for n in names:
+                    changed = why.get(kind, {}).get(n) if action == "restarted" else None
+                    log.info("event=config_%s %s=%s%s", action, kind.rstrip("s"), n,
+                             f" changed={changed}" if changed else "")
+        for reason in plan.restart_required:
+            log.warning("event=config_restart_required reason=%r", reason)
+        log.info("event=config_applied source=%s restarted=%d started=%d stopped=%d unchanged=%d "
+                 "restart_required=%d", plan.config.source,
+                 *(sum(len(v) for v in out[a].values()) for a in ("restarted", "started", "stopped")),
+                 out["unchanged"], len(plan.restart_required))
+        return out
+
+    # -- figures -----------------------------------------------------------------------
+
     def status(self) -> dict[str, Any]:
-        """A snapshot for progress lines, the demo summary and (later) the heartbeat."""
+        """A snapshot for progress lines, the demo summary, the heartbeat and the web UI."""
+        sinks, drivers = self.sinks, self.drivers
         return {
             "uptime": round(time.time() - self.started, 1),
             "read": self.intake.samples,
@@ -202,6 +377,6 @@ class Supervisor:
             "stored": self.intake.stored,
             "refused": self.intake.refused,
             "sinks": {n: dict(s.stats.as_dict(), backlog=self.store.backlog(n))
-                      for n, s in self.sinks.items()},
-            "devices": {n: d.health.as_dict() for n, d in self.drivers.items()},
+                      for n, s in sinks.items()},
+            "devices": {n: d.health.as_dict() for n, d in drivers.items()},
         }

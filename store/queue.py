@@ -126,6 +126,18 @@ class Store(DeadLetters, Inspection):
             with self.env.begin(write=True) as txn:
                 txn.put(b"schema", SCHEMA_VERSION, db=self._db["meta"], overwrite=False)
 
+    def route(self, sinks: Mapping[str, Iterable[str]]) -> None:
+        """Replace the routing table while the store is open (a sink added or removed live).
+
+        The same as reopening the store with these `sinks`: a sink new to the
+        table reads from its stored cursor (0 if it never had one: every event
+        still held), a sink left out keeps its cursor and dead letters on disk
+        but no longer holds events back. Takes effect from the next call.
+        """
+        routes = {name: frozenset(classes) for name, classes in sinks.items()}
+        with self._lock:
+            self.sinks = routes
+
     def _begin(self, write: bool = False) -> lmdb.Transaction:
         try:
             return self.env.begin(write=write)

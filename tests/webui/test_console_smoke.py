@@ -27,6 +27,7 @@ def test_setup_login_devices_and_a_live_change(gateway: Gateway) -> None:
     assert bad.status_code == 422
     assert any("devices.cnc01.port" in p for p in bad.json()["problems"]), bad.json()
     history = c.api("GET", "/config/history").json()["history"]
-    assert [h["what"] for h in history][:2] == ["devices.cnc01 changed", "as found"]
+    assert [(h["who"], h["what"]) for h in history][-2:] == [
+        ("admin", "devices.cnc01 changed"), ("as found", "the file before the first change from the console")]
     metrics = c.http.get("/metrics").text
     assert 'linebridge_queue_depth{sink="odoo"}' in metrics
