@@ -144,7 +144,7 @@ class Supervisor:
         if isinstance(cfg, MqttSinkConfig):
             link = MqttLink(cfg)
             return MqttSink(cfg, self.store, asyncio.Event(), link), link
-        return OdooSink(cfg, self.store, asyncio.Event()), None
+        return OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines), None
 
     def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
         hb = config.heartbeat

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
@@ -47,9 +47,12 @@ class OdooSink:
     """One Odoo destination fed from its own cursor in the store."""
 
     def __init__(self, cfg: OdooSinkConfig, store: Store, wake: asyncio.Event | None = None,
-                 client: Any | None = None, clock: Callable[[], float] = time.time) -> None:
+                 client: Any | None = None, clock: Callable[[], float] = time.time,
+                 machines: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.name
+        #: the machine mapping as configured now (a replayed dead letter is delivered with it)
+        self.machines = machines or (lambda: {})
         self.store = store
         self.wake = wake or asyncio.Event()
         self.raw_client = client or LazyClient(cfg.url, cfg.database, cfg.login, cfg.api_key, cfg.timeout,
@@ -111,6 +114,30 @@ class OdooSink:
             await self.raw_client.close()
             self.stats.state = "stopped"
 
+    def _remap(self, stored: Stored) -> Stored:
+        """A replayed event with its machine's mapping as configured now.
+
+        The mapping is copied into the event at intake; when that mapping was
+        wrong (an unknown work center, an unmapped machine), the dead letter is
+        fixed by correcting the mapping and replaying it, so a replay looks the
+        mapping up again. The stored event and its signature stay as they were.
+        """
+        ctx = stored.event.get("context") or {}
+        mapping = self.machines().get(ctx.get("machine") or "")
+        if mapping is None:
+            return stored
+        new = dict(ctx)
+        for key in ("work_center", "equipment", "product"):
+            value = getattr(mapping, key, None)
+            if value:
+                new[key] = value
+        if new == ctx:
+            return stored
+        log.info("event=replay_remapped sink=%s seq=%d event_id=%s machine=%s work_center=%s->%s", self.name,
+                 stored.seq, stored.event["id"], ctx.get("machine"), ctx.get("work_center"),
+                 new.get("work_center"))
+        return Stored(stored.seq, dict(stored.event, context=new), stored.cls)
+
     async def deliver(self, batch: list[Stored]) -> None:
         """Deliver one batch; returns after the store acknowledged it (or raises to retry).
 
@@ -118,6 +145,7 @@ class OdooSink:
         or pausing error anywhere aborts the pass before anything is
         acknowledged, and the next pass repeats it (every poster is idempotent).
         """
+        batch = [self._remap(s) if s.cls == "replay" else s for s in batch]
         triage = await self.pending.triage(batch)
         out = Outcome()
         for stored, reason in triage.expired:
