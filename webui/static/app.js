@@ -3,6 +3,7 @@
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const ROLE = document.querySelector('meta[name="role"]').content;
+const USER = (document.querySelector('meta[name="user"]') || {}).content;
 
 
 async function api(method, path, body) {
@@ -35,9 +36,32 @@ function flash(text, kind = "ok", problems = []) {
 }
 
 function fail(e) { flash(e.message, "error", e.problems || []); }
-function when(ts) { return ts ? new Date(ts * 1000).toLocaleString() : "—"; }
-function age(ts) { if (!ts) return "never"; const s = Math.round(Date.now() / 1000 - ts); return s < 90 ? s + " s ago" : Math.round(s / 60) + " min ago"; }
-function fill(tbody, rows) { tbody.replaceChildren(...rows); }
+function pad(n) { return String(n).padStart(2, "0"); }
+/* local time as the plant reads it: 2026-11-28 14:03:27 */
+function when(ts) {
+  if (!ts) return "—";
+  const d = new Date(ts * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+function duration(s) {
+  s = Math.max(0, Math.round(s));
+  if (s < 90) return s + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  if (s < 172800) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+function size(bytes) {
+  if (bytes == null) return "—";
+  const units = ["bytes", "KiB", "MiB", "GiB"]; let i = 0;
+  while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+  return (i ? bytes.toFixed(bytes < 10 ? 1 : 0) : bytes) + " " + units[i];
+}
+function age(ts) { return ts ? duration(Date.now() / 1000 - ts) + " ago" : "never"; }
+/* a table body's rows, or one row saying there is nothing (so an empty table does not look broken) */
+function fill(tbody, rows, empty) {
+  const cols = tbody.closest("table").querySelectorAll("thead th").length || 1;
+  tbody.replaceChildren(...(rows.length || !empty ? rows : [el("tr", {}, el("td", { class: "empty", colspan: cols }, empty))]));
+}
 function stateClass(s) { return ["idle", "running", "connected", "ok"].includes(s) ? "state-ok" : ["paused", "stopped", "error"].includes(s) ? "state-bad" : "state-warn"; }
 function canChange() { return ROLE !== "viewer"; }
 function applied(r) {
@@ -56,7 +80,7 @@ async function overview() {
   const devices = Object.entries(st.devices || {});
   const card = (label, value, cls, id) => el("div", { class: "card", id }, el("div", { class: "label" }, label), el("div", { class: "value " + (cls || "") }, value));
   document.getElementById("cards").replaceChildren(
-    card("Uptime", Math.round(st.uptime) + " s"),
+    card("Uptime", duration(st.uptime)),
     card("Devices connected", `${devices.filter(([, d]) => d.connected).length} / ${devices.length}`, "", "card-devices"),
     card("Events stored", st.stored, "", "card-stored"),
     card("Backlog", backlog, backlog ? "state-warn" : "state-ok", "card-backlog"),
@@ -65,10 +89,10 @@ async function overview() {
   fill(document.querySelector("#devices-table tbody"), devices.map(([n, d]) => el("tr", {},
     el("td", {}, n), el("td", { class: d.connected ? "state-ok" : "state-bad" }, d.connected ? "connected" : "disconnected"),
     el("td", {}, d.reads), el("td", {}, d.errors), el("td", {}, d.poll_latency_ms == null ? "—" : d.poll_latency_ms.toFixed(1) + " ms"),
-    el("td", {}, d.last_error || ""))));
+    el("td", { class: "error" }, d.last_error || ""))), "No devices yet: add one on the Devices page.");
   fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
     el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state) }, s.state), el("td", {}, s.backlog),
-    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", {}, s.last_error || ""))));
+    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, s.last_error || ""))), "No connections configured.");
   const hb = st.heartbeat;
   document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
 }
@@ -89,8 +113,9 @@ async function devices() {
       el("h2", {}, d.name, el("span", { class: "hint" }, d.type + (d.machine ? " · machine " + d.machine : "")),
         el("span", { class: h.connected ? "state-ok" : "state-bad" }, h.connected ? "connected" : "not connected")),
       h.last_error ? el("p", { class: "error" }, h.last_error) : "",
-      el("div", { class: "values" }, d.values.map(v => el("span", { class: "v", "data-tag": v.tag },
-        v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value)))),
+      el("div", { class: "values" }, d.values.map(v => el("span", { class: "v", "data-tag": v.tag, title: `${v.quality}, read ${when(v.ts)}` + (v.error ? ": " + v.error : "") },
+        v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value))),
+        d.values.length ? el("span", { class: "hint age" }, "read " + age(Math.max(...d.values.map(v => v.ts || 0)))) : el("span", { class: "hint" }, "no reading yet")),
       el("div", { class: "changes actions" },
         el("button", { type: "button", class: "secondary", onclick: () => openDevice(d) }, "Edit"),
         el("button", { type: "button", class: "danger", onclick: () => deleteDevice(d.name) }, "Delete")));
@@ -181,6 +206,7 @@ async function testRead() {
     const name = document.getElementById("dev-name").value.trim() || "new";
     const r = await api("POST", "/devices/" + encodeURIComponent(name) + "/test-read", { section: deviceSection() });
     box.replaceChildren(r.error ? el("p", { class: "error" }, r.error) : el("table", { class: "grid", id: "test-values" },
+      el("caption", {}, `Test read: ${r.samples.length} tag(s) in ${r.ms} ms (nothing saved yet)`),
       el("tr", {}, el("th", {}, "Tag"), el("th", {}, "Value"), el("th", {}, "Quality"), el("th", {}, "Error")),
       r.samples.map(s => el("tr", {}, el("td", {}, s.tag), el("td", {}, s.value), el("td", { class: "q-" + s.quality }, s.quality), el("td", {}, s.error || "")))));
   } catch (e) { box.replaceChildren(); showProblems(e); }
@@ -231,25 +257,28 @@ async function mappings() {
   const del = (what, name) => el("button", { type: "button", class: "link changes", onclick: async () => {
     if (!confirm(`Delete ${name}?`)) return;
     try { flash(applied(await api("DELETE", `/${what}/${encodeURIComponent(name)}?version=${cfgVersion}`))); await mappings(); } catch (e) { fail(e); } } }, "delete");
-  fill(document.querySelector("#machines-table tbody"), m.machines.map(x => el("tr", {}, el("td", {}, x.name),
+  fill(document.querySelector("#machines-table tbody"), m.machines.map(x => el("tr", { "data-machine": x.name }, el("td", {}, x.name),
     el("td", {}, x.section.work_center || ""), el("td", {}, x.section.equipment || ""), el("td", {}, x.section.product || ""),
     el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
       document.getElementById("m-name").value = x.name; document.getElementById("m-wc").value = x.section.work_center || "";
-      document.getElementById("m-eq").value = x.section.equipment || ""; document.getElementById("m-product").value = x.section.product || ""; } }, "edit"), " ", del("machines", x.name)))));
+      document.getElementById("m-eq").value = x.section.equipment || ""; document.getElementById("m-product").value = x.section.product || ""; document.getElementById("m-wc").focus(); } }, "edit"), " ", del("machines", x.name)))),
+    "No machine mapped yet.");
   fill(document.querySelector("#rules-table tbody"), r.rules.map(x => {
     const { type, device, tag, ...rest } = x.section;
     return el("tr", {}, el("td", {}, x.name), el("td", {}, type), el("td", {}, device), el("td", {}, tag || ""),
-      el("td", {}, el("code", {}, JSON.stringify(rest))), el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
+      el("td", {}, el("code", {}, Object.entries(rest).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", "))), el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
         document.getElementById("r-name").value = x.name; document.getElementById("r-json").value = JSON.stringify(x.section, null, 2);
-        document.querySelector("#rule-form").closest("details").open = true; } }, "edit"), " ", del("rules", x.name)));
-  }));
-  document.getElementById("shifts").textContent = s.shifts ? JSON.stringify(s.shifts, null, 2) : "no shift calendar";
+        document.querySelector("#rule-form").closest("details").open = true; document.getElementById("r-json").focus(); } }, "edit"), " ", del("rules", x.name)));
+  }), "No rules yet: without a rule a device's readings make no events.");
+  const shiftBox = document.getElementById("shifts");
+  shiftBox.textContent = s.shifts ? JSON.stringify(s.shifts, null, 2) : "No shift calendar: events carry no shift and there are no per-shift summaries.";
+  shiftBox.className = s.shifts ? "code" : "hint";
   document.getElementById("shifts-json").value = JSON.stringify(s.shifts || { timezone: "Europe/Berlin", shifts: [] }, null, 2);
 }
 
 async function saveSection(what, name, section) {
-  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion }))); await mappings(); }
-  catch (e) { fail(e); }
+  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion }))); await mappings(); return true; }
+  catch (e) { fail(e); return false; }
 }
 
 function mappingsPage() {
@@ -257,7 +286,7 @@ function mappingsPage() {
     ev.preventDefault();
     const s = {};
     for (const [id, key] of [["m-wc", "work_center"], ["m-eq", "equipment"], ["m-product", "product"]]) { const v = document.getElementById(id).value.trim(); if (v) s[key] = v; }
-    saveSection("machines", document.getElementById("m-name").value.trim(), s);
+    saveSection("machines", document.getElementById("m-name").value.trim(), s).then(ok => { if (ok) ev.target.reset(); });
   });
   document.getElementById("rule-form").addEventListener("submit", ev => {
     ev.preventDefault();
@@ -271,25 +300,57 @@ function mappingsPage() {
 }
 
 /* ---------- connections ---------- */
+/* the keys a person looks for first, in this order; the others follow alphabetically */
+const CONNECTION_KEYS = ["url", "database", "login", "api_key", "api_key_env", "api_key_file", "username", "password",
+  "password_env", "password_file", "client_id", "topic_prefix", "protocol", "timeout"];
+const WIDE_KEYS = ["url", "topic_prefix", "ca_file", "certfile", "keyfile", "api_key_file", "password_file"];
+
+function connectionFields(section) {
+  const rank = k => { const i = CONNECTION_KEYS.indexOf(k); return i < 0 ? CONNECTION_KEYS.length : i; };
+  return Object.entries(section).filter(([k, v]) => k !== "type" && (typeof v !== "object" || v === null))
+    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+function showFindings(box, findings) {
+  const count = level => findings.filter(f => f.level === level).length;
+  const blockers = count("blocker"), warnings = findings.length - blockers - count("ok");
+  const order = { blocker: 0, warning: 1, ok: 2 };
+  const sorted = findings.slice().sort((a, b) => (order[a.level] ?? 1) - (order[b.level] ?? 1));
+  box.replaceChildren(
+    el("p", { class: "findings-summary " + (blockers ? "error" : warnings ? "state-warn" : "ok") },
+      blockers ? `${blockers} blocker(s): delivery cannot work until they are fixed` : `All ${count("ok")} checks passed` + (warnings ? `, ${warnings} warning(s)` : "")),
+    el("ul", { class: "findings" }, sorted.map(f => el("li", { class: f.level === "ok" ? "ok" : f.level === "blocker" ? "error" : "state-warn" },
+      el("span", { class: "level" }, f.level.toUpperCase()), " " + f.text))));
+}
+
 async function connections() {
   const data = await api("GET", "/connections");
   cfgVersion = data.version;
-  document.getElementById("connection-list").replaceChildren(...data.connections.map(c => {
+  const list = document.getElementById("connection-list");
+  if (!data.connections.length) { list.replaceChildren(el("p", { class: "hint" }, "No connections configured.")); return; }
+  list.replaceChildren(...data.connections.map(c => {
     const st = c.status || {};
-    const fields = Object.entries(c.section).filter(([, v]) => typeof v !== "object");
-    const inputs = fields.map(([k, v]) => el("label", {}, k, el("input", { name: k, id: `c-${c.name}-${k}`, value: v, "data-kind": typeof v, type: v === "********" ? "password" : "text" })));
-    const findings = el("ul", { class: "findings", id: `findings-${c.name}` });
-    const form = el("form", { class: "stack", onsubmit: async ev => {
-      ev.preventDefault();
+    const inputs = connectionFields(c.section).map(([k, v]) => el("label", { class: WIDE_KEYS.includes(k) ? "wide" : undefined }, k,
+      el("input", { name: k, id: `c-${c.name}-${k}`, value: v, "data-kind": typeof v, type: v === "********" ? "password" : "text",
+                    autocomplete: "off", spellcheck: "false" })));
+    const nested = Object.entries(c.section).filter(([, v]) => v !== null && typeof v === "object");
+    const findings = el("div", { id: `findings-${c.name}`, role: "status" });
+    /* the section as the form has it (a secret left as ******** keeps the stored one) */
+    const formSection = () => {
       const section = JSON.parse(JSON.stringify(c.section));
       for (const inp of form.querySelectorAll("input[name]")) section[inp.name] = inp.dataset.kind === "number" ? Number(inp.value) : inp.dataset.kind === "boolean" ? inp.value === "true" : inp.value;
-      try { flash(applied(await api("PUT", "/connections/" + encodeURIComponent(c.name), { section, version: cfgVersion }))); await connections(); } catch (e) { fail(e); }
-    } }, el("div", { class: "row" }, inputs), el("div", { class: "actions changes" }, el("button", { type: "submit", id: `save-${c.name}` }, "Save"),
+      return section;
+    };
+    const form = el("form", { class: "stack", onsubmit: async ev => {
+      ev.preventDefault();
+      try { flash(applied(await api("PUT", "/connections/" + encodeURIComponent(c.name), { section: formSection(), version: cfgVersion }))); await connections(); } catch (e) { fail(e); }
+    } }, el("div", { class: "row" }, inputs),
+      nested.length ? el("p", { class: "hint" }, "Also set in the file and kept as they are: ", nested.map(([k]) => el("code", {}, k + " ")), "(see the configuration reference).") : "",
+      el("div", { class: "actions changes" }, el("button", { type: "submit", id: `save-${c.name}` }, "Save"),
       el("button", { type: "button", class: "secondary", id: `test-${c.name}`, onclick: async () => {
-        findings.replaceChildren(el("li", { class: "hint" }, "Testing…"));
-        try { const r = await api("POST", `/connections/${encodeURIComponent(c.name)}/test`, {});
-          findings.replaceChildren(...r.findings.map(f => el("li", { class: f.level === "ok" ? "ok" : f.level === "blocker" ? "error" : "state-warn" }, f.level.toUpperCase() + " " + f.text)));
-        } catch (e) { findings.replaceChildren(el("li", { class: "error" }, e.message)); } } }, "Test connection")));
+        findings.replaceChildren(el("p", { class: "hint" }, "Testing…"));
+        try { const r = await api("POST", `/connections/${encodeURIComponent(c.name)}/test`, { section: formSection() }); showFindings(findings, r.findings); }
+        catch (e) { findings.replaceChildren(el("p", { class: "error" }, e.message), el("ul", {}, (e.problems || []).map(p => el("li", { class: "error" }, p)))); } } }, "Test connection")));
     return el("div", { class: "connection", id: "connection-" + c.name }, el("h2", {}, c.name, el("span", { class: "hint" }, c.section.type),
       el("span", { class: stateClass(st.state) }, st.state || "—"), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
       st.last_error ? el("p", { class: "error" }, st.last_error) : "", form, findings);
@@ -300,21 +361,22 @@ async function connections() {
 async function queue() {
   const [q, d, j] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20")]);
   fill(document.querySelector("#queue-table tbody"), Object.entries(q.sinks).map(([n, s]) => el("tr", {}, el("td", {}, n),
-    el("td", {}, (s.classes || []).join(", ")), el("td", {}, s.backlog ?? "—"), el("td", {}, s.lag_seq), el("td", {}, s.dead_letters))));
+    el("td", {}, (s.classes || []).join(", ")), el("td", {}, s.backlog ?? "—"), el("td", {}, s.lag_seq), el("td", {}, s.dead_letters))), "No sinks.");
   const b = q.classes.business, t = q.classes.telemetry;
-  document.getElementById("store-summary").textContent = `business: ${b.events} events, ${b.bytes} bytes; telemetry: ${t.events} events (${t.evicted} evicted); map ${Math.round(q.map_used / 1048576)} of ${Math.round(q.map_size / 1048576)} MiB`;
+  document.getElementById("store-summary").textContent = `Stored: business ${b.events} event(s), ${size(b.bytes)}; telemetry ${t.events} event(s) (${t.evicted} evicted). Store file: ${size(q.map_used)} used of ${size(q.map_size)}.`;
   const selected = new Set([...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value));
   fill(document.querySelector("#dlq-table tbody"), d.dead_letters.map(l => {
     const key = `${l.sink}/${l.seq}`;
     return el("tr", { class: "dead-letter", "data-key": key }, el("td", {}, el("input", { type: "checkbox", class: "dlq-pick changes", value: key, checked: selected.has(key), "aria-label": "select " + key })),
       el("td", {}, l.sink), el("td", {}, l.seq), el("td", {}, l.event.kind), el("td", {}, l.event.machine || (l.event.context || {}).machine || ""),
       el("td", { class: "error" }, l.error + (l.replayed ? " (replay on its way)" : "")), el("td", {}, l.attempts), el("td", {}, when(l.last_failure)),
-      el("td", {}, el("button", { type: "button", class: "link", onclick: () => { const p = document.getElementById("letter"); p.hidden = false; p.textContent = JSON.stringify(l, null, 2); } }, "inspect")));
-  }));
+      el("td", {}, el("button", { type: "button", class: "link", onclick: () => { const p = document.getElementById("letter"); p.hidden = false; p.textContent = JSON.stringify(l, null, 2); p.scrollIntoView({ block: "nearest" }); } }, "inspect")));
+  }), "No dead letters.");
+  for (const id of ["replay-all", "replay-selected", "discard-selected"]) document.getElementById(id).disabled = !d.dead_letters.length;
   document.getElementById("journal-verdict").textContent = j.verify.detail;
   document.getElementById("journal-verdict").className = j.verify.ok ? "ok" : "error";
-  fill(document.querySelector("#journal-table tbody"), j.entries.map(e => el("tr", {}, el("td", {}, e.n ?? e.seq ?? ""), el("td", {}, e.op || "deliver"),
-    el("td", {}, e.sink), el("td", {}, when(e.ts)), el("td", {}, (e.items || []).length))));
+  fill(document.querySelector("#journal-table tbody"), j.entries.slice().reverse().map(e => el("tr", {}, el("td", {}, e.n ?? e.seq ?? ""), el("td", {}, e.op || "deliver"),
+    el("td", {}, e.sink), el("td", {}, e.by || ""), el("td", {}, when(e.ts)), el("td", {}, (e.items || []).length))), "Nothing delivered yet.");
 }
 
 async function dlqAction(op, picks) {
@@ -340,12 +402,23 @@ function queuePage() {
 /* ---------- history, logs, users ---------- */
 async function history() {
   const h = await api("GET", "/config/history");
-  fill(document.querySelector("#history-table tbody"), h.history.map(e => el("tr", {}, el("td", {}, "#" + e.id), el("td", {}, when(e.when)),
+  fill(document.querySelector("#history-table tbody"), h.history.map(e => el("tr", { "data-entry": e.id }, el("td", {}, "#" + e.id), el("td", {}, when(e.when)),
     el("td", {}, e.who), el("td", {}, e.what), el("td", {},
-      el("button", { type: "button", class: "link", onclick: async () => { const d = await api("GET", "/config/history/" + e.id); const p = document.getElementById("diff"); p.hidden = false; p.textContent = d.diff || "(no difference)"; } }, "diff"), " ",
+      el("button", { type: "button", class: "link", onclick: () => showDiff(e).catch(fail) }, "diff"), " ",
       el("button", { type: "button", class: "link changes", onclick: async () => {
         if (!confirm(`Roll the configuration back to #${e.id}?`)) return;
-        try { flash(applied(await api("POST", `/config/history/${e.id}/rollback`))); await history(); } catch (err) { fail(err); } } }, "roll back")))));
+        try { flash(applied(await api("POST", `/config/history/${e.id}/rollback`))); await history(); } catch (err) { fail(err); } } }, "roll back")))),
+    "No changes yet: the first change made here records the file as found, then the change.");
+}
+
+async function showDiff(e) {
+  const d = await api("GET", "/config/history/" + e.id);
+  document.getElementById("diff-title").textContent = `What #${e.id} changed (${e.what}, by ${e.who}, ${when(e.when)})`;
+  const lines = (d.diff || "(no difference)").split("\n");
+  document.getElementById("diff").replaceChildren(...lines.map(line => el("span", {
+    class: line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : line.startsWith("@@") ? "at" : undefined }, line + "\n")));
+  document.getElementById("diff-box").hidden = false;
+  for (const tr of document.querySelectorAll("#history-table tbody tr")) tr.classList.toggle("selected", tr.dataset.entry === String(e.id));
 }
 
 let logAfter = 0;
@@ -360,9 +433,9 @@ async function logs(reset) {
 async function users() {
   const r = await api("GET", "/users");
   fill(document.querySelector("#users-table tbody"), r.users.map(u => el("tr", {}, el("td", {}, u.name), el("td", {}, u.role), el("td", {}, when(u.created)), el("td", {}, u.created_by),
-    el("td", {}, el("button", { type: "button", class: "link admin-only", onclick: async () => {
+    el("td", {}, u.name === USER ? el("span", { class: "hint" }, "you") : el("button", { type: "button", class: "link admin-only", onclick: async () => {
       if (!confirm(`Remove ${u.name}?`)) return;
-      try { await api("DELETE", "/users/" + encodeURIComponent(u.name)); flash("Removed " + u.name); await users(); } catch (e) { fail(e); } } }, "remove")))));
+      try { await api("DELETE", "/users/" + encodeURIComponent(u.name)); flash("Removed " + u.name); await users(); } catch (e) { fail(e); } } }, "remove")))), "No users.");
 }
 
 function usersPage() {
