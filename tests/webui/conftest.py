@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -46,19 +46,22 @@ def demo_config(plant_port: int, odoo_url: str, webui_port: int) -> str:
     return text + f'\n[webui]\nlisten = "127.0.0.1"\nport = {webui_port}\nlogin_attempts = 5\n'
 
 
-def start_gateway(tmp: Path, config_text: str | None = None) -> Iterator[Gateway]:
+def start_gateway(tmp: Path, config: Callable[[int, str, int], str] | None = None) -> Iterator[Gateway]:
+    """Run the peers and the gateway; `config(plant_port, odoo_url, webui_port)` makes its configuration
+    (default: the demo's)."""
     odoo = OdooSandbox(host="127.0.0.1", port=0)
     odoo.start()
     plant_port, ui_port = free_port(), free_port()
     plant = linebridge(["sandbox", "plant", "--port", str(plant_port)], tmp / "plant.log")
-    config = tmp / "linebridge.toml"
-    config.write_text(config_text or demo_config(plant_port, odoo.url, ui_port), encoding="utf-8")
-    gw = Gateway(f"https://127.0.0.1:{ui_port}", ui_port, tmp / "state", config, tmp / "gateway.log", odoo,
+    path = tmp / "linebridge.toml"
+    path.write_text((config or demo_config)(plant_port, odoo.url, ui_port), encoding="utf-8")
+    gw = Gateway(f"https://127.0.0.1:{ui_port}", ui_port, tmp / "state", path, tmp / "gateway.log", odoo,
                  plant_port)
-    proc = linebridge(["run", "--config", str(config), "--state-dir", str(gw.state_dir)], gw.log_path)
+    proc = linebridge(["run", "--config", str(path), "--state-dir", str(gw.state_dir)], gw.log_path)
     try:
         wait_for(lambda: port_open(plant_port), 20, "the sandbox plant")
         wait_for(lambda: proc.poll() is None and port_open(ui_port), 30, f"the console on {ui_port}")
+        wait_for(lambda: (gw.state_dir / "webui").exists(), 10, "the console's state")
         yield gw
     finally:
         code = stop(proc)

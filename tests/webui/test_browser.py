@@ -33,9 +33,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from gateway.sandbox.odoo import OdooSandbox
-from tests.helpers import free_port, linebridge, port_open, stop, wait_for
-from tests.webui.conftest import Gateway
+from tests.helpers import wait_for
+from tests.webui.conftest import Gateway, start_gateway
 
 PASSWORD = "a long panel password"
 CHROMIUM = "/usr/bin/chromium"
@@ -101,26 +100,8 @@ TAGS = [("parts", "holding", 0, "uint32"), ("scrap", "holding", 2, "uint32"), ("
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The Odoo sandbox, the sandbox plant and `linebridge run` with CONFIG (no device, no rule)."""
-    tmp = tmp_path_factory.mktemp("browser")
-    odoo = OdooSandbox(host="127.0.0.1", port=0)
-    odoo.start()
-    plant_port, ui_port = free_port(), free_port()
-    plant = linebridge(["sandbox", "plant", "--port", str(plant_port)], tmp / "plant.log")
-    config = tmp / "linebridge.toml"
-    config.write_text(CONFIG.substitute(odoo_url=odoo.url, ui_port=ui_port), encoding="utf-8")
-    g = Gateway(f"https://127.0.0.1:{ui_port}", ui_port, tmp / "state", config, tmp / "gateway.log", odoo,
-                plant_port)
-    proc = linebridge(["run", "--config", str(config), "--state-dir", str(g.state_dir)], g.log_path)
-    try:
-        wait_for(lambda: port_open(plant_port), 20, "the sandbox plant")
-        wait_for(lambda: proc.poll() is None and port_open(ui_port), 30, f"the console on {ui_port}")
-        wait_for(lambda: (g.state_dir / "webui" / "setup-code").exists(), 10, "the setup code")
-        yield g
-    finally:
-        code = stop(proc)
-        stop(plant)
-        odoo.stop()
-        assert code == 0, f"the gateway exited with {code}:\n{g.log()[-3000:]}"
+    yield from start_gateway(tmp_path_factory.mktemp("browser"),
+                             lambda _plant, odoo_url, ui_port: CONFIG.substitute(odoo_url=odoo_url, ui_port=ui_port))
 
 
 @pytest.fixture(scope="module")

@@ -26,75 +26,83 @@ from store.queue import Stored
 log = logging.getLogger("linebridge.sinks.odoo")
 
 
-class WorkorderStartPoster:
+class _WorkorderPoster:
+    """Resolves each event's open work order and reads its state; subclasses say what to do with it."""
+
+    kinds: tuple[str, ...] = ()
+    method = ""
+    done = ""
+
+    def __init__(self, client: Any, masterdata: MasterData, sink: str) -> None:
+        self.client = client
+        self.md = masterdata
+        self.sink = sink
+
+    async def post(self, items: list[Stored], out: Outcome) -> None:
+        for stored in items:
+            ev = stored.event
+            ctx = ev.get("context") or {}
+            try:
+                if not ctx.get("work_center"):
+                    raise PermanentDeliveryError(f"machine {ctx.get('machine')!r} is not mapped to a work center")
+                wo = await self._order(ev, ctx["work_center"], out)
+                if wo is None:
+                    continue
+                rows = await self.client.execute_kw("mrp.workorder", "read", [[wo.id]], {"fields": ["state"]})
+                if not rows:
+                    raise PermanentDeliveryError(f"work order {wo.id} no longer exists in Odoo")
+                state = rows[0].get("state")
+                skip = self.skip(state)
+                if skip:
+                    out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} {skip}"
+                    continue
+                await self.client.execute_kw("mrp.workorder", self.method, [[wo.id]])
+            except PermanentDeliveryError as exc:
+                out.fail(stored, str(exc))
+                continue
+            self.after()
+            out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} {self.done}"
+            log.info("event=delivered sink=%s event_id=%s model=mrp.workorder id=%d method=%s "
+                     "workorder=%s production=%s machine=%s from_state=%s", self.sink, ev["id"], wo.id,
+                     self.method, wo.name, wo.production, ctx.get("machine"), state)
+
+    async def _order(self, ev: dict[str, Any], work_center: str, out: Outcome) -> Any:
+        return await self.md.open_workorder(work_center)
+
+    def skip(self, state: str | None) -> str | None:
+        """Why this order is left alone in `state` (None: call the method)."""
+        raise NotImplementedError
+
+    def after(self) -> None:
+        """What changes once the method was called."""
+
+
+class WorkorderStartPoster(_WorkorderPoster):
     kinds = ("workorder_start",)
+    method = "button_start"
+    done = "started"
 
-    def __init__(self, client: Any, masterdata: MasterData, sink: str) -> None:
-        self.client = client
-        self.md = masterdata
-        self.sink = sink
-
-    async def post(self, items: list[Stored], out: Outcome) -> None:
-        for stored in items:
-            ev = stored.event
-            ctx = ev.get("context") or {}
-            try:
-                if not ctx.get("work_center"):
-                    raise PermanentDeliveryError(f"machine {ctx.get('machine')!r} is not mapped to a work center")
-                wo = await self.md.open_workorder(ctx["work_center"])
-                rows = await self.client.execute_kw("mrp.workorder", "read", [[wo.id]], {"fields": ["state"]})
-                if not rows:
-                    raise PermanentDeliveryError(f"work order {wo.id} no longer exists in Odoo")
-                state = rows[0].get("state")
-                if state in ("progress", "done", "cancel"):
-                    out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} already {state}"
-                    continue
-                await self.client.execute_kw("mrp.workorder", "button_start", [[wo.id]])
-            except PermanentDeliveryError as exc:
-                out.fail(stored, str(exc))
-                continue
-            out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} started"
-            log.info("event=delivered sink=%s event_id=%s model=mrp.workorder id=%d method=button_start "
-                     "workorder=%s production=%s machine=%s from_state=%s", self.sink, ev["id"], wo.id, wo.name,
-                     wo.production, ctx.get("machine"), state)
+    def skip(self, state: str | None) -> str | None:
+        return f"already {state}" if state in ("progress", "done", "cancel") else None
 
 
-class WorkorderFinishPoster:
+class WorkorderFinishPoster(_WorkorderPoster):
     kinds = ("workorder_finish",)
+    method = "button_finish"
+    done = "finished"
 
-    def __init__(self, client: Any, masterdata: MasterData, sink: str) -> None:
-        self.client = client
-        self.md = masterdata
-        self.sink = sink
+    async def _order(self, ev: dict[str, Any], work_center: str, out: Outcome) -> Any:
+        try:
+            return await self.md.open_workorder(work_center)
+        except NoOpenWorkorder:
+            out.receipts[ev["id"]] = f"no open work order on {work_center}: nothing to finish"
+            log.warning("event=workorder_finish_nothing_open sink=%s event_id=%s work_center=%s",
+                        self.sink, ev["id"], work_center)
+            return None
 
-    async def post(self, items: list[Stored], out: Outcome) -> None:
-        for stored in items:
-            ev = stored.event
-            ctx = ev.get("context") or {}
-            try:
-                if not ctx.get("work_center"):
-                    raise PermanentDeliveryError(f"machine {ctx.get('machine')!r} is not mapped to a work center")
-                try:
-                    wo = await self.md.open_workorder(ctx["work_center"])
-                except NoOpenWorkorder:
-                    out.receipts[ev["id"]] = f"no open work order on {ctx['work_center']}: nothing to finish"
-                    log.warning("event=workorder_finish_nothing_open sink=%s event_id=%s work_center=%s",
-                                self.sink, ev["id"], ctx["work_center"])
-                    continue
-                rows = await self.client.execute_kw("mrp.workorder", "read", [[wo.id]], {"fields": ["state"]})
-                if not rows:
-                    raise PermanentDeliveryError(f"work order {wo.id} no longer exists in Odoo")
-                state = rows[0].get("state")
-                if state != "progress":
-                    # only a started order is finished: a repeated signal must not end the next order
-                    out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} is {state}, not in progress: nothing to finish"
-                    continue
-                await self.client.execute_kw("mrp.workorder", "button_finish", [[wo.id]])
-            except PermanentDeliveryError as exc:
-                out.fail(stored, str(exc))
-                continue
-            self.md.forget()  # the next count belongs to the next open order
-            out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} finished"
-            log.info("event=delivered sink=%s event_id=%s model=mrp.workorder id=%d method=button_finish "
-                     "workorder=%s production=%s machine=%s from_state=%s", self.sink, ev["id"], wo.id, wo.name,
-                     wo.production, ctx.get("machine"), state)
+    def skip(self, state: str | None) -> str | None:
+        # only a started order is finished: a repeated signal must not end the next order
+        return None if state == "progress" else f"is {state}, not in progress: nothing to finish"
+
+    def after(self) -> None:
+        self.md.forget()  # the next count belongs to the next open order
