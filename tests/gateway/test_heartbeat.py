@@ -12,20 +12,10 @@ from gateway import config as config_mod
 from gateway.heartbeat import SystemProbe
 from gateway.signing import verify
 from gateway.supervisor import Supervisor
-from tests.drivers.mqtt.broker import MosquittoBroker, Subscriber
+from tests.drivers.mqtt.broker import Subscriber
 from tests.gateway.test_mqtt_sink import make_event, until
 
 STATUS = "linebridge/line-3/gw-hb/status"
-
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    instance = MosquittoBroker(tmp_path / "broker")
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 def _config(port: int) -> config_mod.Config:

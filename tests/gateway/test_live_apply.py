@@ -25,7 +25,8 @@ from gateway.sandbox.odoo import OdooSandbox
 from gateway.sandbox.plant import Plant, run_plant
 from gateway.sinks.odoo import OdooClient
 from gateway.supervisor import Supervisor
-from tests.drivers.mqtt.broker import MosquittoBroker, Subscriber
+from tests.drivers.mqtt.broker import Subscriber
+from tests.gateway.test_mqtt_sink import until
 from tests.gateway.test_mqtt_sink import make_event
 from tests.helpers import free_port
 
@@ -87,16 +88,6 @@ def odoo(tmp_path: Path):
     sb.start()
     yield sb
     sb.stop()
-
-
-@pytest.fixture()
-def broker(tmp_path: Path):
-    instance = MosquittoBroker(tmp_path / "broker")
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @contextlib.asynccontextmanager
@@ -179,16 +170,6 @@ retry_cap = 2.0
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-async def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
 
 async def until_async(condition: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout

@@ -27,16 +27,6 @@ from tests.drivers.mqtt.broker import MosquittoBroker, Subscriber, make_tls_file
 PREFIX = "linebridge/test-site/gw1"
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    instance = MosquittoBroker(tmp_path / "broker")
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
-
-
 def sink_config(port: int, **over: Any) -> MqttSinkConfig:
     values: dict[str, Any] = dict(name="upstream", host="127.0.0.1", port=port, tls=False, topic_prefix=PREFIX,
                                   client_id=f"lb-test-{os.getpid()}-{time.monotonic_ns()}", timeout=3.0,
