@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import LinebridgeError
+from gateway.files import atomic_write
 
 ALG = "Ed25519"
 UNSIGNED_FIELDS = frozenset({"sig", "seq"})
@@ -127,14 +128,7 @@ class DeviceKey:
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)  # atomic: a crash leaves no half-written key
+        atomic_write(path, pem)  # a crash leaves no half-written key
         return cls(private, path)
 
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:

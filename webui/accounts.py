@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
@@ -24,9 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.files import atomic_write
+
 ROLES = ("admin", "technician", "viewer")
 #: what each role may do; a role includes the ones after it
-CAN_CHANGE = {"admin": {"config", "queue", "users"}, "technician": {"config", "queue"}, "viewer": set()}
+CAN_CHANGE = {"admin": {"config", "queue", "users", "system"}, "technician": {"config", "queue"},
+              "viewer": set()}
 
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
@@ -96,13 +98,8 @@ class Accounts:
         return {u["name"]: User(**u) for u in raw.get("users", [])}
 
     def _write(self, users: dict[str, User]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"users": [asdict(u) for u in users.values()]}, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"users": [asdict(u) for u in users.values()]}, indent=1,
+                                           sort_keys=True))
 
     def users(self) -> list[User]:
         with self._lock:
@@ -179,13 +176,13 @@ class Accounts:
             return None
         with self._lock:
             try:
-                return self.code_path.read_text(encoding="utf-8").strip()
+                code = self.code_path.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
+                code = ""
+            if not code:    # none yet (an empty file is no code: a new one, never "")
                 code = "-".join(secrets.token_hex(2).upper() for _ in range(3))
-                fd = os.open(self.code_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(code + "\n")
-                return code
+                atomic_write(self.code_path, code + "\n")
+            return code
 
     def check_setup_code(self, code: str) -> bool:
         expected = self.setup_code()

@@ -18,7 +18,6 @@ import difflib
 import re
 import hashlib
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import tomlkit
 
 from gateway import config as config_mod
 from gateway.errors import ConfigError
+from gateway.files import atomic_write
 
 SECRET_KEYS = {"api_key", "password", "token", "secret", "private_key_password"}
 REDACTED = "********"
@@ -192,7 +192,7 @@ class ConfigFile:
         cfg = self.validate_text(new)
         if not self._entries():
             self._record(old, "as found", "the file before the first change from the console")
-        _atomic_write(self.path, new)
+        atomic_write(self.path, new)
         return cfg, self._record(new, who, what)
 
     # -- history -----------------------------------------------------------
@@ -203,8 +203,8 @@ class ConfigFile:
         ids = self._entries()
         n = (ids[-1] + 1) if ids else 0
         entry = {"id": n, "who": who, "when": round(time.time(), 3), "what": what, "version": version_of(text)}
-        _atomic_write(self.history_dir / f"{n:06d}.toml", text)
-        _atomic_write(self.history_dir / f"{n:06d}.json", json.dumps(entry, sort_keys=True))
+        atomic_write(self.history_dir / f"{n:06d}.toml", text)
+        atomic_write(self.history_dir / f"{n:06d}.json", json.dumps(entry, sort_keys=True))
         return entry
 
     def history(self) -> list[dict[str, Any]]:
@@ -234,18 +234,3 @@ def _mask(text: str) -> str:
     """`text` with the value of every secret key masked, bare, quoted or in an inline table."""
     return _SECRET_VALUE.sub(lambda m: f'{m.group("key")}"{REDACTED}"', text)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(os.path.realpath(path))  # /etc/linebridge may be a link to the data partition
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

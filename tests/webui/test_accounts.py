@@ -155,6 +155,17 @@ def test_the_setup_code_survives_a_restart_and_is_private(tmp_path: Path) -> Non
     assert other.setup_code() != code, "every gateway has its own code"
 
 
+def test_an_empty_setup_code_file_is_no_code_and_an_empty_code_never_opens_setup(tmp_path: Path) -> None:
+    acc = Accounts(tmp_path)
+    acc.code_path.parent.mkdir(parents=True, exist_ok=True)
+    acc.code_path.write_text("\n")                   # what a power cut mid-write could have left
+    with pytest.raises(AccountError, match="setup code"):
+        acc.create_first_admin("", "intruder", GOOD)
+    code = acc.setup_code()
+    assert code and len(code) == 14 and acc.code_path.read_text() == code + "\n"
+    assert acc.needs_setup()
+
+
 def test_the_setup_code_works_once(tmp_path: Path) -> None:
     acc = Accounts(tmp_path)
     code = acc.setup_code() or ""
