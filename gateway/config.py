@@ -62,6 +62,9 @@ class WebUIConfig:
     session_minutes: int = 480    # a session ends this long after its last request
     login_attempts: int = 5       # failed logins per address ...
     login_window_s: int = 300     # ... within this window, then that address waits
+    # appliance settings the console writes for root to apply (see webui/system.py); "" = not managed
+    timesyncd_conf: str = ""      # a systemd-timesyncd drop-in: the NTP servers
+    ssh_authorized_keys: str = ""  # root's SSH keys: SSH is on while this holds one
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,14 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
 
 
 def _webui(c: ConfigCollector, w: dict[str, Any]) -> WebUIConfig:
-    c.unknown_keys(w, "webui", {"listen", "port", "tls", "session_minutes", "login_attempts", "login_window_s"})
+    c.unknown_keys(w, "webui", {"listen", "port", "tls", "session_minutes", "login_attempts", "login_window_s",
+                                "timesyncd_conf", "ssh_authorized_keys"})
     d = WebUIConfig()
+    files = {}
+    for key in ("timesyncd_conf", "ssh_authorized_keys"):
+        files[key] = c.get(w, "webui", key, str, default="")
+        if files[key] and not files[key].startswith("/"):
+            c.add(f"webui.{key}", f"must be an absolute path (or empty: not managed), got {files[key]!r}")
     return WebUIConfig(
         listen=c.get(w, "webui", "listen", str, default=d.listen),
         port=c.get(w, "webui", "port", int, default=d.port, minimum=1, maximum=65535),
@@ -205,7 +214,8 @@ def _webui(c: ConfigCollector, w: dict[str, Any]) -> WebUIConfig:
         session_minutes=c.get(w, "webui", "session_minutes", int, default=d.session_minutes,
                               minimum=1, maximum=7 * 24 * 60),
         login_attempts=c.get(w, "webui", "login_attempts", int, default=d.login_attempts, minimum=1, maximum=100),
-        login_window_s=c.get(w, "webui", "login_window_s", int, default=d.login_window_s, minimum=10, maximum=86400))
+        login_window_s=c.get(w, "webui", "login_window_s", int, default=d.login_window_s, minimum=10, maximum=86400),
+        **files)
 
 
 def tag_names(driver_config: Any) -> set[str]:

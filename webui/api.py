@@ -11,12 +11,14 @@ The routes are described by `webui.openapi` at /api/v1/openapi.json.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from webui import metrics as metrics_mod
 from webui import openapi
+from webui import system
 from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
@@ -66,6 +68,16 @@ def _no_route(exc: Any) -> Any:
     if request.path.startswith("/api/"):
         return _error(exc.code, exc.description or exc.name)
     return exc
+
+
+@api.errorhandler(system.SettingRejected)
+def _setting_rejected(exc: system.SettingRejected) -> Response:
+    return _error(422, "the setting was not saved: it does not validate", exc.problems)
+
+
+@api.errorhandler(system.NotManaged)
+def _not_managed(exc: system.NotManaged) -> Response:
+    return _error(409, str(exc))
 
 
 @api.errorhandler(AccountError)
@@ -438,6 +450,37 @@ def delete_user(name: str) -> Response:
     c.accounts.remove(name)
     c.sessions.end_user(name)
     return jsonify({"removed": name})
+
+
+# -- the appliance: NTP servers and SSH access (root applies them; see webui.system) ---------
+
+def _system_file(key: str) -> Path | None:
+    webui = console().bridge.config.webui
+    value = getattr(webui, key, "") if webui else ""
+    return Path(value) if value else None
+
+
+@api.get(f"{V1}/system")
+def system_settings() -> Response:
+    return jsonify({"time": system.read_time(_system_file("timesyncd_conf")),
+                    "ssh": system.read_ssh(_system_file("ssh_authorized_keys"))})
+
+
+@api.put(f"{V1}/system/time")
+@requires("system")
+def put_time() -> Response:
+    result = system.write_time(_system_file("timesyncd_conf"), _body().get("ntp"))
+    log.info("event=system_change setting=ntp servers=%r by=%s", " ".join(result["ntp"]), who())
+    return jsonify(result)
+
+
+@api.put(f"{V1}/system/ssh")
+@requires("system")
+def put_ssh() -> Response:
+    result = system.write_ssh(_system_file("ssh_authorized_keys"), _body().get("authorized_keys"))
+    log.warning("event=system_change setting=ssh enabled=%s keys=%s by=%s", result["enabled"],
+                ",".join(k["fingerprint"] for k in result["keys"]) or "-", who())
+    return jsonify(result)
 
 
 # -- descriptions ---------------------------------------------------------------------------

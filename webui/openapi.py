@@ -131,6 +131,23 @@ def document() -> dict[str, Any]:
                                                  "password": {"type": "string"}}},
                 params=[_path("name", "user name")], change=True, errors=(422,)),
             "delete": _op("Remove a user", params=[_path("name", "user name")], change=True, errors=(422,))},
+        "/api/v1/system": {"get": _op("The appliance's NTP servers and SSH access (`managed`: false where "
+                                      "the host manages them)", {
+            "type": "object", "required": ["time", "ssh"],
+            "properties": {"time": {"$ref": "#/components/schemas/Time"},
+                           "ssh": {"$ref": "#/components/schemas/Ssh"}}})},
+        "/api/v1/system/time": {"put": _op(
+            "Set the NTP servers (host names or addresses; empty: DHCP's, else the fallback); admin only",
+            {"$ref": "#/components/schemas/Time"},
+            {"type": "object", "required": ["ntp"],
+             "properties": {"ntp": {"type": "array", "items": {"type": "string"}, "maxItems": 8}}},
+            change=True, errors=(409, 422))},
+        "/api/v1/system/ssh": {"put": _op(
+            "Set root's SSH public keys (authorized_keys lines): SSH is on while one is set; admin only",
+            {"$ref": "#/components/schemas/Ssh"},
+            {"type": "object", "required": ["authorized_keys"],
+             "properties": {"authorized_keys": {"type": "string"}}},
+            change=True, errors=(409, 422))},
         "/api/v1/openapi.json": {"get": _op("This document")},
         "/metrics": {"get": {"summary": "Prometheus metrics (session or bearer token)",
                              "security": [{"session": []}, {"bearer": []}],
@@ -195,6 +212,18 @@ def document() -> dict[str, Any]:
                              "properties": {"gateway": {"type": "string"}, "site": {"type": "string"},
                                             "key_id": {"type": "string"}, "public_key": {"type": "string"},
                                             "tls_fingerprint_sha256": {"type": ["string", "null"]}}},
+                "Time": {"type": "object", "required": ["managed", "ntp", "synchronized"],
+                         "properties": {"managed": {"type": "boolean"},
+                                        "ntp": {"type": "array", "items": {"type": "string"}},
+                                        "fallback": {"type": "array", "items": {"type": "string"}},
+                                        "synchronized": {"type": "boolean"}}},
+                "Ssh": {"type": "object", "required": ["managed", "enabled", "keys"],
+                        "properties": {"managed": {"type": "boolean"}, "enabled": {"type": "boolean"},
+                                       "keys": {"type": "array", "items": {
+                                           "type": "object", "properties": {
+                                               "type": {"type": "string"}, "comment": {"type": "string"},
+                                               "fingerprint": {"type": "string"},
+                                               "line": {"type": "string"}}}}}},
                 "Device": {"type": "object", "required": ["name", "section", "values"],
                            "properties": {"name": {"type": "string"}, "type": {"type": ["string", "null"]},
                                           "machine": {"type": ["string", "null"]}, "section": {"type": "object"},

@@ -24,7 +24,8 @@ log = logging.getLogger("linebridge.webui")
 #: (endpoint, title) of the navigation, in order
 NAV = [("overview", "Overview"), ("devices", "Devices"), ("mappings", "Rules & mappings"),
        ("connections", "Connections"), ("queue", "Queue"), ("history", "Config history"),
-       ("logs", "Logs"), ("users", "Users"), ("identity", "Identity")]
+       ("logs", "Logs"), ("users", "Users"), ("identity", "Identity"),
+       ("system", "System")]
 
 
 def _form_page(template: str, status: int = 200, **ctx: Any) -> Response:

@@ -16,11 +16,16 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from gateway.sandbox.odoo import OdooSandbox
 from tests.helpers import free_port, linebridge, port_open, stop, wait_for
 
 ADMIN_PASSWORD = "correct horse battery"
+#: Debian's chromium, driven headless by Playwright (tests/setup.sh installs it)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @dataclass
@@ -73,6 +78,14 @@ def start_gateway(tmp: Path, config: Callable[[int, str, int], str] | None = Non
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     yield from start_gateway(tmp_path_factory.mktemp("gw"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 class Console:

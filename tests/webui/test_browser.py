@@ -31,15 +31,12 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.helpers import wait_for
 from tests.webui.conftest import Gateway, start_gateway
 
 PASSWORD = "a long panel password"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LAPTOP = {"width": 1280, "height": 800}
 PANEL = {"width": 1024, "height": 600}
@@ -102,14 +99,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The Odoo sandbox, the sandbox plant and `linebridge run` with CONFIG (no device, no rule)."""
     yield from start_gateway(tmp_path_factory.mktemp("browser"),
                              lambda _plant, odoo_url, ui_port: CONFIG.substitute(odoo_url=odoo_url, ui_port=ui_port))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

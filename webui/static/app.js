@@ -451,6 +451,38 @@ function usersPage() {
   users().catch(fail);
 }
 
+/* ---------- system: NTP and SSH ---------- */
+async function systemSettings() {
+  const r = await api("GET", "/system");
+  const t = r.time, s = r.ssh;
+  document.getElementById("clock-state").textContent = `${when(Date.now() / 1000)}, ` + (t.synchronized ? "synchronized by NTP" : "not (yet) synchronized by NTP");
+  document.getElementById("ntp-servers").value = t.ntp.join(" ");
+  if (t.fallback && t.fallback.length) document.getElementById("ntp-fallback").textContent = t.fallback.join(" ");
+  document.getElementById("ntp-form").hidden = !t.managed;
+  document.getElementById("ntp-unmanaged").hidden = t.managed;
+  document.getElementById("ssh-state").textContent = !s.managed ? "not managed here" : s.enabled ? `on (${s.keys.length} key${s.keys.length === 1 ? "" : "s"})` : "off";
+  fill(document.querySelector("#ssh-table tbody"), s.keys.map(k => el("tr", {}, el("td", {}, k.type), el("td", {}, k.comment), el("td", {}, el("code", {}, k.fingerprint)))), "No keys: SSH is off.");
+  document.getElementById("ssh-keys").value = s.keys.map(k => k.line).join("\n");
+  document.getElementById("ssh-form").hidden = !s.managed;
+  document.getElementById("ssh-unmanaged").hidden = s.managed;
+}
+
+function systemPage() {
+  document.getElementById("ntp-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const ntp = document.getElementById("ntp-servers").value.split(/[\s,]+/).filter(Boolean);
+    try { await api("PUT", "/system/time", { ntp }); flash("NTP servers saved"); await systemSettings(); } catch (e) { fail(e); }
+  });
+  document.getElementById("ssh-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const keys = document.getElementById("ssh-keys").value;
+    if (!keys.trim() && !confirm("Remove every key and turn SSH off?")) return;
+    try { const r = await api("PUT", "/system/ssh", { authorized_keys: keys }); flash(r.enabled ? `SSH is on for ${r.keys.length} key(s)` : "SSH is off");
+      await systemSettings(); } catch (e) { fail(e); }
+  });
+  systemSettings().catch(fail);
+}
+
 const PAGES = {
   overview: () => every(2000, () => overview().catch(fail)),
   devices: devicesPage,
@@ -461,5 +493,6 @@ const PAGES = {
   logs: () => { document.getElementById("log-filter").addEventListener("submit", ev => { ev.preventDefault(); logs(true).catch(fail); }); every(2000, () => logs(false).catch(fail)); },
   users: usersPage,
   identity: () => {},
+  system: systemPage,
 };
 (PAGES[document.body.dataset.page] || (() => {}))();
