@@ -12,6 +12,23 @@ command -v socat >/dev/null || missing+=(socat)
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)   # the tests start their own broker
 [ -x /usr/bin/chromium ] || missing+=(chromium)        # the web UI's browser tests (headless)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # unit checks: verify, security, sysusers, tmpfiles
+# the flashable image (image/build.sh, image/test-boot.sh, tests/deploy/test_image.py)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)        # Debian root file systems
+command -v arch-test >/dev/null || missing+=(arch-test)           # mmdebstrap's check that arm64 binaries run
+[ -e /usr/bin/qemu-aarch64-static ] || missing+=(qemu-user-static)   # arm64 packages' scripts and pip, under binfmt_misc
+[ -x /usr/sbin/update-binfmts ] || missing+=(binfmt-support)
+[ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)                # partitions as files: mkfs.ext4 -d, debugfs
+[ -x /usr/sbin/mkfs.vfat ] || missing+=(dosfstools)
+command -v mcopy >/dev/null || missing+=(mtools)                  # files into and out of the FAT boot partition
+[ -x /usr/sbin/sfdisk ] || missing+=(fdisk)                       # partition tables on an image file
+command -v xz >/dev/null || missing+=(xz-utils)
+command -v zstd >/dev/null || missing+=(zstd)
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)   # the boot test
+command -v qemu-system-aarch64 >/dev/null || missing+=(qemu-system-arm)   # the Pi image on QEMU's raspi3b
+command -v ssh >/dev/null || missing+=(openssh-client)            # the boot test logs in with the saved key
+command -v qemu-img >/dev/null || missing+=(qemu-utils)           # its qcow2 overlay
+[ -e /usr/share/OVMF/OVMF_CODE_4M.ms.fd ] || missing+=(ovmf)      # UEFI firmware, with Secure Boot
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
