@@ -21,7 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction, state_dir_help: str) -> None:
     q = sub.add_parser("queue", help="inspect the store: stats and dead letters")
     qs = q.add_subparsers(dest="queue_cmd", metavar="WHAT", required=True)
     st = qs.add_parser("stats", parents=[common],
-                       help="per class and sink: count, bytes, oldest age, lag, dead letters")
+                       help="per class and sink: count, bytes, oldest age, lag, held, dead letters")
     st.add_argument("--json", action="store_true")
     d = qs.add_parser("dlq", help="dead letters: list, show, replay, discard")
     ds = d.add_subparsers(dest="dlq_cmd", metavar="ACTION", required=True)
@@ -82,7 +82,7 @@ def _stats(store: Store, as_json: bool) -> int:
         print(f"  class {cls:<9} events={c['events']} bytes={c['bytes']} oldest={age} "
               f"cap_events={c['cap_events'] or '-'} cap_bytes={c['cap_bytes'] or '-'} evicted={c['evicted']}")
     for sink, s in st["sinks"].items():
-        print(f"  sink {sink:<12} lag={s['lag_seq']} dead_letters={s['dead_letters']} "
+        print(f"  sink {sink:<12} lag={s['lag_seq']} held={s['held']} dead_letters={s['dead_letters']} "
               f"cursors={s['cursors']}")
     return 0
 

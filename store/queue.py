@@ -6,6 +6,7 @@ One LMDB environment under the state directory holds named databases:
 - `cursors`   `sink NUL class` -> seq of the last event the sink passed in that class
 - `replay`    `sink NUL seq` -> event: dead letters a person sent back to one sink
 - `dead`      `sink NUL seq` -> dead letter (event, error, attempts, first/last failure)
+- `held`      `sink NUL seq` -> an event the sink set aside to wait in its lane (see `store.held`)
 - `state`     key -> bytes: rule, sink and driver state that must move in the same
               transaction as the events they produced or acknowledged
 - `dedupe`, `dedupe_exp`  intake duplicate suppression by event id, with expiry
@@ -36,11 +37,12 @@ import lmdb
 
 from store import journal
 from store.deadletters import DeadLetters
+from store.held import Held, HeldEvent
 from store.views import Inspection
 from store.layout import CLASSES, Quota, event_class, k as _k, seq_of as _seq
 
-__all__ = ["AppendResult", "BacklogFull", "CLASSES", "Quota", "Store", "StoreError", "StoreFull", "StoreOptions",
-           "Stored", "event_class"]
+__all__ = ["AppendResult", "BacklogFull", "CLASSES", "HeldEvent", "Quota", "Store", "StoreError", "StoreFull",
+           "StoreOptions", "Stored", "event_class"]
 
 SCHEMA_VERSION = b"2"
 _DEDUPE_PRUNE_PER_TXN = 1000
@@ -86,7 +88,7 @@ class StoreOptions:
     journal_keep: int = 1_000_000
 
 
-class Store(DeadLetters, Inspection):
+class Store(DeadLetters, Held, Inspection):
     """The queue over one LMDB environment at `path` (a directory).
 
     `sinks` maps each sink name to the classes it wants; a plain list of names
@@ -122,6 +124,10 @@ class Store(DeadLetters, Inspection):
             self._db = {n: self.env.open_db(n.encode(), create=create) for n in names}
         except lmdb.NotFoundError as exc:
             raise StoreError(f"{self.path} is not a Linebridge store (or an older layout): {exc}") from exc
+        try:  # added in schema 2's lifetime: a read-only view of an older store has none (nothing held)
+            self._db["held"] = self.env.open_db(b"held", create=create)
+        except lmdb.NotFoundError:
+            pass
         if not readonly:
             with self.env.begin(write=True) as txn:
                 txn.put(b"schema", SCHEMA_VERSION, db=self._db["meta"], overwrite=False)
@@ -329,35 +335,46 @@ class Store(DeadLetters, Inspection):
 
     def ack(self, sink: str, done: list[Stored], state: Mapping[str, bytes] | None = None,
             dead: list[tuple[Stored, str]] | None = None,
-            receipts: Mapping[str, str] | None = None) -> None:
-        """Acknowledge `done` (a prefix of what `read` gave) for `sink`, in one transaction.
+            receipts: Mapping[str, str] | None = None,
+            hold: list[tuple[Stored, str, str, float]] | None = None) -> None:
+        """Acknowledge `done` (with `hold`, a prefix of what `read` gave) for `sink`, in one transaction.
 
         `dead` lists the events of `done` the sink gives up on, with the error:
         they become dead letters. `receipts` maps event ids to the remote
         reference (e.g. `mrp.workorder,7`) for the journal. `state` is the
-        sink's state that must move with its cursor. Events every interested
-        sink has passed are then deleted.
+        sink's state that must move with its cursor. `hold` lists (event, lane,
+        reason, since) the sink sets aside to wait (see `store.held`): the cursor
+        passes them too. Events every interested sink has passed are then deleted.
         """
-        self._write(lambda txn: self._ack(txn, sink, done, state or {}, dead or [], receipts or {}))
+        self._write(lambda txn: self._ack(txn, sink, done, state or {}, dead or [], receipts or {}, hold or []))
 
     def _ack(self, txn: lmdb.Transaction, sink: str, done: list[Stored], state: Mapping[str, bytes],
-             dead: list[tuple[Stored, str]], receipts: Mapping[str, str]) -> None:
-        now = self.clock()
-        dead_ids = {s.event["id"] for s, _ in dead}
+             dead: list[tuple[Stored, str]], receipts: Mapping[str, str],
+             hold: list[tuple[Stored, str, str, float]]) -> None:
         top: dict[str, int] = {}
-        for s in done:
-            if s.cls == "replay":
-                key = f"{sink}\0".encode() + _k(s.seq)
-                txn.delete(key, db=self._db["replay"])
-                if s.event["id"] not in dead_ids:
-                    txn.delete(key, db=self._db["dead"])  # the replay went through
-            else:
+        for s in [*done, *(h[0] for h in hold)]:
+            if s.cls != "replay":
                 top[s.cls] = max(top.get(s.cls, 0), s.seq)
         for cls, seq in top.items():
             current = self._cursor(txn, sink, cls)
             if seq < current:
                 raise StoreError(f"cursor of sink {sink!r} ({cls}) cannot move back from {current} to {seq}")
             txn.put(f"{sink}\0{cls}".encode(), _k(seq), db=self._db["cursors"])
+        self._hold(txn, sink, hold)
+        self._settle(txn, sink, done, state, dead, receipts)
+        self._prune_events(txn)
+
+    def _settle(self, txn: lmdb.Transaction, sink: str, done: list[Stored], state: Mapping[str, bytes],
+                dead: list[tuple[Stored, str]], receipts: Mapping[str, str]) -> None:
+        """What `done` became for `sink`: delivered or dead letters (`dead`), the state, the journal."""
+        now = self.clock()
+        dead_ids = {s.event["id"] for s, _ in dead}
+        for s in done:
+            if s.cls == "replay":
+                key = f"{sink}\0".encode() + _k(s.seq)
+                txn.delete(key, db=self._db["replay"])
+                if s.event["id"] not in dead_ids:
+                    txn.delete(key, db=self._db["dead"])  # the replay went through
         for stored, error in dead:
             key = f"{sink}\0".encode() + _k(stored.seq)
             old = json.loads(txn.get(key, db=self._db["dead"]) or b"null")
@@ -376,7 +393,6 @@ class Store(DeadLetters, Inspection):
         journal.append(txn, self._db["journal"], self._db["meta"], [
             {"op": op, "sink": sink, "ts": round(now, 3), "items": rows} for op, rows in items.items() if rows])
         journal.prune(txn, self._db["journal"], self._db["meta"], self.options.journal_keep)
-        self._prune_events(txn)
 
     def _prune_events(self, txn: lmdb.Transaction) -> None:
         for cls in CLASSES:

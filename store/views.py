@@ -21,10 +21,10 @@ class Inspection:
             return (seq_of(raw) - 1) if raw else 0
 
     def backlog(self, sink: str) -> int:
-        """Events waiting for `sink`: replays plus its classes after its cursors."""
+        """Events waiting for `sink`: replays, held events, and its classes after its cursors."""
         wanted = self.sinks.get(sink, frozenset({"business"}))
         with self._lock, self._begin() as txn:
-            n = 0
+            n = self.held_count(txn, sink)
             prefix = sink.encode() + b"\0"
             cur = txn.cursor(db=self._db["replay"])
             if cur.set_range(prefix):
@@ -42,7 +42,7 @@ class Inspection:
             return n
 
     def stats(self) -> dict[str, Any]:
-        """Per class and sink: counts, bytes, oldest age, cursor lag, dead letters, drops."""
+        """Per class and sink: counts, bytes, oldest age, cursor lag, held events, dead letters, drops."""
         now = self.clock()
         with self._lock, self._begin() as txn:
             classes = {}
@@ -73,7 +73,7 @@ class Inspection:
                         dead += 1
                 sinks[sink] = {"cursors": {c: self._cursor(txn, sink, c) for c in CLASSES},
                                "lag_seq": last - max(self._cursor(txn, sink, c) for c in CLASSES),
-                               "dead_letters": dead,
+                               "dead_letters": dead, "held": self.held_count(txn, sink),
                                "classes": sorted(self.sinks.get(sink, ()))}
             unrouted = txn.get(b"count:unrouted", db=self._db["meta"])
             info = self.env.info()

@@ -53,6 +53,8 @@ def render(status: dict[str, Any], stats: dict[str, Any]) -> str:
         out.metric("linebridge_queue_depth", "gauge", "Events waiting for a sink.", s.get("backlog", 0), sink=name)
         out.metric("linebridge_dead_letters", "gauge", "Dead letters waiting for a person.",
                    s.get("dead_letters", 0), sink=name)
+        out.metric("linebridge_held", "gauge", "Events a sink holds in a lane, waiting for context (a work order).",
+                   s.get("held", 0), sink=name)
     for name, s in status.get("sinks", {}).items():
         out.metric("linebridge_delivered_total", "counter", "Events a sink delivered (acknowledged).",
                    s.get("delivered", 0), sink=name)

@@ -1,8 +1,8 @@
-"""Events whose work center has no open work order wait, in order, instead of becoming dead letters at once."""
+"""Events whose work center has no open work order wait in that work center's lane, in order, instead of
+becoming dead letters at once, while the other work centers' events go on."""
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import replace
 
 import pytest
@@ -12,7 +12,6 @@ from gateway.config import OdooSinkConfig
 from gateway.events import Event, event_id
 from gateway.sandbox.odoo import OdooSandbox
 from gateway.sinks.odoo import OdooClient, OdooSink
-from gateway.sinks.odoo.pending import PendingContext
 from store.queue import Store
 
 CNC1 = {"machine": "CNC-01", "work_center": "CNC-01", "equipment": "CNC-01"}
@@ -67,6 +66,7 @@ def _pass(url: str, store: Store, now: float, timeout: float = 60.0) -> OdooSink
         try:
             while batch := store.read("odoo", 100):
                 await sink.deliver(batch)
+            await sink.release_held()
         finally:
             await sink.raw_client.close()
         return sink
@@ -77,45 +77,72 @@ def _qty(url: str, wo: int) -> float:
     return asyncio.run(_call(url, "mrp.workorder", "read", [[wo]], {"fields": ["qty_producing"]}))[0]["qty_producing"]
 
 
-def test_an_event_before_its_work_order_waits_and_is_delivered_once_the_order_is_released(odoo, tmp_path):
+def _held(store: Store) -> list[tuple[int, str]]:
+    return [(h.stored.seq, h.lane) for h in store.held("odoo")]
+
+
+def test_an_event_before_its_work_order_waits_in_its_lane_while_other_work_centers_go_on(odoo, tmp_path):
     wc = _new_workcenter(odoo.url)
     store = Store(tmp_path / "s", sinks=["odoo"])
     store.append([_ev("a", 3, CNC2), _ev("b", 2, CNC1), _ev("c", 4, CNC2)])
-    with pytest.raises(PendingContext, match="CNC-02"):
-        _pass(odoo.url, store, now=1000.0)
-    assert store.cursor("odoo") == 0 and store.dead_letters("odoo") == []
-    assert _qty(odoo.url, 1) == 0.0  # nothing overtook the held event, not even another work center's
-    with pytest.raises(PendingContext):
-        _pass(odoo.url, store, now=1010.0)  # retried, still no order
+    sink = _pass(odoo.url, store, now=1000.0)
+    assert _qty(odoo.url, 1) == 2.0, "CNC-01 does not wait for CNC-02's order"
+    assert _held(store) == [(1, "CNC-02"), (3, "CNC-02")] and sink.stats.delivered == 1
+    assert store.cursor("odoo") == 3 and store.dead_letters("odoo") == [] and store.backlog("odoo") == 2
+    assert store.stats()["sinks"]["odoo"]["held"] == 2
+    _pass(odoo.url, store, now=1010.0)  # retried (a restart), still no order
+    assert _held(store) == [(1, "CNC-02"), (3, "CNC-02")]
     wo = _release_order(odoo.url, wc)
     sink = _pass(odoo.url, store, now=1020.0)
-    assert sink.stats.delivered == 3 and store.dead_letters("odoo") == [] and store.cursor("odoo") == 3
-    assert _qty(odoo.url, wo) == 7.0 and _qty(odoo.url, 1) == 2.0
-    assert json.loads(store.get_state("sink/odoo/pending")) == {}
+    assert sink.stats.delivered == 2 and store.dead_letters("odoo") == [] and _held(store) == []
+    assert _qty(odoo.url, wo) == 7.0 and _qty(odoo.url, 1) == 2.0 and store.backlog("odoo") == 0
+    delivered = [item[1] for e in store.journal_entries() if e["op"] == "delivered" for item in e["items"]]
+    assert delivered == [2, 1, 3]
     _pass(odoo.url, store, now=1030.0)  # nothing left, nothing doubled
     assert _qty(odoo.url, wo) == 7.0
+
+
+def test_a_lane_keeps_its_order_a_later_event_waits_behind_a_held_one_even_once_the_order_exists(odoo, tmp_path):
+    wc = _new_workcenter(odoo.url)
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("a", 3, CNC2)])
+    _pass(odoo.url, store, now=1000.0)
+    wo = _release_order(odoo.url, wc)
+    store.append([_ev("d", 5, CNC2)])
+
+    async def deliver_only():
+        sink = OdooSink(_cfg(odoo.url), store, clock=lambda: 1005.0)
+        try:
+            await sink.deliver(store.read("odoo", 100))
+        finally:
+            await sink.raw_client.close()
+    asyncio.run(deliver_only())
+    assert _held(store) == [(1, "CNC-02"), (2, "CNC-02")], "d does not overtake a"
+    _pass(odoo.url, store, now=1010.0)
+    assert _held(store) == [] and _qty(odoo.url, wo) == 8.0
+    delivered = [item[1] for e in store.journal_entries() if e["op"] == "delivered" for item in e["items"]]
+    assert delivered == [1, 2]
 
 
 def test_after_the_timeout_the_event_is_a_dead_letter_with_the_reason_and_a_restart_keeps_its_clock(odoo, tmp_path):
     wc = _new_workcenter(odoo.url)
     store = Store(tmp_path / "s", sinks=["odoo"])
     store.append([_ev("a", 3, CNC2), _ev("b", 2, CNC1)])
-    with pytest.raises(PendingContext):
-        _pass(odoo.url, store, now=1000.0)
-    first = json.loads(store.get_state("sink/odoo/pending"))
-    assert [v["since"] for v in first.values()] == [1000.0]
-    with pytest.raises(PendingContext):
-        _pass(odoo.url, store, now=1045.0)  # a restart 45 s later: the clock did not start again
-    assert json.loads(store.get_state("sink/odoo/pending")) == first
-    _pass(odoo.url, store, now=1061.0)      # 61 s after the first failure
+    _pass(odoo.url, store, now=1000.0)
+    assert [h.since for h in store.held("odoo")] == [1000.0] and _qty(odoo.url, 1) == 2.0
+    _pass(odoo.url, store, now=1045.0)      # a restart 45 s later: the clock did not start again
+    assert [h.since for h in store.held("odoo")] == [1000.0]
+    _pass(odoo.url, store, now=1061.0)      # 61 s after it was first held
     (letter,) = store.dead_letters("odoo")
     assert letter["error"] == "no open work order on work center 'CNC-02' for 60 s" and letter["seq"] == 1
-    assert _qty(odoo.url, 1) == 2.0 and store.cursor("odoo") == 2  # the rest went on
-    # replayable as any dead letter, once the planner released the order
-    wo = _release_order(odoo.url, wc)
+    assert _held(store) == [] and store.backlog("odoo") == 0
+    # replayed while there is still no order: held again, then delivered once the planner released it
     store.replay("odoo")
     _pass(odoo.url, store, now=2000.0)
-    assert store.dead_letters("odoo") == [] and _qty(odoo.url, wo) == 3.0
+    assert _held(store) == [(1, "CNC-02")] and store.dead_letters("odoo")[0]["replayed"]
+    wo = _release_order(odoo.url, wc)
+    _pass(odoo.url, store, now=2010.0)
+    assert store.dead_letters("odoo") == [] and _held(store) == [] and _qty(odoo.url, wo) == 3.0
 
 
 def test_an_unmapped_machine_stays_an_immediate_dead_letter(odoo, tmp_path):
@@ -160,11 +187,11 @@ def test_the_supervised_sink_retries_a_held_event_until_its_order_appears(odoo, 
         assert sink.stats.state == "pending"
         wo = await _release(odoo.url, wc)
         for _ in range(300):
-            if store.cursor("odoo") == 1:
+            if not store.held("odoo") and sink.stats.state != "pending":
                 break
             await asyncio.sleep(0.02)
         stop.set()
         await task
         return wo
     wo = asyncio.run(go())
-    assert store.cursor("odoo") == 1 and _qty(odoo.url, wo) == 5.0 and store.dead_letters("odoo") == []
+    assert store.held("odoo") == [] and _qty(odoo.url, wo) == 5.0 and store.dead_letters("odoo") == []

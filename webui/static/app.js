@@ -91,7 +91,8 @@ async function overview() {
     el("td", {}, d.reads), el("td", {}, d.errors), el("td", {}, d.poll_latency_ms == null ? "—" : d.poll_latency_ms.toFixed(1) + " ms"),
     el("td", { class: "error" }, d.last_error || ""))), "No devices yet: add one on the Devices page.");
   fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
-    el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state) }, s.state), el("td", {}, s.backlog),
+    el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state), title: s.held ? `${s.held} event(s) wait for an open work order` : undefined },
+      s.state + (s.held ? ` (${s.held} held)` : "")), el("td", {}, s.backlog),
     el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, s.last_error || ""))), "No connections configured.");
   const hb = st.heartbeat;
   document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
@@ -361,7 +362,8 @@ async function connections() {
 async function queue() {
   const [q, d, j] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20")]);
   fill(document.querySelector("#queue-table tbody"), Object.entries(q.sinks).map(([n, s]) => el("tr", {}, el("td", {}, n),
-    el("td", {}, (s.classes || []).join(", ")), el("td", {}, s.backlog ?? "—"), el("td", {}, s.lag_seq), el("td", {}, s.dead_letters))), "No sinks.");
+    el("td", {}, (s.classes || []).join(", ")), el("td", {}, s.backlog ?? "—"), el("td", {}, s.lag_seq), el("td", { class: s.held ? "state-warn" : "" }, s.held ?? 0),
+    el("td", {}, s.dead_letters))), "No sinks.");
   const b = q.classes.business, t = q.classes.telemetry;
   document.getElementById("store-summary").textContent = `Stored: business ${b.events} event(s), ${size(b.bytes)}; telemetry ${t.events} event(s) (${t.evicted} evicted). Store file: ${size(q.map_used)} used of ${size(q.map_size)}.`;
   const selected = new Set([...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value));

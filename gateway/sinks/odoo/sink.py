@@ -11,14 +11,16 @@ Transient failures retry the same batch with capped, jittered backoff; an
 authentication or rights failure pauses the sink (slow retries, an alarm in the
 log); a permanent failure sends only the events concerned to the dead letters
 with Odoo's own message, and delivery goes on. An event whose work center has
-no open work order yet is held (see `pending`): the batch is acknowledged up to
-it and retried with backoff until the order appears or `pending_timeout` passes.
+no open work order yet is held in that work center's lane (see `pending`) while
+the other work centers go on; the held lanes are retried with backoff until the
+order appears or `pending_timeout` passes.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from drivers.base import Backoff
@@ -31,7 +33,7 @@ from gateway.sinks.odoo.consumption import ConsumptionPoster
 from gateway.sinks.odoo.downtime import DowntimePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
-from gateway.sinks.odoo.pending import Pending, PendingContext
+from gateway.sinks.odoo.pending import Pending
 from gateway.sinks.odoo.production import OrderFinisher, ProductionPoster
 from gateway.sinks.odoo.rate import PacedClient
 from gateway.sinks.odoo.reconcile import SummaryPoster
@@ -59,7 +61,7 @@ class OdooSink:
                                                cfg.protocol)
         self.client = PacedClient(self.raw_client, cfg.rate, cfg.max_in_flight)
         self.md = MasterData(self.client)
-        self.pending = Pending(store, self.name, self.md, cfg.pending_timeout, clock)
+        self.pending = Pending(self.md, cfg.pending_timeout, clock)
         self.production = ProductionPoster(self.client, self.md, store, self.name, cfg.auto_finish)
         self.finisher = OrderFinisher(self.production)
         posters = [self.production,
@@ -78,15 +80,25 @@ class OdooSink:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in flight is finished first."""
         backoff = Backoff(initial=0.5, cap=self.cfg.retry_cap)
+        held_backoff = Backoff(initial=1.0, cap=self.cfg.retry_cap)
+        held_next = 0.0
         try:
             while not stop.is_set():
-                batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
-                if not batch and not self.production.to_finish:
-                    self.stats.state = "idle"
-                    await wait_any(self.wake, stop, timeout=1.0)
-                    self.wake.clear()
-                    continue
+                batch: list[Stored] = []
                 try:
+                    if self.stats.extra.get("held") != 0 and time.monotonic() >= held_next:
+                        # held lanes (or not known yet, at start): retried with their own backoff
+                        if await self.release_held() or not self.stats.extra["held"]:
+                            held_backoff.reset()
+                            held_next = 0.0
+                        else:
+                            held_next = time.monotonic() + held_backoff.next_delay()
+                    batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
+                    if not batch and not self.production.to_finish:
+                        self.stats.state = "pending" if self.stats.extra.get("held") else "idle"
+                        await wait_any(self.wake, stop, timeout=1.0)
+                        self.wake.clear()
+                        continue
                     if batch:
                         await self.deliver(batch)
                     else:  # nothing new, but an order still waits to be finished
@@ -98,14 +110,10 @@ class OdooSink:
                     self.stats.last_error = str(exc)
                     delay = backoff.next_delay()
                     paused = isinstance(exc, AuthDeliveryError)
-                    self.stats.state = "paused" if paused else "pending" if isinstance(exc, PendingContext) \
-                        else "retrying"
+                    self.stats.state = "paused" if paused else "retrying"
                     self.md.forget()
                     if paused:
                         self.raw_client.uid = None
-                    if isinstance(exc, PendingContext):
-                        await wait_any(stop, timeout=delay)  # `deliver` logged event=delivery_pending
-                        continue
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq if batch else 0, len(batch), delay, str(exc))
@@ -144,17 +152,59 @@ class OdooSink:
         Events are handed to the poster of their kind in seq order; a transient
         or pausing error anywhere aborts the pass before anything is
         acknowledged, and the next pass repeats it (every poster is idempotent).
+        Events waiting for a work order are held in their lane in the same
+        acknowledgement (see `pending`).
         """
         batch = [self._remap(s) if s.cls == "replay" else s for s in batch]
-        triage = await self.pending.triage(batch)
+        lanes = set() if self.stats.extra.get("held") == 0 else \
+            {h.lane for h in await asyncio.to_thread(self.store.held, self.name)}
+        triage = await self.pending.triage(batch, lanes)
         out = Outcome()
         for stored, reason in triage.expired:
             out.fail(stored, reason)
-        expired = {id(s) for s, _ in triage.expired}
+        await self._post([s for s in triage.done if all(s is not e for e, _ in triage.expired)], out)
+        await asyncio.to_thread(self.store.ack, self.name, triage.done, out.state, out.dead, out.receipts,
+                                triage.hold)
+        self._delivered(triage.done, out)
+        for stored, lane, _, _ in triage.hold:
+            log.warning("event=delivery_pending sink=%s seq=%d event_id=%s kind=%s work_center=%s "
+                        "reason=no_open_work_order timeout=%gs", self.name, stored.seq, stored.event["id"],
+                        stored.event["kind"], lane, self.cfg.pending_timeout)
+        if triage.hold:
+            self.stats.extra["held"] = self.stats.extra.get("held", 0) + len(triage.hold)
+        if self.production.to_finish:
+            await self.finisher.finish_due()  # only now: the counts that justify it are acknowledged
+
+    async def release_held(self) -> bool:
+        """Deliver the held lanes whose work center has an open order now, and dead-letter the
+        held events that waited too long; True when anything left the held lanes."""
+        held = await asyncio.to_thread(self.store.held, self.name)
+        self.stats.extra["held"] = len(held)
+        if not held:
+            return False
+        self.md.forget()  # a planner may have released the order since the last look
+        due = await self.pending.due([replace(h, stored=self._remap(h.stored)) if h.stored.cls == "replay" else h
+                                      for h in held])
+        if not due.ready and not due.expired:
+            return False
+        out = Outcome()
+        for stored, reason in due.expired:
+            out.fail(stored, reason)
+        await self._post(due.ready, out)
+        done = sorted([*due.ready, *(s for s, _ in due.expired)], key=lambda s: s.seq)
+        await asyncio.to_thread(self.store.release, self.name, done, out.state, out.dead, out.receipts)
+        self._delivered(done, out)
+        self.stats.extra["held"] = due.waiting
+        log.info("event=held_released sink=%s delivered=%d dead_lettered=%d still_held=%d", self.name,
+                 len(done) - len(out.dead), len(out.dead), due.waiting)
+        if self.production.to_finish:
+            await self.finisher.finish_due()
+        return True
+
+    async def _post(self, events: list[Stored], out: Outcome) -> None:
+        """Hand `events` to the posters of their kinds (each poster's share in seq order)."""
         by_kind: dict[str, list[Stored]] = {}
-        for stored in triage.done:
-            if id(stored) in expired:
-                continue
+        for stored in events:
             kind = stored.event["kind"]
             if kind not in self.posters:
                 out.fail(stored, f"event kind {kind!r} has no Odoo mapping in this version")
@@ -169,21 +219,11 @@ class OdooSink:
             items = [s for k in poster.kinds for s in by_kind.get(k, [])]
             items.sort(key=lambda s: s.seq)
             await poster.post(items, out)
-        out.state[self.pending.key] = triage.state
-        await asyncio.to_thread(self.store.ack, self.name, triage.done, out.state, out.dead, out.receipts)
-        self.stats.delivered += len(triage.done) - len(out.dead)
+
+    def _delivered(self, done: list[Stored], out: Outcome) -> None:
+        self.stats.delivered += len(done) - len(out.dead)
         self.stats.dead_lettered += len(out.dead)
         self.stats.last_delivery = time.time()
         for stored, error in out.dead:
             log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                       stored.seq, stored.event["id"], stored.event["kind"], error)
-        if self.production.to_finish:
-            await self.finisher.finish_due()  # only now: the counts that justify it are acknowledged
-        if triage.held:
-            first = triage.held[0]
-            centers = sorted({(s.event.get("context") or {}).get("work_center") for s in triage.held})
-            log.warning("event=delivery_pending sink=%s seq=%d event_id=%s kind=%s held=%d work_centers=%s "
-                        "reason=no_open_work_order timeout=%gs", self.name, first.seq, first.event["id"],
-                        first.event["kind"], len(triage.held), ",".join(centers), self.cfg.pending_timeout)
-            raise PendingContext(f"{len(triage.held)} event(s) wait for an open work order on "
-                                 f"{', '.join(repr(c) for c in centers)}")
