@@ -69,6 +69,26 @@ def test_external_ids_are_unique_per_module_and_name(client: httpx.Client) -> No
                                 '"ir_model_data_module_name_uniq_index"\nDETAIL:  Key (module, name)=(linebridge, '
                                 'evt_1) already exists.\n')
     rpc(client, "ir.model.data", "create", [{**values, "module": "other"}])
+    # the uniqueness follows renames, deletes and rolled-back calls (the sandbox keeps an index, as
+    # PostgreSQL does; it must never go stale)
+    (rid,) = rpc(client, "ir.model.data", "search", [[["module", "=", "linebridge"], ["name", "=", "evt_1"]]])
+    rpc(client, "ir.model.data", "write", [[rid], {"name": "evt_1b"}])
+    rpc(client, "ir.model.data", "create", [values])                        # evt_1 is free again
+    assert rpc_error(client, "ir.model.data", "create", [{**values, "name": "evt_1b"}])["name"] == \
+        "odoo.exceptions.ValidationError"
+    rpc(client, "ir.model.data", "unlink", [[rid]])
+    rpc(client, "ir.model.data", "create", [{**values, "name": "evt_1b"}])  # and evt_1b after the delete
+    fields = ["id", "workcenter_id/.id", "loss_id/.id", "date_start"]
+    bad = rpc(client, "mrp.workcenter.productivity", "load", [fields, [
+        ["linebridge.evt_2", "1", "2", "2026-11-23 07:00:00"], ["linebridge.evt_3", "999", "2", "x"]]])
+    assert bad["ids"] is False                                              # the whole call rolled back
+    ok = rpc(client, "mrp.workcenter.productivity", "load", [fields, [["linebridge.evt_2", "1", "2",
+                                                                        "2026-11-23 07:00:00"]]])
+    again = rpc(client, "mrp.workcenter.productivity", "load", [fields, [["linebridge.evt_2", "1", "2",
+                                                                           "2026-11-23 08:00:00"]]])
+    assert ok["ids"] == again["ids"] and len(ok["ids"]) == 1                # created once, then updated
+    assert rpc(client, "ir.model.data", "check_object_reference", ["linebridge", "evt_2"]) == \
+        ["mrp.workcenter.productivity", ok["ids"][0]]
 
 
 def test_scrap_with_too_little_stock_returns_the_insufficient_quantity_wizard(client: httpx.Client) -> None:

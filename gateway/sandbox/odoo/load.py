@@ -44,10 +44,12 @@ def _possible_values(comodel: str, subfield: str | None) -> dict[str, Any]:
 
 def xmlid_to_res_id(env: Any, xmlid: str, model: str | None = None) -> int | None:
     module, _, name = xmlid.partition(".")
-    for row in env.db.tables.get("ir.model.data", {}).values():
-        if row["module"] == module and row["name"] == name and (model is None or row["model"] == model):
-            if row["res_id"] in env.db.tables.get(row["model"], {}):
-                return row["res_id"]
+    did = env.db.xid(module, name)
+    if did is None:
+        return None
+    row = env.db.tables["ir.model.data"][did]
+    if (model is None or row["model"] == model) and row["res_id"] in env.db.tables.get(row["model"], {}):
+        return row["res_id"]
     return None
 
 
@@ -135,16 +137,17 @@ def _load_one(model: "BaseModel", xid: str | None, dbid: int | None, vals: dict[
     data = env["ir.model.data"].sudo()
     if xid:
         module, _, name = xid.partition(".")
-        for did, row in list(data._table.items()):
-            if row["module"] == module and row["name"] == name:
-                if row["model"] != model._name:
-                    raise ValidationError(
-                        f"For external id {xid} when trying to create/update a record of model {model._name} "
-                        f"found record of different model {row['model']} ({did})")
-                if row["res_id"] in model._table:
-                    model.browse(row["res_id"]).write(vals)
-                    return row["res_id"]
-                del data._table[did]  # the record behind the external id was deleted: recreate both
+        did = env.db.xid(module, name)
+        if did is not None:
+            row = data._table[did]
+            if row["model"] != model._name:
+                raise ValidationError(
+                    f"For external id {xid} when trying to create/update a record of model {model._name} "
+                    f"found record of different model {row['model']} ({did})")
+            if row["res_id"] in model._table:
+                model.browse(row["res_id"]).write(vals)
+                return row["res_id"]
+            del data._table[did]  # the record behind the external id was deleted: recreate both
         rec = model.create(vals)
         data.create({"module": module, "name": name, "model": model._name, "res_id": rec.id})
         return rec.id

@@ -62,6 +62,27 @@ class Database:
         self.sequences: dict[str, int] = {}
         self.version = 0
         self.clock = clock or (lambda: datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0))
+        self._xid: dict[tuple[str, str], int] = {}
+        self._xid_table: dict[int, dict[str, Any]] | None = None
+
+    def xid_index(self) -> dict[tuple[str, str], int]:
+        """(module, name) -> ir.model.data id: what PostgreSQL's unique index on ir_model_data gives Odoo.
+
+        Kept up to date by ir.model.data's create and write (`IrModelData._after_write`), rebuilt
+        when the table object is replaced (a rollback, a load from disk). An entry may be stale
+        after a delete or a rename, so `xid` checks the row it points to.
+        """
+        table = self.tables.setdefault("ir.model.data", {})
+        if self._xid_table is not table:
+            self._xid = {(r.get("module"), r.get("name")): i for i, r in sorted(table.items())}
+            self._xid_table = table
+        return self._xid
+
+    def xid(self, module: str, name: str) -> int | None:
+        """The ir.model.data id of module.name, or None."""
+        rid = self.xid_index().get((module, name))
+        row = self.tables["ir.model.data"].get(rid) if rid is not None else None
+        return rid if row is not None and row.get("module") == module and row.get("name") == name else None
 
     def snapshot(self) -> tuple:
         return ({m: dict(t) for m, t in self.tables.items()}, dict(self.next_ids),

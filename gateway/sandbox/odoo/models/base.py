@@ -91,20 +91,25 @@ class IrModelData(BaseModel):
 
     def _after_write(self) -> None:
         # ir_model_data_module_name_uniq_index (IrModelData._auto_init), not an _sql_constraint:
-        # Odoo 17's retrying() reports PostgreSQL's own text in a ValidationError
-        seen: dict[tuple[str, str], int] = {}
-        for rid, row in sorted(self._table.items()):
+        # Odoo 17's retrying() reports PostgreSQL's own text in a ValidationError. Like the
+        # index, only the rows written are checked against the others.
+        db = self.env.db
+        index = db.xid_index()
+        for rid in self._ids:
+            row = self._table[rid]
             key = (row.get("module"), row.get("name"))
-            if key in seen:
+            other = db.xid(*key)
+            if other is not None and other != rid:
                 raise unique_violation("ir_model_data_module_name_uniq_index", "module, name", "%s, %s" % key)
-            seen[key] = rid
+            index[key] = rid
 
     @api_model
     def check_object_reference(self, module: str, xml_id: str, raise_on_access_error: bool = False) -> list:
         """Odoo's public lookup: [model, res_id] of module.xml_id, ValueError when unknown."""
-        for row in self._table.values():
-            if row["module"] == module and row["name"] == xml_id:
-                return [row["model"], row["res_id"]]
+        rid = self.env.db.xid(module, xml_id)
+        if rid is not None:
+            row = self._table[rid]
+            return [row["model"], row["res_id"]]
         raise ValueError("External ID not found in the system: %s.%s" % (module, xml_id))
 
 
