@@ -2,8 +2,9 @@
 
 It owns the commands that inspect and repair a state directory, live (beside
 a running gateway, through LMDB's multi-process locking) or not: queue
-statistics, the dead letters (list, show, replay, discard; each replay and
-discard is recorded in the journal) and the journal's verification.
+statistics, the events a sink holds waiting for context (a work order), the
+dead letters (list, show, replay, discard; each replay and discard is recorded
+in the journal) and the journal's verification.
 """
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ from store.queue import Store, StoreError
 def add_parsers(sub: argparse._SubParsersAction, state_dir_help: str) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", type=Path, default=None, help=state_dir_help)
-    q = sub.add_parser("queue", help="inspect the store: stats and dead letters")
+    q = sub.add_parser("queue", help="inspect the store: stats, held events and dead letters")
     qs = q.add_subparsers(dest="queue_cmd", metavar="WHAT", required=True)
     st = qs.add_parser("stats", parents=[common],
                        help="per class and sink: count, bytes, oldest age, lag, held, dead letters")
     st.add_argument("--json", action="store_true")
+    hd = qs.add_parser("held", parents=[common],
+                       help="events a sink holds in a lane, waiting for context (an open work order)")
+    hd.add_argument("sink", help="the sink's name (e.g. odoo)")
+    hd.add_argument("--json", action="store_true")
     d = qs.add_parser("dlq", help="dead letters: list, show, replay, discard")
     ds = d.add_subparsers(dest="dlq_cmd", metavar="ACTION", required=True)
     ls = ds.add_parser("list", parents=[common])
@@ -65,6 +70,8 @@ def run_queue(args: argparse.Namespace, state_dir: Path) -> int:
     try:
         if args.queue_cmd == "stats":
             return _stats(store, args.json)
+        if args.queue_cmd == "held":
+            return _held(store, args.sink, args.json)
         return _dlq(store, args)
     finally:
         store.close()
@@ -84,6 +91,22 @@ def _stats(store: Store, as_json: bool) -> int:
     for sink, s in st["sinks"].items():
         print(f"  sink {sink:<12} lag={s['lag_seq']} held={s['held']} dead_letters={s['dead_letters']} "
               f"cursors={s['cursors']}")
+    return 0
+
+
+def _held(store: Store, sink: str, as_json: bool) -> int:
+    held = store.held(sink)
+    now = store.clock()
+    for h in held:
+        ev = h.stored.event
+        if as_json:
+            print(json.dumps({"sink": sink, "seq": h.stored.seq, "lane": h.lane, "since": h.since,
+                              "reason": h.reason, "event": ev}, sort_keys=True))
+        else:
+            print(f"{sink} seq={h.stored.seq} event_id={ev['id']} kind={ev['kind']} lane={h.lane} "
+                  f"held_for={now - h.since:.0f}s reason={h.reason!r}")
+    if not as_json:
+        print(f"{len(held)} held event(s) of sink {sink!r}")
     return 0
 
 

@@ -55,6 +55,23 @@ def test_dead_letters_list_show_replay_and_discard(tmp_path):
     assert [(e["op"], e.get("by")) for e in tail][-2:] == [("replay", "anna"), ("discard", "cli")]
 
 
+def test_queue_held_lists_what_waits_in_which_lane_and_why(tmp_path):
+    s = _state(tmp_path)
+    (last,) = s.read("odoo")
+    s.ack("odoo", [], hold=[(last, "CNC-02", "waits for an open work order on work center 'CNC-02'", s.clock() - 30)])
+    s.close()
+    out = _run("queue", "held", "odoo", "--state-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    line, total = out.stdout.splitlines()
+    assert line.startswith("odoo seq=4 event_id=evt_3 kind=scrap lane=CNC-02 held_for=3") and "open work order" in line
+    assert total == "1 held event(s) of sink 'odoo'"
+    (row,) = [json.loads(x) for x in _run("queue", "held", "odoo", "--json", "--state-dir", str(tmp_path))
+              .stdout.splitlines()]
+    assert row["lane"] == "CNC-02" and row["event"]["id"] == "evt_3"
+    stats = json.loads(_run("queue", "stats", "--json", "--state-dir", str(tmp_path)).stdout)
+    assert stats["sinks"]["odoo"]["held"] == 1
+
+
 def test_journal_verify_passes_then_names_a_hand_edited_entry(tmp_path):
     _state(tmp_path).close()
     ok = _run("journal", "verify", "--state-dir", str(tmp_path))
