@@ -361,6 +361,16 @@ def queue() -> Response:
     return jsonify(console().bridge.store.stats())
 
 
+@api.get(f"{V1}/held")
+def held() -> Response:
+    """What each sink holds in a lane, waiting for context (an open work order)."""
+    store = console().bridge.store
+    sinks = [request.args["sink"]] if request.args.get("sink") else sorted(store.sinks)
+    return jsonify({"held": [redact({"sink": sink, "seq": h.stored.seq, "lane": h.lane, "since": h.since,
+                                     "reason": h.reason, "event": h.stored.event})
+                             for sink in sinks for h in store.held(sink)]})
+
+
 @api.get(f"{V1}/dead-letters")
 def dead_letters() -> Response:
     letters = console().bridge.store.dead_letters(request.args.get("sink") or None,

@@ -99,6 +99,14 @@ def document() -> dict[str, Any]:
             params=[_int_path("entry")], change=True, errors=(422, 503))},
         "/api/v1/queue": {"get": _op("Store statistics: per class and sink, counts, bytes, ages, backlog, "
                                      "dead letters")},
+        "/api/v1/held": {"get": _op(
+            "Events a sink holds in a lane (its work center), waiting for an open work order; the other "
+            "lanes go on", {"type": "object", "required": ["held"], "properties": {"held": {
+                "type": "array", "items": {"type": "object", "required": ["sink", "seq", "lane", "since", "event"],
+                                           "properties": {"sink": {"type": "string"}, "seq": {"type": "integer"},
+                                                          "lane": {"type": "string"}, "since": {"type": "number"},
+                                                          "reason": {"type": "string"}, "event": _OBJ}}}}},
+            params=[{"name": "sink", "in": "query", "schema": {"type": "string"}}])},
         "/api/v1/dead-letters": {"get": _op("Dead letters, optionally of one sink or kind", params=[
             {"name": "sink", "in": "query", "schema": {"type": "string"}},
             {"name": "kind", "in": "query", "schema": {"type": "string"}}])},

@@ -360,7 +360,9 @@ async function connections() {
 
 /* ---------- queue and dead letters ---------- */
 async function queue() {
-  const [q, d, j] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20")]);
+  const [q, d, j, h] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20"), api("GET", "/held")]);
+  fill(document.querySelector("#held-table tbody"), h.held.map(x => el("tr", { class: "held" }, el("td", {}, x.sink), el("td", {}, x.seq), el("td", {}, x.event.kind),
+    el("td", {}, (x.event.context || {}).machine || ""), el("td", {}, x.lane), el("td", {}, duration(Date.now() / 1000 - x.since)), el("td", {}, x.reason))), "Nothing held.");
   fill(document.querySelector("#queue-table tbody"), Object.entries(q.sinks).map(([n, s]) => el("tr", {}, el("td", {}, n),
     el("td", {}, (s.classes || []).join(", ")), el("td", {}, s.backlog ?? "—"), el("td", {}, s.lag_seq), el("td", { class: s.held ? "state-warn" : "" }, s.held ?? 0),
     el("td", {}, s.dead_letters))), "No sinks.");
