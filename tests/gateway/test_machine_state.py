@@ -153,3 +153,37 @@ def test_a_finish_ends_the_work_order_in_progress_and_a_repeat_leaves_the_next_o
     assert receipts[finish["id"]] == "mrp.workorder,1 finished"
     assert "nothing to finish" in receipts[again["id"]]
     assert store.dead_letters("odoo") == []
+
+
+def _parts(key: str, qty: float) -> dict:
+    return Event(id=event_id("gw", "plc/parts", key), kind="production", ts="2026-11-23T07:00:00.000Z",
+                 gateway="gw", source={"device": "plc", "tag": "parts"}, data={"quantity": qty},
+                 context={"machine": "CNC-01", "work_center": "CNC-01"}).to_dict()
+
+
+def test_in_one_batch_a_finish_ends_its_order_after_its_counts_and_before_the_next_orders(odoo, tmp_path):
+    asyncio.run(_call(odoo.url, "mrp.workorder", "write", [[1], {"state": "ready"}]))
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_start("run:1"), _parts("p1", 3), _finish("done:1"), _parts("p2", 2)])
+    _deliver(odoo.url, store)          # one delivery pass: all four in one batch
+    (wo1,) = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["state", "qty_producing"]}))
+    assert wo1 == {"id": 1, "state": "done", "qty_producing": 3.0}
+    # the count after the finish belongs to the next order: none is open yet, so it waits for it
+    assert [(h.stored.seq, h.lane) for h in store.held("odoo")] == [(4, "CNC-01")]
+    (wc,) = asyncio.run(_call(odoo.url, "mrp.workcenter", "search", [[["code", "=", "CNC-01"]]]))
+    mo = asyncio.run(_call(odoo.url, "mrp.production", "create", [{"product_id": 1, "product_qty": 10,
+                                                                   "state": "confirmed"}]))
+    nxt = asyncio.run(_call(odoo.url, "mrp.workorder", "create", [{"name": "Next", "production_id": mo,
+                                                                   "workcenter_id": wc, "state": "ready"}]))
+
+    async def release():
+        sink = OdooSink(OdooSinkConfig("odoo", odoo.url, "sandbox", "admin", "k", timeout=5.0, rate=200.0), store)
+        try:
+            return await sink.release_held()
+        finally:
+            await sink.raw_client.close()
+    assert asyncio.run(release())
+    (row,) = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[nxt]], {"fields": ["qty_producing"]}))
+    assert row["qty_producing"] == 2.0 and store.held("odoo") == [] and store.dead_letters("odoo") == []
+    (wo1,) = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[1]], {"fields": ["qty_producing"]}))
+    assert wo1["qty_producing"] == 3.0

@@ -124,6 +124,24 @@ def test_a_lane_keeps_its_order_a_later_event_waits_behind_a_held_one_even_once_
     assert delivered == [1, 2]
 
 
+def test_a_finish_behind_held_counts_waits_with_them_and_ends_the_order_they_go_to(odoo, tmp_path):
+    wc = _new_workcenter(odoo.url)
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    finish = dict(_ev("f", 0, CNC2), id=event_id("gw", "plc/done", "f"), kind="workorder_finish",
+                  data={"state": "complete"})
+    store.append([_ev("a", 3, CNC2), finish])
+    _pass(odoo.url, store, now=1000.0)
+    held = store.held("odoo")
+    assert [(h.stored.event["kind"], h.reason) for h in held] == [
+        ("production", "waits for an open work order on work center 'CNC-02'"),
+        ("workorder_finish", "behind held events of work center 'CNC-02'")]
+    wo = _release_order(odoo.url, wc)
+    asyncio.run(_call(odoo.url, "mrp.workorder", "button_start", [[wo]]))
+    _pass(odoo.url, store, now=1010.0)
+    (row,) = asyncio.run(_call(odoo.url, "mrp.workorder", "read", [[wo]], {"fields": ["state", "qty_producing"]}))
+    assert row["qty_producing"] == 3.0 and row["state"] == "done" and _held(store) == []
+
+
 def test_after_the_timeout_the_event_is_a_dead_letter_with_the_reason_and_a_restart_keeps_its_clock(odoo, tmp_path):
     wc = _new_workcenter(odoo.url)
     store = Store(tmp_path / "s", sinks=["odoo"])

@@ -28,6 +28,9 @@ from store.queue import HeldEvent, Stored
 
 #: the kinds whose poster needs the work center's open work order
 NEEDS_ORDER = frozenset({"production", "scrap", "consumption", "quality_result", "workorder_start"})
+#: kinds that need no order themselves but must stay behind their work center's held counts: a
+#: finish ends the order those counts go to, a shift summary is compared with what Odoo recorded
+FOLLOWS_LANE = frozenset({"workorder_finish", "production_summary"})
 _NO_ORDER = "no open work order on work center"
 
 
@@ -46,7 +49,6 @@ class Triage:
 class Due:
     ready: list[Stored] = field(default_factory=list)                     # held lanes to deliver now, in order
     expired: list[tuple[Stored, str]] = field(default_factory=list)       # held too long: dead letters
-    waiting: int = 0                                                      # still held afterwards
 
 
 class Pending:
@@ -57,9 +59,9 @@ class Pending:
 
     @staticmethod
     def lane_of(stored: Stored) -> str | None:
-        """The work center whose open work order the event needs, or None."""
+        """The work center whose lane the event belongs to (its order, or its held counts), or None."""
         ev = stored.event
-        if ev.get("kind") not in NEEDS_ORDER:
+        if ev.get("kind") not in NEEDS_ORDER | FOLLOWS_LANE:
             return None
         return (ev.get("context") or {}).get("work_center") or None
 
@@ -77,13 +79,15 @@ class Pending:
         now = self.clock()
         for stored in batch:
             code = self.lane_of(stored)
-            if code is None or (code not in lanes and await self.has_order(code)):
+            follows = stored.event.get("kind") in FOLLOWS_LANE
+            if code is None or (code not in lanes and (follows or await self.has_order(code))):
                 t.done.append(stored)
             elif self.timeout <= 0:
                 t.done.append(stored)
                 t.expired.append((stored, f"{_NO_ORDER} {code!r}"))
             else:
-                t.hold.append((stored, code, waits_for(code), now))
+                t.hold.append((stored, code, f"behind held events of work center {code!r}" if follows
+                               else waits_for(code), now))
                 lanes.add(code)
         return t
 
@@ -98,9 +102,6 @@ class Pending:
             if await self.has_order(code):
                 due.ready.extend(h.stored for h in items)
                 continue
-            for h in items:
-                if now - h.since >= self.timeout:
-                    due.expired.append((h.stored, f"{_NO_ORDER} {code!r} for {self.timeout:g} s"))
-                else:
-                    due.waiting += 1
+            due.expired += [(h.stored, f"{_NO_ORDER} {code!r} for {self.timeout:g} s") for h in items
+                            if now - h.since >= self.timeout]
         return due

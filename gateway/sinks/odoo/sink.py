@@ -43,6 +43,8 @@ from gateway.sinks.odoo.workorder import WorkorderFinishPoster, WorkorderStartPo
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
+#: kinds that change which work order is open: posted at their place in the order of events
+BARRIERS = frozenset({"workorder_start", "workorder_finish"})
 
 
 class OdooSink:
@@ -158,20 +160,16 @@ class OdooSink:
         batch = [self._remap(s) if s.cls == "replay" else s for s in batch]
         lanes = set() if self.stats.extra.get("held") == 0 else \
             {h.lane for h in await asyncio.to_thread(self.store.held, self.name)}
-        triage = await self.pending.triage(batch, lanes)
         out = Outcome()
-        for stored, reason in triage.expired:
-            out.fail(stored, reason)
-        await self._post([s for s in triage.done if all(s is not e for e, _ in triage.expired)], out)
-        await asyncio.to_thread(self.store.ack, self.name, triage.done, out.state, out.dead, out.receipts,
-                                triage.hold)
-        self._delivered(triage.done, out)
-        for stored, lane, _, _ in triage.hold:
+        done, hold = await self._in_order(batch, lanes, out)
+        await asyncio.to_thread(self.store.ack, self.name, done, out.state, out.dead, out.receipts, hold)
+        self._delivered(done, out)
+        for stored, lane, _, _ in hold:
             log.warning("event=delivery_pending sink=%s seq=%d event_id=%s kind=%s work_center=%s "
                         "reason=no_open_work_order timeout=%gs", self.name, stored.seq, stored.event["id"],
                         stored.event["kind"], lane, self.cfg.pending_timeout)
-        if triage.hold:
-            self.stats.extra["held"] = self.stats.extra.get("held", 0) + len(triage.hold)
+        if hold:
+            self.stats.extra["held"] = self.stats.extra.get("held", 0) + len(hold)
         if self.production.to_finish:
             await self.finisher.finish_due()  # only now: the counts that justify it are acknowledged
 
@@ -190,18 +188,49 @@ class OdooSink:
         out = Outcome()
         for stored, reason in due.expired:
             out.fail(stored, reason)
-        await self._post(due.ready, out)
-        done = sorted([*due.ready, *(s for s, _ in due.expired)], key=lambda s: s.seq)
+        # in order again: after a finish in a lane, its next events wait for the next order
+        delivered, _still_held = await self._in_order(due.ready, set(), out)
+        done = sorted([*delivered, *(s for s, _ in due.expired)], key=lambda s: s.seq)
         await asyncio.to_thread(self.store.release, self.name, done, out.state, out.dead, out.receipts)
         self._delivered(done, out)
-        self.stats.extra["held"] = due.waiting
+        self.stats.extra["held"] = len(held) - len(done)
         log.info("event=held_released sink=%s delivered=%d dead_lettered=%d still_held=%d", self.name,
-                 len(done) - len(out.dead), len(out.dead), due.waiting)
+                 len(done) - len(out.dead), len(out.dead), len(held) - len(done))
         if self.production.to_finish:
             await self.finisher.finish_due()
-        return True
+        return bool(done)
 
-    async def _post(self, events: list[Stored], out: Outcome) -> None:
+    async def _in_order(self, events: list[Stored], lanes: set[str],
+                        out: Outcome) -> tuple[list[Stored], list[tuple[Stored, str, str, float]]]:
+        """Post `events` in order around work order starts and finishes; returns (done, to hold).
+
+        Between two starts or finishes, each poster gets its share of the run at once (one
+        call where Odoo takes lists); a start or finish is posted on its own at its place, and
+        the events after it are looked at again (`pending.triage`), so the counts before a
+        finish land on the order it ends, and the counts after it on the next order, or wait
+        in their lane for it. `lanes` (work centers holding events) grows with what is held.
+        """
+        done: list[Stored] = []
+        hold: list[tuple[Stored, str, str, float]] = []
+        run: list[Stored] = []
+        for stored in [*events, None]:
+            if stored is not None and stored.event["kind"] not in BARRIERS:
+                run.append(stored)
+                continue
+            for part in (run, [stored] if stored is not None else []):
+                if not part:
+                    continue
+                triage = await self.pending.triage(part, lanes)
+                expired = {id(s) for s, _ in triage.expired}
+                for s, reason in triage.expired:
+                    out.fail(s, reason)
+                await self._post_run([s for s in triage.done if id(s) not in expired], out)
+                done += triage.done
+                hold += triage.hold
+            run = []
+        return done, hold
+
+    async def _post_run(self, events: list[Stored], out: Outcome) -> None:
         """Hand `events` to the posters of their kinds (each poster's share in seq order)."""
         by_kind: dict[str, list[Stored]] = {}
         for stored in events:
