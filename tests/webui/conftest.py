@@ -122,6 +122,16 @@ class Console:
         self.http.close()
 
 
+def odoo_call(gw: Gateway, model: str, method: str, args: list[Any], kw: dict[str, Any] | None = None) -> Any:
+    """One `execute_kw` on the gateway's Odoo sandbox as its admin, as a planner would (JSON-RPC)."""
+    body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+        "service": "object", "method": "execute_kw",
+        "args": ["sandbox", 2, "admin", model, method, args] + ([kw] if kw else [])}}
+    reply = httpx.post(f"{gw.odoo.url}/jsonrpc", json=body, timeout=10).json()
+    assert "error" not in reply, reply
+    return reply["result"]
+
+
 def admin_console(gw: Gateway) -> Console:
     """A logged-in admin console, running the first setup if it has not been done."""
     c = Console(gw)

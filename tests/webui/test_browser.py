@@ -29,12 +29,11 @@ from pathlib import Path
 from string import Template
 from typing import Any, Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.helpers import wait_for
-from tests.webui.conftest import Gateway, start_gateway
+from tests.webui.conftest import Gateway, odoo_call, start_gateway
 
 PASSWORD = "a long panel password"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -143,15 +142,6 @@ def saved(page: Page, change: int) -> None:
     """Change `change` was validated, saved with a history entry and applied (the page says so)."""
     expect(page.locator("#flash .ok")).to_contain_text(re.compile(rf"Saved as change #{change}\b"))
     expect(page.locator("#flash .error")).to_have_count(0)
-
-
-def odoo_call(gw: Gateway, model: str, method: str, args: list[Any], kw: dict[str, Any] | None = None) -> Any:
-    body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
-        "service": "object", "method": "execute_kw",
-        "args": ["sandbox", 2, "admin", model, method, args] + ([kw] if kw else [])}}
-    reply = httpx.post(f"{gw.odoo.url}/jsonrpc", json=body, timeout=10).json()
-    assert "error" not in reply, reply
-    return reply["result"]
 
 
 def odoo_counts(gw: Gateway) -> tuple[float, float]:

@@ -8,26 +8,13 @@ an order they are delivered, in order, and leave the list.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from tests.helpers import wait_for
-from tests.webui.conftest import Gateway, admin_console
-
-
-def _odoo(gw: Gateway, model: str, method: str, args: list[Any], kw: dict[str, Any] | None = None) -> Any:
-    body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
-        "service": "object", "method": "execute_kw",
-        "args": ["sandbox", 2, "admin", model, method, args] + ([kw] if kw else [])}}
-    reply = httpx.post(f"{gw.odoo.url}/jsonrpc", json=body, timeout=10).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+from tests.webui.conftest import Gateway, admin_console, odoo_call
 
 
 def test_events_waiting_for_a_work_order_are_listed_counted_and_delivered_once_it_exists(gateway: Gateway) -> None:
     c = admin_console(gateway)
-    wc = _odoo(gateway, "mrp.workcenter", "create", [{"name": "CNC-02 Machining", "code": "CNC-02"}])
+    wc = odoo_call(gateway, "mrp.workcenter", "create", [{"name": "CNC-02 Machining", "code": "CNC-02"}])
     machine = c.api("GET", "/machines/CNC-01").json()
     resp = c.api("PUT", "/machines/CNC-01", {"section": dict(machine["section"], work_center="CNC-02"),
                                              "version": machine["version"]})
@@ -41,10 +28,10 @@ def test_events_waiting_for_a_work_order_are_listed_counted_and_delivered_once_i
     assert wait_for(lambda: c.api("GET", "/status").json()["sinks"]["odoo"].get("held"), 30, "held on the overview")
     assert 'linebridge_held{sink="odoo"}' in c.http.get("/metrics").text
     # a planner releases an order on CNC-02: the lane is delivered and empties
-    mo = _odoo(gateway, "mrp.production", "create", [{"product_id": 1, "product_qty": 1000, "state": "confirmed"}])
-    wo = _odoo(gateway, "mrp.workorder", "create", [{"name": "Machining 2", "production_id": mo, "workcenter_id": wc,
+    mo = odoo_call(gateway, "mrp.production", "create", [{"product_id": 1, "product_qty": 1000, "state": "confirmed"}])
+    wo = odoo_call(gateway, "mrp.workorder", "create", [{"name": "Machining 2", "production_id": mo, "workcenter_id": wc,
                                                      "state": "ready"}])
     wait_for(lambda: not c.api("GET", "/held").json()["held"], 60, "the held lane delivered")
-    (row,) = _odoo(gateway, "mrp.workorder", "read", [[wo]], {"fields": ["qty_producing"]})
+    (row,) = odoo_call(gateway, "mrp.workorder", "read", [[wo]], {"fields": ["qty_producing"]})
     assert row["qty_producing"] > 0
     assert not [d for d in c.api("GET", "/dead-letters").json()["dead_letters"] if "CNC-02" in d["error"]]
