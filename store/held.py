@@ -3,8 +3,8 @@
 A mixin of `store.queue.Store`. An event a sink cannot deliver yet for a reason
 of its own lane (the Odoo sink: its work center has no open work order) is held:
 `ack(..., hold=...)` copies it into the `held` database, keyed by sink and seq,
-with its lane and the time it was held (the sink's clock), in the same transaction that moves
-the sink's cursor past it. The sink's other lanes go on; its later events of the
+with its lane and the time it was held (the sink's clock), in the same
+transaction that moves the sink's cursor past it. The sink's other lanes go on; its later events of the
 same lane are held behind it, so a lane keeps its order. `held` gives a sink its
 held events in seq order; `release` settles some of them in one transaction,
 delivered or dead-lettered, with the journal entry and the sink state, exactly
@@ -35,7 +35,8 @@ class HeldEvent:
 class Held:
     """Held-event operations of the store (see `store.queue.Store`)."""
 
-    def _held_rows(self, txn: lmdb.Transaction, sink: str) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    def _held_keys(self, txn: lmdb.Transaction, sink: str) -> Iterator[tuple[bytes, bytes]]:
+        """(key, raw row) of `sink`'s held events, in seq order."""
         db = self._db.get("held")
         if db is None:          # a read-only view of a store no gateway of this version has opened yet
             return
@@ -45,17 +46,19 @@ class Held:
             for key, value in cur:
                 if not key.startswith(prefix):
                     break
-                yield key, json.loads(value)
+                yield key, value
 
     def held(self, sink: str) -> list[HeldEvent]:
         """`sink`'s held events in seq order."""
         from store.queue import Stored
         with self._lock, self._begin() as txn:
-            return [HeldEvent(Stored(_seq(key[len(sink) + 1:]), row["event"], row["cls"]), row["lane"],
-                              row["since"], row["reason"]) for key, row in self._held_rows(txn, sink)]
+            rows = [(key, json.loads(raw)) for key, raw in self._held_keys(txn, sink)]
+        return [HeldEvent(Stored(_seq(key[len(sink) + 1:]), row["event"], row["cls"]), row["lane"],
+                          row["since"], row["reason"]) for key, row in rows]
 
     def held_count(self, txn: lmdb.Transaction, sink: str) -> int:
-        return sum(1 for _ in self._held_rows(txn, sink))
+        """How many events `sink` holds (counted without decoding them: the pages poll this)."""
+        return sum(1 for _ in self._held_keys(txn, sink))
 
     def _hold(self, txn: lmdb.Transaction, sink: str, hold: list[tuple[Any, str, str, float]]) -> None:
         """Keep each (stored, lane, reason, since) of `hold` for `sink`; a replayed one leaves the replay queue."""
