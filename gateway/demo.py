@@ -73,9 +73,11 @@ def _port_free(port: int) -> bool:
 
 
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+    """A sandbox in its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) stops
+    the demo only, which reads Odoo for its summary and then stops the sandboxes itself."""
     log = open(log_path, "wb")
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 async def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 20.0) -> None:
@@ -269,6 +271,10 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
         if duration is not None:
             print("demo: " + ("MATCH: Odoo agrees with the plant" if not problems
                               else "MISMATCH: " + "; ".join(problems)), flush=True)
+        else:
+            print("demo: stopped while the plant was running: its counts are from its last report (every "
+                  "0.5 s) and the gateway's last poll may differ from it; `linebridge demo --duration 30` "
+                  "stops the plant, drains the backlog and compares exactly", flush=True)
         if as_json:
             print(json.dumps(summary, sort_keys=True), flush=True)
         if duration is not None and (problems or failed):

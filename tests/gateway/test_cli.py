@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 
 from gateway.demo import demo_config_text
 
@@ -80,3 +83,33 @@ def test_demo_carries_every_part_into_odoo_and_ends_with_a_json_summary():
     assert odoo["downtimes"] == summary["ground_truth"]["machines"]["CNC-01"]["alarms"]
     assert "MATCH: Odoo agrees with the plant" in out.stdout
     assert summary["stored"] == summary["delivered"]["odoo"]
+
+
+def test_ctrl_c_stops_the_demo_and_it_still_prints_its_summary(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group, the demo's sandboxes too:
+    they must outlive the demo's own stop long enough for its summary."""
+    proc = subprocess.Popen([*CLI, "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)    # its own group, as a shell's foreground job
+    lines: list[str] = []
+    delivered = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "odoo: delivered=" in line and "odoo: delivered=0 " not in line:
+                delivered.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert delivered.wait(60), "".join(lines[-20:])
+        os.killpg(proc.pid, signal.SIGINT)               # what the terminal does on Ctrl-C
+        assert proc.wait(60) == 0, "".join(lines[-40:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(10)
+    out = "".join(lines)
+    assert "Traceback" not in out, out[-3000:]
+    done = [line for line in lines if line.startswith("demo: plant:")]
+    assert done and "Odoo: qty_producing" in done[0] and "qty_producing None" not in done[0], out[-2000:]
+    assert "`linebridge demo --duration 30` stops the plant, drains the backlog and compares exactly" in out
