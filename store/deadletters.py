@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 import lmdb
 
-from store import journal
+from store import counts, journal
 
 
 class DeadLetters:
@@ -33,7 +33,7 @@ class DeadLetters:
                     yield key, letter
 
     def dead_letters(self, sink: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             return [letter for _, letter in self._letters(txn, sink, kind)]
 
     def replay(self, sink: str, seqs: Iterable[int] | None = None, kind: str | None = None,
@@ -57,11 +57,12 @@ class DeadLetters:
             if op == "replay":
                 # the letter stays, marked, until the replay is delivered (then it goes)
                 # or fails again (then its attempts count up)
-                txn.put(key, json.dumps(letter["event"], sort_keys=True).encode(), db=self._db["replay"])
-                txn.put(key, json.dumps(dict(letter, replayed=now), sort_keys=True).encode(), db=self._db["dead"])
+                counts.put_row(txn, self._db, "replay", key, json.dumps(letter["event"], sort_keys=True).encode())
+                counts.put_row(txn, self._db, "dead", key,
+                               json.dumps(dict(letter, replayed=now), sort_keys=True).encode())
             else:
-                txn.delete(key, db=self._db["dead"])
-                txn.delete(key, db=self._db["replay"])
+                counts.delete_row(txn, self._db, "dead", key)
+                counts.delete_row(txn, self._db, "replay", key)
         if picked:
             journal.append(txn, self._db["journal"], self._db["meta"], [
                 {"op": op, "sink": sink, "ts": round(now, 3), "by": who,

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping
 
 import lmdb
 
+from store import counts
 from store.layout import k as _k, seq_of as _seq
 
 
@@ -51,29 +52,31 @@ class Held:
     def held(self, sink: str) -> list[HeldEvent]:
         """`sink`'s held events in seq order."""
         from store.queue import Stored
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             rows = [(key, json.loads(raw)) for key, raw in self._held_keys(txn, sink)]
         return [HeldEvent(Stored(_seq(key[len(sink) + 1:]), row["event"], row["cls"]), row["lane"],
                           row["since"], row["reason"]) for key, row in rows]
 
     def held_count(self, txn: lmdb.Transaction, sink: str) -> int:
-        """How many events `sink` holds (counted without decoding them: the pages poll this)."""
-        return sum(1 for _ in self._held_keys(txn, sink))
+        """How many events `sink` holds: a kept counter (see `store.counts`), the pages poll this."""
+        if txn.get(counts.MARKER, db=self._db["meta"]) is None:   # read-only view of an older store
+            return sum(1 for _ in self._held_keys(txn, sink))
+        return counts.get(txn, self._db["meta"], f"held:{sink}")
 
     def _hold(self, txn: lmdb.Transaction, sink: str, hold: list[tuple[Any, str, str, float]]) -> None:
         """Keep each (stored, lane, reason, since) of `hold` for `sink`; a replayed one leaves the replay queue."""
         for stored, lane, reason, since in hold:
             key = f"{sink}\0".encode() + _k(stored.seq)
             row = {"event": stored.event, "cls": stored.cls, "lane": lane, "since": since, "reason": reason}
-            txn.put(key, json.dumps(row, sort_keys=True).encode(), db=self._db["held"])
+            counts.put_row(txn, self._db, "held", key, json.dumps(row, sort_keys=True).encode())
             if stored.cls == "replay":
-                txn.delete(key, db=self._db["replay"])
+                counts.delete_row(txn, self._db, "replay", key)
 
     def release(self, sink: str, done: list[Any], state: Mapping[str, bytes] | None = None,
                 dead: list[tuple[Any, str]] | None = None, receipts: Mapping[str, str] | None = None) -> None:
         """Settle held events `done` of `sink` (delivered, or given up on as `dead`) in one transaction."""
         def settle(txn: lmdb.Transaction) -> None:
             for stored in done:
-                txn.delete(f"{sink}\0".encode() + _k(stored.seq), db=self._db["held"])
+                counts.delete_row(txn, self._db, "held", f"{sink}\0".encode() + _k(stored.seq))
             self._settle(txn, sink, done, state or {}, dead or [], receipts or {})
         self._write(settle)

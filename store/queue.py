@@ -29,13 +29,14 @@ import errno
 import json
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import lmdb
 
-from store import journal
+from store import counts, journal
 from store.deadletters import DeadLetters
 from store.held import Held, HeldEvent
 from store.views import Inspection
@@ -109,7 +110,8 @@ class Store(DeadLetters, Held, Inspection):
             self.sinks = {name: frozenset({"business"}) for name in sinks}
         self.readonly = readonly
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()     # one writer at a time (LMDB's own rule, kept in-process)
+        self._gate = _Gate()               # transactions share it; a map resize takes it alone
         if readonly and not (self.path / "data.mdb").exists():
             raise StoreError(f"no store at {self.path}")
         if not readonly:
@@ -131,6 +133,21 @@ class Store(DeadLetters, Held, Inspection):
         if not readonly:
             with self.env.begin(write=True) as txn:
                 txn.put(b"schema", SCHEMA_VERSION, db=self._db["meta"], overwrite=False)
+                if txn.get(counts.MARKER, db=self._db["meta"]) is None:
+                    counts.recount(txn, self._db, self._all_cursors(txn))   # a store of an older version
+
+    def _all_cursors(self, txn: lmdb.Transaction) -> dict[tuple[str, str], int]:
+        out = {}
+        for key, value in txn.cursor(db=self._db["cursors"]):
+            sink, _, cls = key.decode("utf-8").partition("\0")
+            out[(sink, cls)] = _seq(value)
+        return out
+
+    @contextmanager
+    def _reading(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction: never waits for the writer (LMDB readers see the last commit)."""
+        with self._gate.shared(), self._begin() as txn:
+            yield txn
 
     def route(self, sinks: Mapping[str, Iterable[str]]) -> None:
         """Replace the routing table while the store is open (a sink added or removed live).
@@ -141,6 +158,10 @@ class Store(DeadLetters, Held, Inspection):
         but no longer holds events back. Takes effect from the next call.
         """
         routes = {name: frozenset(classes) for name, classes in sinks.items()}
+        changed = [name for name, classes in routes.items() if self.sinks.get(name) != classes]
+        if changed and not self.readonly:
+            # a sink that was away kept no count of what the others pruned: count it again
+            self._write(lambda txn: counts.recount(txn, self._db, self._all_cursors(txn), changed))
         with self._lock:
             self.sinks = routes
 
@@ -158,7 +179,7 @@ class Store(DeadLetters, Held, Inspection):
         """Run `fn(txn)` in one durable write transaction, growing the map when it is full."""
         while True:
             try:
-                with self._lock, self._begin(write=True) as txn:
+                with self._lock, self._gate.shared(), self._begin(write=True) as txn:
                     return fn(txn)
             except lmdb.MapFullError as exc:
                 if not self._grow():
@@ -173,7 +194,7 @@ class Store(DeadLetters, Held, Inspection):
         current = self.env.info()["map_size"]
         if current >= self.options.max_map_size:
             return False
-        with self._lock:
+        with self._gate.exclusive():   # LMDB: no transaction of this process may be open during a resize
             self.env.set_mapsize(min(current * 2, self.options.max_map_size))
         return True
 
@@ -271,11 +292,16 @@ class Store(DeadLetters, Held, Inspection):
             raise BacklogFull(f"business backlog at its cap ({usage['events']} events, {usage['bytes']} bytes; "
                               f"cap {quota.max_events or '-'} events, {quota.max_bytes or '-'} bytes)")
         evicted = 0
+        passed = {s: self._cursor(txn, s, cls) for s, wanted in self.sinks.items() if cls in wanted}
         cur = txn.cursor(db=self._db[f"ev:{cls}"])
         while ((quota.max_events and usage["events"] > quota.max_events)
                or (quota.max_bytes and usage["bytes"] > quota.max_bytes)) and cur.first():
             usage["events"] -= 1
             usage["bytes"] -= len(cur.value())
+            seq = _seq(cur.key())
+            for sink, at in passed.items():
+                if seq <= at:
+                    counts.add(txn, self._db["meta"], counts.behind_name(sink, cls), -1)
             cur.delete()
             evicted += 1
         txn.put(f"usage:{cls}".encode(), json.dumps(usage).encode(), db=self._db["meta"])
@@ -292,7 +318,7 @@ class Store(DeadLetters, Held, Inspection):
             n += 1
 
     def get_state(self, key: str) -> bytes | None:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             return txn.get(key.encode("utf-8"), db=self._db["state"])
 
     def put_state(self, key: str, value: bytes) -> None:
@@ -305,14 +331,14 @@ class Store(DeadLetters, Held, Inspection):
         return _seq(raw) if raw else 0
 
     def cursor(self, sink: str, cls: str = "business") -> int:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             return self._cursor(txn, sink, cls)
 
     def read(self, sink: str, limit: int = 100) -> list[Stored]:
         """The sink's next events: replayed dead letters first, then its classes in seq order."""
         out: list[Stored] = []
         wanted = self.sinks.get(sink, frozenset({"business"}))
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             prefix = sink.encode() + b"\0"
             cur = txn.cursor(db=self._db["replay"])
             if cur.set_range(prefix):
@@ -359,6 +385,8 @@ class Store(DeadLetters, Held, Inspection):
             current = self._cursor(txn, sink, cls)
             if seq < current:
                 raise StoreError(f"cursor of sink {sink!r} ({cls}) cannot move back from {current} to {seq}")
+            counts.add(txn, self._db["meta"], counts.behind_name(sink, cls),
+                       counts.count_between(txn, self._db[f"ev:{cls}"], current, seq))
             txn.put(f"{sink}\0{cls}".encode(), _k(seq), db=self._db["cursors"])
         self._hold(txn, sink, hold)
         self._settle(txn, sink, done, state, dead, receipts)
@@ -372,16 +400,16 @@ class Store(DeadLetters, Held, Inspection):
         for s in done:
             if s.cls == "replay":
                 key = f"{sink}\0".encode() + _k(s.seq)
-                txn.delete(key, db=self._db["replay"])
+                counts.delete_row(txn, self._db, "replay", key)
                 if s.event["id"] not in dead_ids:
-                    txn.delete(key, db=self._db["dead"])  # the replay went through
+                    counts.delete_row(txn, self._db, "dead", key)  # the replay went through
         for stored, error in dead:
             key = f"{sink}\0".encode() + _k(stored.seq)
             old = json.loads(txn.get(key, db=self._db["dead"]) or b"null")
             letter = {"sink": sink, "seq": stored.seq, "event": stored.event, "error": error, "replayed": None,
                       "attempts": (old["attempts"] + 1) if old else 1,
                       "first_failure": old["first_failure"] if old else now, "last_failure": now}
-            txn.put(key, json.dumps(letter, sort_keys=True).encode(), db=self._db["dead"])
+            counts.put_row(txn, self._db, "dead", key, json.dumps(letter, sort_keys=True).encode())
         for key, value in state.items():
             txn.put(key.encode("utf-8"), value, db=self._db["state"])
         items: dict[str, list[list[Any]]] = {"delivered": [], "dead_letter": []}
@@ -410,9 +438,49 @@ class Store(DeadLetters, Held, Inspection):
                         break
             if count:
                 self._count(txn, cls, -count, -size)
+                for sink in interested:   # each pruned event lay at or behind every interested cursor
+                    counts.add(txn, self._db["meta"], counts.behind_name(sink, cls), -count)
 
     def close(self) -> None:
         self.env.close()
+
+
+class _Gate:
+    """Shared by any number of transactions at once, or held alone (a map resize waits for them all)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                if not self._shared:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._shared:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
 
 
 def _existing_size(path: Path) -> int:

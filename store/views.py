@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from store import journal
+from store import counts, journal
 from store.layout import CLASSES, Quota, k, seq_of
 
 
@@ -16,35 +16,43 @@ class Inspection:
     """Read-only views of the store (see `store.queue.Store`)."""
 
     def last_seq(self) -> int:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             raw = txn.get(b"next_seq", db=self._db["meta"])
             return (seq_of(raw) - 1) if raw else 0
 
     def backlog(self, sink: str) -> int:
-        """Events waiting for `sink`: replays, held events, and its classes after its cursors."""
+        """Events waiting for `sink`: replays, held events, and its classes after its cursors.
+
+        Read from counters kept as the data changes (`store.counts`): the same cost
+        with an empty queue or a million events, and it never waits for the writer.
+        """
         wanted = self.sinks.get(sink, frozenset({"business"}))
-        with self._lock, self._begin() as txn:
-            n = self.held_count(txn, sink)
-            prefix = sink.encode() + b"\0"
-            cur = txn.cursor(db=self._db["replay"])
-            if cur.set_range(prefix):
-                for key in cur.iternext(keys=True, values=False):
-                    if not key.startswith(prefix):
-                        break
-                    n += 1
+        with self._reading() as txn:
+            meta = self._db["meta"]
+            if txn.get(counts.MARKER, db=meta) is None:   # a read-only view of an older version's store
+                return self._scan_backlog(txn, sink, wanted)
+            n = counts.get(txn, meta, f"held:{sink}") + counts.get(txn, meta, f"replay:{sink}")
             for cls in CLASSES:
-                if cls not in wanted:
-                    continue
-                c = self._cursor(txn, sink, cls)
-                cur = txn.cursor(db=self._db[f"ev:{cls}"])
-                if cur.set_range(k(c + 1)):
-                    n += sum(1 for _ in cur.iternext(keys=True, values=False))
+                if cls in wanted:
+                    n += txn.stat(self._db[f"ev:{cls}"])["entries"] - counts.get(txn, meta, counts.behind_name(sink, cls))
             return n
+
+    def _scan_backlog(self, txn: Any, sink: str, wanted: frozenset[str]) -> int:
+        n = self.held_count(txn, sink) + sum(1 for _ in _rows(txn, self._db["replay"], sink))
+        for cls in CLASSES:
+            if cls in wanted:
+                n += counts.count_between(txn, self._db[f"ev:{cls}"], self._cursor(txn, sink, cls), 2**63)
+        return n
+
+    def dead_count(self, txn: Any, sink: str) -> int:
+        if txn.get(counts.MARKER, db=self._db["meta"]) is None:
+            return sum(1 for _ in _rows(txn, self._db["dead"], sink))
+        return counts.get(txn, self._db["meta"], f"dead:{sink}")
 
     def stats(self) -> dict[str, Any]:
         """Per class and sink: counts, bytes, oldest age, cursor lag, held events, dead letters, drops."""
         now = self.clock()
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             classes = {}
             for cls in CLASSES:
                 usage = self._usage(txn, cls)
@@ -63,14 +71,7 @@ class Inspection:
             sinks = {}
             names = set(self.sinks) | {k.split(b"\0")[0].decode() for k, _ in txn.cursor(db=self._db["cursors"])}
             for sink in sorted(names):
-                dead = 0
-                prefix = sink.encode() + b"\0"
-                cur = txn.cursor(db=self._db["dead"])
-                if cur.set_range(prefix):
-                    for key in cur.iternext(keys=True, values=False):
-                        if not key.startswith(prefix):
-                            break
-                        dead += 1
+                dead = self.dead_count(txn, sink)
                 sinks[sink] = {"cursors": {c: self._cursor(txn, sink, c) for c in CLASSES},
                                "lag_seq": last - max(self._cursor(txn, sink, c) for c in CLASSES),
                                "dead_letters": dead, "held": self.held_count(txn, sink),
@@ -86,16 +87,27 @@ class Inspection:
         return out
 
     def stored_count(self) -> int:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             return sum(txn.stat(self._db[f"ev:{c}"])["entries"] for c in CLASSES)
 
     def verify_journal(self) -> journal.Verdict:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             return journal.verify(txn, self._db["journal"], self._db["meta"])
 
     def journal_entries(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self._lock, self._begin() as txn:
+        with self._reading() as txn:
             return journal.entries(txn, self._db["journal"], limit)
+
+
+def _rows(txn: Any, db: Any, sink: str) -> Any:
+    """Keys of `sink`'s rows in a `sink NUL seq` database, scanned (older stores only)."""
+    prefix = sink.encode() + b"\0"
+    cur = txn.cursor(db=db)
+    if cur.set_range(prefix):
+        for key in cur.iternext(keys=True, values=False):
+            if not key.startswith(prefix):
+                break
+            yield key
 
 
 def _age(ts: Any, now: float) -> float | None:
