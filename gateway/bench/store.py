@@ -89,14 +89,94 @@ def run(events: int = 100_000, batch: int = 100, size: int = 256, workdir: Path 
     }
 
 
+def _poll_lateness(store: Store, seconds: float, period: float = 0.01, status_every: float = 0.05) -> list[float]:
+    """How late a 10 ms poll loop wakes while the same event loop asks the store for status.
+
+    The gateway's loop does both: drivers poll on it and the watchdog's status
+    line, the overview and the heartbeat read backlogs. Returns each wake-up's
+    lateness in seconds.
+    """
+    import asyncio
+
+    async def go() -> list[float]:
+        late: list[float] = []
+        stop = time.monotonic() + seconds
+
+        async def status() -> None:
+            while time.monotonic() < stop:
+                store.backlog("odoo")
+                store.backlog("mqtt")
+                store.stats()
+                await asyncio.sleep(status_every)
+
+        task = asyncio.get_running_loop().create_task(status())
+        due = time.monotonic() + period
+        while due < stop:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            late.append(max(0.0, time.monotonic() - due))
+            due += period
+        await task
+        return late
+
+    return asyncio.run(go())
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def run_status(queued: int = 1_000_000, seconds: float = 5.0, size: int = 256,
+               workdir: Path | None = None) -> dict[str, Any]:
+    """The cost of a status call with `queued` events waiting, and poll jitter against an empty store."""
+    with tempfile.TemporaryDirectory(prefix="linebridge-bench-", dir=workdir) as tmp:
+        root = Path(tmp)
+        routes = {"odoo": {"business"}, "mqtt": {"business", "telemetry"}}
+        empty = Store(root / "empty", routes)
+        empty_late = _poll_lateness(empty, seconds)
+        empty_cost = _call_cost(empty)
+        empty.close()
+        full = Store(root / "full", routes, options=StoreOptions(map_size=max(64 << 20, queued * size * 3),
+                                                                  max_map_size=max(1 << 30, queued * size * 4)))
+        chunk = 5000
+        for i in range(0, queued, chunk):
+            full.append(_events(min(chunk, queued - i), size, start=i))
+        full.ack("mqtt", full.read("mqtt", 1000))     # two sinks at different places
+        full_cost = _call_cost(full)
+        full_late = _poll_lateness(full, seconds)
+        backlog = full.backlog("odoo")
+        full.close()
+    p99_empty, p99_full = _pct(empty_late, 0.99), _pct(full_late, 0.99)
+    return {"status_queued": backlog,
+            "status_call_ms_empty": round(empty_cost * 1000, 3), "status_call_ms": round(full_cost * 1000, 3),
+            "poll_p99_ms_empty": round(p99_empty * 1000, 2), "poll_p99_ms_queued": round(p99_full * 1000, 2),
+            "poll_p99_ratio": round(p99_full / p99_empty, 2) if p99_empty else None}
+
+
+def _call_cost(store: Store, rounds: int = 500) -> float:
+    """Median seconds of one status call: both sinks' backlogs and the statistics."""
+    costs = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        store.backlog("odoo")
+        store.backlog("mqtt")
+        store.stats()
+        costs.append(time.perf_counter() - t0)
+    return _pct(costs, 0.5)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="linebridge bench store")
     p.add_argument("--json", action="store_true")
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--size", type=int, default=256, help="bytes per event (JSON)")
+    p.add_argument("--status-queued", type=int, default=1_000_000,
+                   help="events queued for the status-cost and poll-jitter figures (0: leave them out)")
     args = p.parse_args(argv)
     r = run(args.events, args.batch, args.size)
+    if args.status_queued:
+        r |= run_status(args.status_queued, size=args.size)
     if args.json:
         print(json.dumps(r, sort_keys=True))
         return 0
@@ -105,4 +185,9 @@ def main(argv: list[str]) -> int:
     print(f"durable appends, one by one: {r['single_events_per_s']:>9} events/s   "
           f"SQLite: {r['sqlite_single_events_per_s']:>9} events/s   ratio {r['single_ratio']}x")
     print(f"read + ack: {r['read_ack_events_per_s']} events/s; {r['bytes_per_event']} bytes per event on disk")
+    if "status_call_ms" in r:
+        print(f"status call (two backlogs + stats) with {r['status_queued']} queued: {r['status_call_ms']} ms "
+              f"(empty store: {r['status_call_ms_empty']} ms)")
+        print(f"10 ms poll loop, p99 lateness: {r['poll_p99_ms_queued']} ms with that backlog, "
+              f"{r['poll_p99_ms_empty']} ms empty (ratio {r['poll_p99_ratio']})")
     return 0
