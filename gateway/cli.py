@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     oc.add_argument("--config", type=Path, required=True)
 
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
-    b.add_argument("what", choices=["store", "modbus", "odoo"])
+    b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
 
     s = sub.add_parser("sandbox", help="simulators for rehearsing without a plant or an ERP")
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             from gateway.bench.store import main as bench_main
         elif args.what == "odoo":
             from gateway.bench.odoo import main as bench_main
+        elif args.what == "gateway":
+            from gateway.bench.gateway import main as bench_main
         else:
             from gateway.bench.modbus import main as bench_main
         return bench_main(args.rest)
