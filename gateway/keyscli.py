@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from gateway.signing import DeviceKey, KeyFileError, PublicKey, key_path, verify
+from gateway.telemetry import decode as decode_telemetry
 
 
 def add_parsers(sub: argparse._SubParsersAction, state_dir_help: str) -> None:
@@ -29,6 +30,9 @@ def add_parsers(sub: argparse._SubParsersAction, state_dir_help: str) -> None:
     v.add_argument("file", nargs="?", default="-", help="file of envelopes, or - for stdin (default)")
     v.add_argument("--key", required=True,
                    help="the public key: base64 as `keys show` prints it, or a file holding it (or a PEM key)")
+    v.add_argument("--decode", action="store_true",
+                   help="also print each verified telemetry record's values by tag name (values/1 needs its "
+                        "telemetry_tags record earlier in the input)")
 
 
 def run_keys(args: argparse.Namespace, state_dir: Path) -> int:
@@ -63,6 +67,18 @@ def _public_key(text: str) -> PublicKey:
     return PublicKey.parse(text)
 
 
+def _print_decoded(n: int, envelope: dict, tagsets: dict[str, list[str]]) -> None:
+    """`--decode`: a verified telemetry record's values by tag name (its tags record came earlier)."""
+    data = envelope.get("data") or {}
+    if envelope.get("kind") == "telemetry_tags" and isinstance(data.get("tags"), list):
+        tagsets[str(data.get("tagset"))] = [str(t) for t in data["tags"]]
+    elif envelope.get("kind") == "telemetry":
+        pairs = decode_telemetry(envelope, tagsets)
+        shown = ("tag set " + str(data.get("tagset")) + " not seen yet") if pairs is None else \
+            " ".join(f"{tag}={json.dumps(value)}" for tag, value in pairs)
+        print(f"line {n} {envelope.get('source', {}).get('device', '-')} {envelope.get('ts', '-')} {shown}")
+
+
 def run_verify(args: argparse.Namespace) -> int:
     try:
         key = _public_key(args.key)
@@ -75,6 +91,7 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"linebridge verify: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     ok = failed = 0
+    tagsets: dict[str, list[str]] = {}
     with stream:
         for n, line in enumerate(stream, 1):
             if not line.strip():
@@ -88,6 +105,8 @@ def run_verify(args: argparse.Namespace) -> int:
             reason = verify(envelope, key)
             if reason is None:
                 ok += 1
+                if args.decode and isinstance(envelope, dict):
+                    _print_decoded(n, envelope, tagsets)
                 continue
             failed += 1
             eid = envelope.get("id", "-") if isinstance(envelope, dict) else "-"

@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.base import Backoff, Driver, Quality, Sample
-from gateway.config import Config
+from gateway.config import Config, tag_names
 from gateway.context import ContextStore, context_key, is_context_key
 from gateway.enrich import enrich
 from gateway.events import SCHEMA, event_id, iso_utc
 from gateway.signing import DeviceKey
 from gateway.rules import Rule
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
+from gateway.telemetry import Encoder as TelemetryEncoder
 from store.committer import GroupCommitter
 from store.queue import StoreFull
 
@@ -76,6 +77,7 @@ class DevicePipeline:
         #: machine contexts shared with the other pipelines (a private one when alone)
         self.context = context if context is not None else ContextStore()
         self.telemetry = config.wants_telemetry
+        self._encoder: TelemetryEncoder | None = None
         #: the latest sample of each tag, for status pages
         self.last: dict[str, Sample] = {}
         #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
@@ -188,19 +190,21 @@ class DevicePipeline:
         return enrich(event, self.config.machines, ctx, self.config.shifts)
 
     def _telemetry(self, batch: list[Sample]) -> list[dict[str, Any]]:
-        """One raw-sample record per device and batch, for MQTT historians (never for Odoo)."""
-        good = [s for s in batch if s.quality is Quality.GOOD]
-        if not good:
-            return []
-        device = self.driver.name
-        newest = max(s.source_ts for s in good)
-        gateway = self.config.gateway.id
-        return [{"schema": SCHEMA, "id": event_id(gateway, f"{device}/telemetry", f"{newest:.6f}"),
-                 "seq": None, "kind": "telemetry", "ts": iso_utc(newest), "gateway": gateway,
-                 "source": {"device": device},
-                 "data": {"samples": [{"tag": s.tag, "value": _json_value(s.value), "ts": iso_utc(s.source_ts)}
-                                      for s in good]},
-                 "context": {}}]
+        """One compact raw-sample record per device and batch, for MQTT historians (never for Odoo)."""
+        if self._encoder is None:
+            device = self.config.devices.get(self.driver.name)
+            self._encoder = TelemetryEncoder(self.config.gateway.id, self.driver.name,
+                                             _tag_order(device.config) if device is not None else ())
+        return self._encoder.records(batch)
+
+
+def _tag_order(driver_config: Any) -> list[str]:
+    """The device's tags in the order they are configured (the telemetry values' order)."""
+    names = getattr(driver_config, "tag_names", None)
+    if isinstance(names, (list, tuple)):
+        return list(names)
+    tags = getattr(driver_config, "tags", None)
+    return list(tags) if isinstance(tags, dict) else sorted(tag_names(driver_config))
 
 
 def _json_value(value: Any) -> Any:

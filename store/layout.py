@@ -18,9 +18,13 @@ def seq_of(raw: bytes) -> int:
     return _SEQ.unpack(raw)[0]
 
 
+#: the kinds of the telemetry class: raw samples and the tag sets that name their values
+TELEMETRY_KINDS = frozenset({"telemetry", "telemetry_tags"})
+
+
 def event_class(event: Mapping[str, Any]) -> str:
-    """`telemetry` for raw samples, `business` for every business event."""
-    return "telemetry" if event.get("kind") == "telemetry" else "business"
+    """`telemetry` for raw samples (and their tag sets), `business` for every business event."""
+    return "telemetry" if event.get("kind") in TELEMETRY_KINDS else "business"
 
 
 @dataclass(frozen=True)

@@ -111,14 +111,15 @@ class _Counter:
             return
         try:
             body = json.loads(msg.payload)
-            samples = body["data"]["samples"]
+            data = body["data"]
+            samples = data["samples"] if "samples" in data else [v for v in data.get("values", ()) if v is not None]
             newest = datetime.fromisoformat(body["ts"].replace("Z", "+00:00")).timestamp()
         except (ValueError, KeyError, TypeError):
             return
         with self._lock:
             if self.first_at is None:
                 self.first_at = now
-            if self.counting:
+            if self.counting:   # every byte at the broker counts, tag sets included
                 self.messages += 1
                 self.values += len(samples)
                 self.bytes += len(msg.payload)

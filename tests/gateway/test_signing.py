@@ -119,11 +119,13 @@ telemetry = true
     asyncio.run(go())
     stored = store.read("up", 100)
     kinds = [s.event["kind"] for s in stored]
-    assert kinds.count("production") == 2 and kinds.count("telemetry") == 3
+    assert kinds.count("production") == 2 and kinds.count("telemetry") == 3 and kinds.count("telemetry_tags") == 1
     for s in stored:
         assert verify(s.event, key.public) is None, s.event
+    tags = next(s.event for s in stored if s.event["kind"] == "telemetry_tags")
     tele = next(s.event for s in stored if s.event["kind"] == "telemetry")
-    assert tele["data"]["samples"] == [{"tag": "parts", "value": 0, "ts": "2027-01-15T08:00:00.000Z"}]
+    assert tags["data"]["tags"] == ["parts"] and tele["ts"] == "2027-01-15T08:00:00.000Z"
+    assert tele["data"] == {"format": "values/1", "tagset": tags["data"]["tagset"], "values": [0]}
 
 
 def test_keys_show_says_there_is_no_key_yet_and_how_it_is_made_then_prints_it(tmp_path, capsys):

@@ -23,6 +23,7 @@ from gateway.config import MqttSinkConfig
 from gateway.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from gateway.sinks.common import SinkStats, TokenBucket, wait_any
 from gateway.sinks.mqtt.link import MqttLink
+from store.layout import TELEMETRY_KINDS
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.mqtt")
@@ -56,9 +57,12 @@ class MqttSink:
     def topic_for(self, stored: Stored) -> str | None:
         """Where this event goes, or None when this sink does not want it."""
         ev = stored.event
-        if ev.get("kind") == "telemetry":
+        if ev.get("kind") in TELEMETRY_KINDS:
+            if not self.cfg.telemetry:
+                return None
             device = (ev.get("source") or {}).get("device", "unknown")
-            return f"{self.cfg.topic_prefix}/telemetry/{_level(device)}" if self.cfg.telemetry else None
+            topic = f"{self.cfg.topic_prefix}/telemetry/{_level(device)}"
+            return topic + "/tags" if ev["kind"] == "telemetry_tags" else topic
         if ev.get("kind") not in self.cfg.kinds:
             return None
         return f"{self.cfg.topic_prefix}/events/{_level(ev['kind'])}"
@@ -124,7 +128,8 @@ class MqttSink:
                 continue
             await self.bucket.take()
             try:
-                sent.append((i, self.link.publish(topic, envelope_bytes(stored.event), self.cfg.qos)))
+                sent.append((i, self.link.publish(topic, envelope_bytes(stored.event), self.cfg.qos,
+                                                  retain=stored.event.get("kind") == "telemetry_tags")))
             except PermanentDeliveryError as exc:
                 dead.append((stored, str(exc)))
             except TransientDeliveryError as exc:
