@@ -86,6 +86,8 @@ class StoreOptions:
     quotas: dict[str, Quota] = field(default_factory=lambda: {c: Quota() for c in CLASSES})
     dedupe_ttl: float = 7 * 24 * 3600.0
     journal_keep: int = 1_000_000
+    #: the journal's HMAC key (see `store.journal`); None writes unkeyed entries and refuses a keyed journal
+    journal_key: bytes | None = field(default=None, repr=False)
 
 
 class Store(DeadLetters, Held, Inspection):
@@ -391,8 +393,9 @@ class Store(DeadLetters, Held, Inspection):
             op = "dead_letter" if s.event["id"] in dead_ids else "delivered"
             items[op].append([s.event["id"], s.seq, receipts.get(s.event["id"])])
         journal.append(txn, self._db["journal"], self._db["meta"], [
-            {"op": op, "sink": sink, "ts": round(now, 3), "items": rows} for op, rows in items.items() if rows])
-        journal.prune(txn, self._db["journal"], self._db["meta"], self.options.journal_keep)
+            {"op": op, "sink": sink, "ts": round(now, 3), "items": rows} for op, rows in items.items() if rows],
+            self.options.journal_key)
+        journal.prune(txn, self._db["journal"], self._db["meta"], self.options.journal_keep, self.options.journal_key)
 
     def _prune_events(self, txn: lmdb.Transaction) -> None:
         for cls in CLASSES:
