@@ -221,6 +221,8 @@ def verify(txn: lmdb.Transaction, db: Any, meta: Any, key: bytes | None = None) 
 
 def entry_link(txn: lmdb.Transaction, db: Any, meta: Any, n: int) -> str | None:
     """The link (MAC or hash) of entry `n`: kept, the anchor, or None when pruned past or never written."""
+    if n < 0:
+        return None
     raw = txn.get(_IDX.pack(n), db=db)
     if raw is not None:
         return link(json.loads(raw))

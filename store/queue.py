@@ -321,7 +321,7 @@ class Store(DeadLetters, Held, Inspection):
                 for key, value in cur:
                     if not key.startswith(prefix) or len(out) >= limit:
                         break
-                    out.append(Stored(_seq(key[len(prefix):]), json.loads(value), "replay"))
+                    out.append(Stored(_seq(key[len(prefix):]), _event(value), "replay"))
             merged: list[Stored] = []
             for cls in CLASSES:
                 if cls not in wanted:
@@ -331,7 +331,7 @@ class Store(DeadLetters, Held, Inspection):
                     for n, (key, value) in enumerate(cur):
                         if n >= limit - len(out):
                             break
-                        merged.append(Stored(_seq(key), json.loads(value), cls))
+                        merged.append(Stored(_seq(key), _event(value), cls))
             merged.sort(key=lambda s: s.seq)
         return out + merged[: max(0, limit - len(out))]
 
@@ -416,6 +416,15 @@ class Store(DeadLetters, Held, Inspection):
 
     def close(self) -> None:
         self.env.close()
+
+
+def _event(value: bytes) -> Any:
+    """A stored event; bytes that are no longer JSON come back as `{"unreadable": text}`, so the
+    sink's signature check dead-letters them instead of the read failing forever."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return {"unreadable": bytes(value).decode("utf-8", "replace")}
 
 
 def _existing_size(path: Path) -> int:
