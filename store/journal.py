@@ -162,6 +162,7 @@ def verify(txn: lmdb.Transaction, db: Any, meta: Any, key: bytes | None = None) 
     start = anchor(txn, meta)
     head_raw = txn.get(b"journal_head", db=meta)
     checked = key is not None
+    mkey = key or b""
     expected_n, prev = start["n"], start["hash"]
     first = expected_n + 1
     count = 0
@@ -189,7 +190,7 @@ def verify(txn: lmdb.Transaction, db: Any, meta: Any, key: bytes | None = None) 
                 if start["n"] and "mac" not in start and idx == first and checked:
                     return bad(idx, "the anchor before the first kept entry is not sealed "
                                     "(older entries removed outside pruning)")
-            if checked and not hmac.compare_digest(_mac(key, entry), str(entry["mac"])):  # type: ignore[arg-type]
+            if checked and not hmac.compare_digest(_mac(mkey, entry), str(entry["mac"])):
                 return bad(idx, "content does not match its MAC (altered)")
         elif "hash" in entry:
             if keyed_from is not None:
@@ -200,7 +201,7 @@ def verify(txn: lmdb.Transaction, db: Any, meta: Any, key: bytes | None = None) 
             return bad(idx, "entry carries neither hash nor mac")
         prev = link(entry)
     if checked and "mac" in start and not hmac.compare_digest(
-            _seal(key, "anchor", start["n"], start["hash"]), str(start["mac"])):  # type: ignore[arg-type]
+            _seal(mkey, "anchor", start["n"], start["hash"]), str(start["mac"])):
         return bad(first, "the anchor record does not match its MAC (older entries removed or rewritten)")
     if head_raw:
         top = json.loads(head_raw)
@@ -208,7 +209,7 @@ def verify(txn: lmdb.Transaction, db: Any, meta: Any, key: bytes | None = None) 
             return bad(expected_n + 1,
                        f"journal ends at entry {expected_n} but {top['n']} were written (removed at the end)")
         if "mac" in top and checked and not hmac.compare_digest(
-                _seal(key, "head", top["n"], top["hash"]), str(top["mac"])):  # type: ignore[arg-type]
+                _seal(mkey, "head", top["n"], top["hash"]), str(top["mac"])):
             return bad(expected_n + 1, "the head record does not match its MAC "
                                        "(entries removed at the end and the head rewritten)")
         if keyed_from is not None and "mac" not in top:

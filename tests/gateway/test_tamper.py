@@ -197,6 +197,7 @@ def test_a_journal_cut_by_someone_holding_the_keys_shows_against_the_heartbeats_
     status = asyncio.run(go())
     cp = status["journal"]
     assert cp["schema"] == checkpoint.SCHEMA and cp["sig"]["kid"] == status["key"]["kid"]
+    assert status["tampered"] == {"up": 1} and status["dead_letters"] == {"up": 1}
     (tmp_path / "status.json").write_text(json.dumps(status))
     ok = _verify(state, "--checkpoint", str(tmp_path / "status.json"))
     assert ok.returncode == 0, ok.stderr
@@ -238,3 +239,45 @@ def test_a_journal_cut_by_someone_holding_the_keys_shows_against_the_heartbeats_
     forged = dict(cp, n=1)                                      # a checkpoint not signed by the gateway
     bad = _verify(state, "--checkpoint", json.dumps(forged))
     assert bad.returncode == 1 and "checkpoint signature" in bad.stderr
+
+
+def test_a_held_event_altered_while_it_waits_for_its_work_order_is_dead_lettered_not_posted(tmp_path):
+    from tests.gateway.test_pending import CNC2, _cfg, _ev, _new_workcenter, _qty, _release_order
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=tmp_path / "odoo.json", api_key="k")
+    sb.start()
+    try:
+        key = DeviceKey.load_or_create(tmp_path / "state")
+        wc = _new_workcenter(sb.url)
+        store = Store(tmp_path / "s", sinks=["odoo"])
+        store.append([key.sign(_ev("a", 3, CNC2)), key.sign(_ev("b", 4, CNC2))])
+
+        async def one_pass() -> OdooSink:
+            sink = OdooSink(_cfg(sb.url), store, clock=lambda: 1000.0, verify=key.public)
+            try:
+                while batch := await asyncio.to_thread(sink.screen.read, store, 100):
+                    await sink.deliver(batch)
+                await sink.release_held()
+            finally:
+                await sink.raw_client.close()
+            return sink
+
+        asyncio.run(one_pass())
+        assert [h.stored.seq for h in store.held("odoo")] == [1, 2]
+        store.close()
+        env = lmdb.open(str(tmp_path / "s"), max_dbs=16, subdir=True)   # the held copy, changed on disk
+        db = env.open_db(b"held")
+        with env.begin(write=True) as txn:
+            k = b"odoo\0" + _k(2)
+            row = json.loads(txn.get(k, db=db))
+            row["event"]["data"]["quantity"] = 400
+            txn.put(k, json.dumps(row).encode(), db=db)
+        env.close()
+        store = Store(tmp_path / "s", sinks=["odoo"])
+        wo = _release_order(sb.url, wc)
+        sink = asyncio.run(one_pass())
+        assert _qty(sb.url, wo) == 3.0 and store.held("odoo") == []
+        (letter,) = store.dead_letters("odoo")
+        assert letter["seq"] == 2 and letter["error"].startswith("tampered: ")
+        assert sink.stats.extra["tampered"] == 1
+    finally:
+        sb.stop()
