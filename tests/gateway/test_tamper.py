@@ -187,7 +187,8 @@ def test_a_journal_cut_by_someone_holding_the_keys_shows_against_the_heartbeats_
             await until(lambda: sup.store.backlog("up") == 0, 15, "the sink drained")
             n = sup.store.journal_head()["n"]
             status = await until(lambda: next((s for s in reversed(payloads(sub))
-                                               if s.get("journal", {}).get("n") == n), None), 10,
+                                               if s.get("journal", {}).get("n") == n
+                                               and s.get("tampered") == {"up": 1}), None), 10,
                                  "a status with the final checkpoint")
         assert sup.sinks["up"].stats.extra["tampered"] == 1
         sup.stop()
