@@ -12,7 +12,6 @@ import logging
 import struct
 import subprocess
 import sys
-import time
 from typing import Any, Callable
 
 import lmdb
