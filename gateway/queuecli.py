@@ -6,13 +6,15 @@ statistics, the events a sink holds waiting for context (a work order), the
 dead letters (list, show, replay, discard; each replay and discard is recorded
 in the journal) and the journal's verification: with the journal key derived from
 the device key when this user can read it (links only otherwise), and against
-signed checkpoints taken from the heartbeat (`--checkpoint`).
+signed checkpoints taken from the heartbeat (`--checkpoint`), or made here
+(`journal checkpoint`, for a gateway without an MQTT heartbeat).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from gateway import checkpoint
@@ -61,6 +63,9 @@ def add_parsers(sub: argparse._SubParsersAction, state_dir_help: str) -> None:
                          "status message as taken from the broker); repeatable")
     jv.add_argument("--key", help="the public key the checkpoints were signed with (base64 or a file); "
                                   "default: this state directory's device key")
+    jc = js.add_parser("checkpoint", parents=[common],
+                       help="print a signed checkpoint of the journal's head now (JSON), to keep elsewhere")
+    jc.add_argument("--gateway", default="", help="the gateway id to name in it (default: none)")
     tail = js.add_parser("tail", parents=[common], help="the newest entries as JSON lines")
     tail.add_argument("-n", type=int, default=20)
 
@@ -164,7 +169,10 @@ def _dlq(store: Store, args: argparse.Namespace) -> int:
 
 
 def run_journal(args: argparse.Namespace, state_dir: Path) -> int:
-    key, why = _device_key(state_dir) if args.journal_cmd == "verify" else (None, None)
+    key, why = _device_key(state_dir) if args.journal_cmd in ("verify", "checkpoint") else (None, None)
+    if args.journal_cmd == "checkpoint" and key is None:
+        print(f"linebridge journal: a checkpoint is signed with the device key: {why}", file=sys.stderr)
+        return 1
     try:
         store = _open(state_dir, key=key)
     except StoreError as exc:
@@ -174,6 +182,9 @@ def run_journal(args: argparse.Namespace, state_dir: Path) -> int:
         if args.journal_cmd == "tail":
             for entry in store.journal_entries(args.n):
                 print(json.dumps(entry, sort_keys=True))
+            return 0
+        if args.journal_cmd == "checkpoint" and key is not None:
+            print(json.dumps(checkpoint.make(store.journal_head(), key, args.gateway, time.time()), sort_keys=True))
             return 0
         return _verify(store, args, state_dir, key, why)
     finally:

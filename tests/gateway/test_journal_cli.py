@@ -1,6 +1,7 @@
 """`journal verify` and `queue dlq replay` on a keyed journal, with and without the device key."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -41,3 +42,18 @@ def test_without_the_device_key_a_replay_is_refused_and_verify_says_what_it_did_
     v = _run("journal", "verify", "--state-dir", str(tmp_path))
     assert v.returncode == 0 and "MACs NOT checked" in v.stdout and "no device key" in v.stderr
     assert "journal ok: 2 entries" in v.stdout
+
+
+def test_a_checkpoint_made_by_hand_matches_until_the_journal_is_cut(tmp_path):
+    key = _keyed_state(tmp_path)
+    made = _run("journal", "checkpoint", "--gateway", "gw1", "--state-dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    cp = json.loads(made.stdout)
+    assert (cp["n"], cp["gateway"], cp["sig"]["kid"]) == (2, "gw1", key.kid)
+    ok = _run("journal", "verify", "--checkpoint", made.stdout, "--key", key.public.b64,
+              "--state-dir", str(tmp_path))
+    assert ok.returncode == 0 and "matches: entry 2" in ok.stdout
+    (tmp_path / "store" / "data.mdb").unlink()              # the whole store replaced by an empty one
+    Store(tmp_path / "store", sinks=["odoo"]).close()
+    cut = _run("journal", "verify", "--checkpoint", made.stdout, "--state-dir", str(tmp_path))
+    assert cut.returncode == 1 and "TRUNCATED: the journal ends at entry 0" in cut.stderr
