@@ -5,7 +5,9 @@ It owns what the plant's monitoring sees of the gateway over MQTT: every
 `linebridge.status/1` message with the state (`online`), version, uptime,
 backlog and dead letters per sink, the age of the oldest unacknowledged event,
 per-driver health, the box's CPU, memory and disk (from /proc and statvfs), and
-the gateway's public key and key id. The last will, set on the same MQTT
+the gateway's public key and key id, the events each sink refused as
+tampered, and the journal's latest signed checkpoint (`journal`, see
+`gateway.checkpoint`). The last will, set on the same MQTT
 connection, turns the same retained topic to `offline` when the gateway dies;
 on a clean stop the gateway publishes that offline status itself before it
 disconnects. Status messages are signed like events. It does not own the
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from gateway import __version__
+from gateway import __version__, checkpoint
 from gateway.config import GatewayConfig, HeartbeatConfig
 from gateway.errors import DeliveryError
 from gateway.events import iso_utc
@@ -147,6 +149,8 @@ class Heartbeat:
             "store": {"last_seq": stats["last_seq"], "map_used_bytes": stats["map_used"],
                       "map_size_bytes": stats["map_size"]},
             "system": self.probe.sample(),
+            "tampered": {n: s.get("tampered", 0) for n, s in st["sinks"].items()},
+            "journal": checkpoint.make(self.store.journal_head(), self.key, self.gateway.id, self.clock()),
         }
         return self.key.sign(body)
 

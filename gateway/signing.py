@@ -10,6 +10,9 @@ The canonical form of an envelope is its JSON object without `sig` and `seq`
 (`seq` is given by the store after signing), serialised with sorted keys, no
 insignificant whitespace, `ensure_ascii=False`, in UTF-8. A verifier parses the
 envelope, drops those two keys and serialises the rest the same way.
+
+The journal's HMAC key is derived from the device key (`DeviceKey.journal_key`);
+the journal itself is `store.journal`.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import LinebridgeError
@@ -130,6 +134,16 @@ class DeviceKey:
                                     serialization.NoEncryption())
         atomic_write(path, pem)  # a crash leaves no half-written key
         return cls(private, path)
+
+    def journal_key(self) -> bytes:
+        """The 32-byte HMAC key of the delivery journal, derived from the device key (HKDF-SHA256).
+
+        Derived rather than stored: it exists wherever the device key does and
+        nowhere else, needs no file of its own and no migration.
+        """
+        raw = self._private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                          serialization.NoEncryption())
+        return HKDF(hashes.SHA256(), 32, salt=None, info=b"linebridge journal hmac v1").derive(raw)
 
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """Set `envelope["sig"]` over its canonical form; returns the same dict."""

@@ -93,6 +93,7 @@ class Supervisor:
                     "telemetry": Quota(sc.telemetry_max_events, sc.telemetry_max_mb * 2**20)},
             dedupe_ttl=sc.dedupe_ttl_hours * 3600.0, journal_keep=sc.journal_keep)
         self.key = DeviceKey.load_or_create(self.state_dir)
+        options.journal_key = self.key.journal_key()
         self.store = Store(self.state_dir / "store", sinks=routes(config), options=options)
         self.committer = GroupCommitter(self.store)
         self.wake = WakeAll()
@@ -143,8 +144,9 @@ class Supervisor:
     def _build_sink(self, cfg: SinkConfig) -> tuple[OdooSink | MqttSink, MqttLink | None]:
         if isinstance(cfg, MqttSinkConfig):
             link = MqttLink(cfg)
-            return MqttSink(cfg, self.store, asyncio.Event(), link), link
-        return OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines), None
+            return MqttSink(cfg, self.store, asyncio.Event(), link, verify=self.key.public), link
+        return OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,
+                        verify=self.key.public), None
 
     def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
         hb = config.heartbeat

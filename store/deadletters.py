@@ -66,5 +66,6 @@ class DeadLetters:
         if picked:
             journal.append(txn, self._db["journal"], self._db["meta"], [
                 {"op": op, "sink": sink, "ts": round(now, 3), "by": who,
-                 "items": [[letter["event"]["id"], letter["seq"], None] for _, letter in picked]}])
+                 "items": [[letter["event"]["id"], letter["seq"], None] for _, letter in picked]}],
+                self.options.journal_key)
         return len(picked)

@@ -87,6 +87,8 @@ class StoreOptions:
     quotas: dict[str, Quota] = field(default_factory=lambda: {c: Quota() for c in CLASSES})
     dedupe_ttl: float = 7 * 24 * 3600.0
     journal_keep: int = 1_000_000
+    #: the journal's HMAC key (see `store.journal`); None writes unkeyed entries and refuses a keyed journal
+    journal_key: bytes | None = field(default=None, repr=False)
 
 
 class Store(DeadLetters, Held, Inspection):
@@ -345,7 +347,7 @@ class Store(DeadLetters, Held, Inspection):
                 for key, value in cur:
                     if not key.startswith(prefix) or len(out) >= limit:
                         break
-                    out.append(Stored(_seq(key[len(prefix):]), json.loads(value), "replay"))
+                    out.append(Stored(_seq(key[len(prefix):]), _event(value), "replay"))
             merged: list[Stored] = []
             for cls in CLASSES:
                 if cls not in wanted:
@@ -355,7 +357,7 @@ class Store(DeadLetters, Held, Inspection):
                     for n, (key, value) in enumerate(cur):
                         if n >= limit - len(out):
                             break
-                        merged.append(Stored(_seq(key), json.loads(value), cls))
+                        merged.append(Stored(_seq(key), _event(value), cls))
             merged.sort(key=lambda s: s.seq)
         return out + merged[: max(0, limit - len(out))]
 
@@ -419,8 +421,9 @@ class Store(DeadLetters, Held, Inspection):
             op = "dead_letter" if s.event["id"] in dead_ids else "delivered"
             items[op].append([s.event["id"], s.seq, receipts.get(s.event["id"])])
         journal.append(txn, self._db["journal"], self._db["meta"], [
-            {"op": op, "sink": sink, "ts": round(now, 3), "items": rows} for op, rows in items.items() if rows])
-        journal.prune(txn, self._db["journal"], self._db["meta"], self.options.journal_keep)
+            {"op": op, "sink": sink, "ts": round(now, 3), "items": rows} for op, rows in items.items() if rows],
+            self.options.journal_key)
+        journal.prune(txn, self._db["journal"], self._db["meta"], self.options.journal_keep, self.options.journal_key)
 
     def _prune_events(self, txn: lmdb.Transaction) -> None:
         for cls in CLASSES:
@@ -481,6 +484,15 @@ class _Gate:
             with self._cond:
                 self._exclusive = False
                 self._cond.notify_all()
+
+
+def _event(value: bytes) -> Any:
+    """A stored event; bytes that are no longer JSON come back as `{"unreadable": text}`, so the
+    sink's signature check dead-letters them instead of the read failing forever."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return {"unreadable": bytes(value).decode("utf-8", "replace")}
 
 
 def _existing_size(path: Path) -> int:

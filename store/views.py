@@ -91,8 +91,20 @@ class Inspection:
             return sum(txn.stat(self._db[f"ev:{c}"])["entries"] for c in CLASSES)
 
     def verify_journal(self) -> journal.Verdict:
+        """The chain checked from anchor to head, MACs too when the store holds the journal key."""
         with self._reading() as txn:
-            return journal.verify(txn, self._db["journal"], self._db["meta"])
+            return journal.verify(txn, self._db["journal"], self._db["meta"], self.options.journal_key)
+
+    def journal_head(self) -> dict[str, Any]:
+        """`n` and link (`hash`) of the newest journal entry, and the anchor's `n` (`first` - 1)."""
+        with self._reading() as txn:
+            top = journal.head(txn, self._db["meta"])
+            return {"n": top["n"], "hash": top["hash"], "anchor": journal.anchor(txn, self._db["meta"])["n"]}
+
+    def journal_link(self, n: int) -> str | None:
+        """The link of journal entry `n` (kept or the anchor), None when pruned past or not written."""
+        with self._reading() as txn:
+            return journal.entry_link(txn, self._db["journal"], self._db["meta"], n)
 
     def journal_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._reading() as txn:

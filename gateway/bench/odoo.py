@@ -6,7 +6,8 @@ event per delivery pass (one `load` per event), the batched run takes up to
 `--batch` per pass (one `load` per batch). The ratio of the two rates is the
 figure; a second measurement appends alarm events one by one to a running sink
 and reports p50/p99 of the time from append to the acknowledgement that
-follows the maintenance request's creation in Odoo.
+follows the maintenance request's creation in Odoo. The events are signed and
+the sink checks each signature before delivery, as on a gateway.
 """
 from __future__ import annotations
 
@@ -23,18 +24,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from gateway.config import OdooSinkConfig
 from gateway.events import Event, event_id
+from gateway.signing import DeviceKey
 from gateway.sinks.odoo.sink import OdooSink
 from store.queue import Store
 
 CTX = {"machine": "CNC-01", "work_center": "CNC-01", "equipment": "CNC-01"}
+KEY = DeviceKey(Ed25519PrivateKey.generate())
 
 
 def _event(kind: str, n: int, data: dict[str, Any]) -> dict[str, Any]:
-    return Event(id=event_id("bench", "cnc01/alarm", f"{kind}:{n}"), kind=kind, ts="2026-11-23T07:00:00.000Z",
-                 gateway="bench", source={"device": "cnc01", "tag": "alarm"}, data=data,
-                 context=dict(CTX)).to_dict()
+    return KEY.sign(Event(id=event_id("bench", "cnc01/alarm", f"{kind}:{n}"), kind=kind,
+                          ts="2026-11-23T07:00:00.000Z", gateway="bench", source={"device": "cnc01", "tag": "alarm"},
+                          data=data, context=dict(CTX)).to_dict())
 
 
 async def _rate(url: str, root: Path, name: str, events: int, batch: int) -> float:
@@ -42,9 +47,9 @@ async def _rate(url: str, root: Path, name: str, events: int, batch: int) -> flo
     store.append([_event("downtime_start", i, {"code": 1}) for i in range(events)])
     cfg = OdooSinkConfig("odoo", url, "sandbox", "admin", "admin", timeout=30.0, batch_size=batch,
                          rate=100_000.0, max_in_flight=4)
-    sink = OdooSink(cfg, store)
+    sink = OdooSink(cfg, store, verify=KEY.public)
     t0 = time.perf_counter()
-    while b := store.read("odoo", batch):
+    while b := sink.screen.read(store, batch):
         await sink.deliver(b)
     elapsed = time.perf_counter() - t0
     await sink.raw_client.close()
@@ -56,7 +61,7 @@ async def _rate(url: str, root: Path, name: str, events: int, batch: int) -> flo
 async def _latency(url: str, root: Path, samples: int) -> list[float]:
     store = Store(root / "latency", sinks=["odoo"])
     cfg = OdooSinkConfig("odoo", url, "sandbox", "admin", "admin", timeout=30.0, rate=100_000.0)
-    sink = OdooSink(cfg, store)
+    sink = OdooSink(cfg, store, verify=KEY.public)
     stop = asyncio.Event()
     task = asyncio.create_task(sink.run(stop))
     out = []

@@ -32,7 +32,7 @@ def _key(n: int) -> bytes:
 def test_an_untouched_journal_verifies(tmp_path):
     s = _filled(tmp_path)
     v = s.verify_journal()
-    assert v.ok and v.entries == 6 and str(v) == "journal ok: 6 entries, chain intact"
+    assert v.ok and v.entries == 6 and str(v).startswith("journal ok: 6 entries, chain intact")
 
 
 def test_an_altered_entry_is_named(tmp_path):

@@ -97,6 +97,7 @@ def test_bench_store_reports_figures_and_the_sqlite_baseline(tmp_path):
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     for key in ("durable_events_per_s", "single_events_per_s", "sqlite_events_per_s", "ratio",
-                "read_ack_events_per_s", "bytes_per_event", "status_call_ms", "poll_p99_ms_queued"):
+                "read_ack_events_per_s", "bytes_per_event", "status_call_ms", "poll_p99_ms_queued",
+                "verify_us_per_event", "verify_cpu_us_per_event"):
         assert r[key] > 0, key
     assert r["status_queued"] == 20000

@@ -8,7 +8,9 @@ only up to the first event whose PUBACK has not arrived, in one store
 transaction; the rest is published again after a reconnect (MQTT's
 at-least-once: a duplicate carries the same event id). Publishing is paced by a
 token bucket, so a backlog after an outage is flushed in order at `rate`
-messages per second. It does not own the connection (see `link.py`).
+messages per second. Events are read through the signature check
+(`gateway.sinks.screen`): a tampered one is dead-lettered, never published. It
+does not own the connection (see `link.py`).
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
 from gateway.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from gateway.sinks.common import SinkStats, TokenBucket, wait_any
+from gateway.signing import PublicKey
 from gateway.sinks.mqtt.link import MqttLink
+from gateway.sinks.screen import Screen
 from store.layout import TELEMETRY_KINDS
 from store.queue import Store, Stored
 
@@ -44,7 +48,7 @@ class MqttSink:
     """One MQTT destination fed from its own cursor in the store."""
 
     def __init__(self, cfg: MqttSinkConfig, store: Store, wake: asyncio.Event | None = None,
-                 link: MqttLink | None = None) -> None:
+                 link: MqttLink | None = None, verify: PublicKey | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.store = store
@@ -53,6 +57,8 @@ class MqttSink:
         self.bucket = TokenBucket(cfg.rate)
         self.stats = SinkStats()
         self.stats.extra = {"url": cfg.url, "skipped": 0, "published": 0, "connects": 0, "in_flight": 0}
+        #: the signature check before delivery (`verify`: the gateway's public key)
+        self.screen = Screen(self.name, verify, self.stats)
 
     def topic_for(self, stored: Stored) -> str | None:
         """Where this event goes, or None when this sink does not want it."""
@@ -81,7 +87,7 @@ class MqttSink:
                     self.stats.state = "disconnected" if self.link.state != "connecting" else "connecting"
                     await wait_any(self.link.connected, stop, timeout=0.5)
                     continue
-                batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
+                batch = await asyncio.to_thread(self.screen.read, self.store, self.cfg.batch_size)
                 if not batch:
                     self.stats.state = "idle"
                     await wait_any(self.wake, stop, timeout=1.0)

@@ -13,7 +13,9 @@ log); a permanent failure sends only the events concerned to the dead letters
 with Odoo's own message, and delivery goes on. An event whose work center has
 no open work order yet is held in that work center's lane (see `pending`) while
 the other work centers go on; the held lanes are retried with backoff until the
-order appears or `pending_timeout` passes.
+order appears or `pending_timeout` passes. Events, held ones too, are read through
+the signature check (`gateway.sinks.screen`): a tampered one is dead-lettered,
+never posted.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from typing import Any, Callable, Mapping
 from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
 from gateway.errors import AuthDeliveryError, DeliveryError
+from gateway.signing import PublicKey
 from gateway.sinks.common import SinkStats, wait_any
+from gateway.sinks.screen import Screen
 from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.consumption import ConsumptionPoster
@@ -52,7 +56,8 @@ class OdooSink:
 
     def __init__(self, cfg: OdooSinkConfig, store: Store, wake: asyncio.Event | None = None,
                  client: Any | None = None, clock: Callable[[], float] = time.time,
-                 machines: Callable[[], Mapping[str, Any]] | None = None) -> None:
+                 machines: Callable[[], Mapping[str, Any]] | None = None,
+                 verify: PublicKey | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.name
         #: the machine mapping as configured now (a replayed dead letter is delivered with it)
@@ -78,6 +83,8 @@ class OdooSink:
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
         self.stats.extra["call_latency"] = self.client.latency
+        #: the signature check before delivery (`verify`: the gateway's public key)
+        self.screen = Screen(self.name, verify, self.stats)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in flight is finished first."""
@@ -95,7 +102,7 @@ class OdooSink:
                             held_next = 0.0
                         else:
                             held_next = time.monotonic() + held_backoff.next_delay()
-                    batch = await asyncio.to_thread(self.store.read, self.name, self.cfg.batch_size)
+                    batch = await asyncio.to_thread(self.screen.read, self.store, self.cfg.batch_size)
                     if not batch and not self.production.to_finish:
                         self.stats.state = "pending" if self.stats.extra.get("held") else "idle"
                         await wait_any(self.wake, stop, timeout=1.0)
@@ -176,7 +183,7 @@ class OdooSink:
     async def release_held(self) -> bool:
         """Deliver the held lanes whose work center has an open order now, and dead-letter the
         held events that waited too long; True when anything left the held lanes."""
-        held = await asyncio.to_thread(self.store.held, self.name)
+        held = await asyncio.to_thread(self.screen.held, self.store)
         self.stats.extra["held"] = len(held)
         if not held:
             return False
