@@ -150,3 +150,17 @@ def test_twenty_thousand_deaths_keep_one_record_per_task():
         await tasks.stop_all(1.0)
 
     run(scenario(), timeout=90)
+
+
+def test_the_restart_window_is_a_validated_gateway_key():
+    from gateway import config as config_mod
+    from gateway.errors import ConfigError
+
+    base = '[sinks.up]\ntype = "mqtt"\nurl = "mqtt://127.0.0.1:1883"\n'
+    assert config_mod.parse('[gateway]\nid = "gw"\n' + base).gateway.restart_window_s == 600.0
+    assert config_mod.parse('[gateway]\nid = "gw"\nrestart_window_s = 120\n' + base).gateway.restart_window_s == 120.0
+    for bad, why in (("5", "must be 10..604800, got 5"), ('"soon"', "must be a number, got 'soon'"),
+                     ("true", "must be a number, got True")):
+        with pytest.raises(ConfigError) as err:
+            config_mod.parse(f'[gateway]\nid = "gw"\nrestart_window_s = {bad}\n' + base, source="gw.toml")
+        assert f"gw.toml: gateway.restart_window_s: {why}" in err.value.problems
