@@ -100,7 +100,9 @@ def status_line(status: Mapping[str, Any]) -> str:
     sinks = status.get("sinks", {})
     backlog = sum(int(s.get("backlog") or 0) for s in sinks.values())
     per_sink = ", ".join(f"{name} {int(s.get('backlog') or 0)}" for name, s in sorted(sinks.items()))
-    return f"{up}/{len(devices)} device(s) connected, backlog {backlog}" + (f" ({per_sink})" if len(sinks) > 1 else "")
+    line = f"{up}/{len(devices)} device(s) connected, backlog {backlog}" + (f" ({per_sink})" if len(sinks) > 1 else "")
+    down = sorted(n for n, t in status.get("tasks", {}).items() if t.get("state") == "restarting")
+    return line + (f", restarting: {', '.join(down)}" if down else "")
 
 
 async def _ping(notifier: Notifier, interval: float, health: Health | None = None) -> None:

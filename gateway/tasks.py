@@ -124,7 +124,7 @@ class Tasks:
         """The tasks that have kept failing for longer than `window`, oldest streak first."""
         now = self.clock()
         late = []
-        for rec in list(self.records.values()):
+        for rec in dict(self.records).values():  # a copy: the heartbeat reads from a worker thread
             if rec.failing_since is None:
                 continue
             if rec.state == "running" and now - rec.running_since >= self.stable:
@@ -138,11 +138,12 @@ class Tasks:
         return not self.overdue()
 
     def status(self) -> dict[str, dict[str, Any]]:
-        return {n: r.as_dict() for n, r in sorted(self.records.items())}
+        """Each task's state and restarts; safe from another thread (the heartbeat's snapshot)."""
+        return {n: r.as_dict() for n, r in sorted(dict(self.records).items())}
 
     @property
     def restarts(self) -> int:
-        return sum(r.restarts for r in self.records.values())
+        return sum(r.restarts for r in dict(self.records).values())
 
     # -- the supervising loop ----------------------------------------------------------
 

@@ -292,3 +292,10 @@ def test_the_watchdog_stops_while_a_supervised_task_keeps_failing_past_its_windo
     assert any(v.startswith("failing: sink:odoo") for v in listener.values("STATUS"))
     assert any("event=watchdog_withheld tasks=sink:odoo" in r.getMessage() for r in caplog.records)
     assert any("event=watchdog_resumed" in r.getMessage() for r in caplog.records)
+
+
+def test_the_status_line_names_the_tasks_waiting_to_restart():
+    status = {"devices": {"cnc01": {"connected": True}}, "sinks": {"odoo": {"backlog": 2}},
+              "tasks": {"sink:odoo": {"state": "restarting"}, "heartbeat": {"state": "running"},
+                        "link:up": {"state": "restarting"}}}
+    assert sdnotify.status_line(status) == "1/1 device(s) connected, backlog 2, restarting: link:up, sink:odoo"
