@@ -189,3 +189,49 @@ def test_a_committer_that_dies_fails_its_group_and_the_restarted_writer_stores_w
         assert store.backlog("odoo") == 2
     finally:
         store.close()
+
+
+def test_the_odoo_sink_outlives_1100_failed_attempts_in_a_row_and_delivers_when_odoo_returns(tmp_path):
+    """The reported bug, time-compressed: the 1,025th consecutive failure used to raise OverflowError in
+    the sink's own retry loop. With a 5 ms retry cap the outage takes seconds instead of 6 hours."""
+    import dataclasses
+
+    from gateway.config import OdooSinkConfig
+    from gateway.sandbox.odoo import OdooSandbox
+    from gateway.sinks.odoo import OdooClient, OdooSink
+    from store.queue import Store
+    from tests.gateway.test_odoo_sink import _event, _workorder
+    from tests.helpers import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cfg = dataclasses.replace(OdooSinkConfig("odoo", url, "sandbox", "admin", "secret-key", timeout=2.0),
+                              retry_cap=0.005, rate=10000.0)  # below the configurable minimum (1 s), on purpose
+    store = Store(tmp_path / "store", sinks=["odoo"])
+    store.append([_event(7, 7)])
+    logging.getLogger("linebridge.sinks.odoo").disabled = True  # 1,100 retry lines
+
+    async def go() -> dict[str, Any]:
+        stop = asyncio.Event()
+        # one client for the whole outage (a LazyClient builds a new HTTP client, TLS context and all,
+        # for every attempt: ~0.3 s each on this machine, too slow to compress six hours into seconds)
+        sink = OdooSink(cfg, store, client=OdooClient(url, "sandbox", "admin", "secret-key", timeout=2.0))
+        task = asyncio.create_task(sink.run(stop))
+        await until(lambda: sink.stats.retries >= 1100 or task.done(), 120, "1,100 failed attempts")
+        assert not task.done(), task.exception()
+        assert sink.stats.state == "retrying"
+        odoo = OdooSandbox(host="127.0.0.1", port=port, data_path=tmp_path / "odoo.json", api_key="secret-key")
+        odoo.start()
+        try:
+            await until(lambda: store.backlog("odoo") == 0, 30, "the backlog to drain once Odoo is back")
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            return await _workorder(url)
+        finally:
+            odoo.stop()
+
+    try:
+        assert asyncio.run(go())["wo"] == 7.0
+    finally:
+        logging.getLogger("linebridge.sinks.odoo").disabled = False
+        store.close()
