@@ -108,13 +108,18 @@ class WebService:
             except BaseException as exc:  # handed to the supervisor, which logs it with its traceback
                 error = exc
             if not loop.is_closed():
-                loop.call_soon_threadsafe(lambda: ended.done() or ended.set_result(error))
+                loop.call_soon_threadsafe(_settle, error)
+
+        def _settle(error: BaseException | None) -> None:
+            if not ended.done():
+                ended.set_result(error)
 
         self.thread = threading.Thread(target=serve, name="webui", daemon=True)
         self.thread.start()
-        stopper = asyncio.ensure_future(stop.wait())
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[Any]] = {ended, stopper}
         try:
-            await asyncio.wait({ended, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
             if not ended.done() or stop.is_set():
