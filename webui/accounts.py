@@ -211,21 +211,41 @@ _DUMMY = hash_password(secrets.token_hex(8))
 
 
 class Throttle:
-    """At most `attempts` failures per client address within `window` seconds."""
+    """At most `attempts` failures per client address within `window` seconds.
 
-    def __init__(self, attempts: int, window: float, clock: Any = time.monotonic) -> None:
+    Only addresses with a failure inside the window are kept, and at most
+    `max_addresses` of them (an attacker has many addresses): beyond that the
+    expired ones go first, then those whose last failure is the oldest.
+    """
+
+    def __init__(self, attempts: int, window: float, clock: Any = time.monotonic,
+                 max_addresses: int = 10_000) -> None:
         self.attempts = attempts
         self.window = window
         self.clock = clock
+        self.max_addresses = max_addresses
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def _recent(self, address: str) -> deque[float]:
         now = self.clock()
-        q = self._failures.setdefault(address, deque())
+        q = self._failures.get(address, deque())
         while q and now - q[0] > self.window:
             q.popleft()
+        if not q:
+            self._failures.pop(address, None)
         return q
+
+    def _prune(self) -> None:
+        if len(self._failures) <= self.max_addresses:
+            return
+        now = self.clock()
+        for address in [a for a, q in self._failures.items() if not q or now - q[-1] > self.window]:
+            del self._failures[address]
+        if len(self._failures) > self.max_addresses:  # down to 90 %: the sort is not paid on every failure
+            by_age = sorted(self._failures, key=lambda a: self._failures[a][-1])
+            for address in by_age[:len(self._failures) - self.max_addresses * 9 // 10]:
+                del self._failures[address]
 
     def wait_s(self, address: str) -> float:
         """Seconds this address must wait before it may try again (0: it may)."""
@@ -237,7 +257,13 @@ class Throttle:
 
     def failed(self, address: str) -> None:
         with self._lock:
-            self._recent(address).append(self.clock())
+            q = self._recent(address)
+            q.append(self.clock())
+            self._failures[address] = q
+            self._prune()
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
     def succeeded(self, address: str) -> None:
         with self._lock:

@@ -31,3 +31,9 @@ def test_setup_login_devices_and_a_live_change(gateway: Gateway) -> None:
         ("admin", "devices.cnc01 changed"), ("as found", "the file before the first change from the console")]
     metrics = c.http.get("/metrics").text
     assert 'linebridge_queue_depth{sink="odoo"}' in metrics
+    # every long-lived task of the running process is supervised and counted
+    for task in ("sink:odoo", "device:cnc01", "store:committer", "webui:server"):
+        assert f'linebridge_task_restarts_total{{task="{task}"}} 0' in metrics, task
+    assert "linebridge_healthy 1" in metrics
+    status = c.api("GET", "/status").json()
+    assert status["healthy"] is True and status["tasks"]["webui:server"]["state"] == "running"
