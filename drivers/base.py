@@ -40,6 +40,9 @@ class Sample:
     quality: Quality
     source_ts: float  # UTC epoch seconds, when the value was read
     error: str | None = None
+    #: where the value came from, beyond device and tag (`file x.csv row 4 column qty`,
+    #: `topic a/b field count`), for a person checking a value a rule refused
+    origin: str | None = None
 
 
 @dataclass
