@@ -69,7 +69,12 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        # an overlong key or value (a megabyte pasted into a name) is cut, not echoed whole
+        return f"{_cut(self.path, 200)}: {_cut(self.message, 400)}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ConfigCollector:

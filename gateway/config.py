@@ -139,13 +139,26 @@ class Config:
 _TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui"}
 
 
+#: a configuration file larger than this is refused unread (the sample with every driver is ~10 KiB)
+MAX_CONFIG_BYTES = 4 << 20
+
+
 def load(path: Path | str) -> Config:
     """Read and validate `path`; raise ConfigError listing every problem."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read: {exc.strerror or exc}"]) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{p.name}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a configuration file"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{p.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                           "save the file as UTF-8"]) from None
     return parse(text, source=p.name)
 
 
@@ -155,7 +168,12 @@ def parse(text: str, source: str = "<config>") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{source}: not valid TOML: {exc}"]) from exc
-    return validate(raw, source)
+    except RecursionError:
+        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply"]) from None
+    try:
+        return validate(raw, source)
+    except RecursionError:
+        raise ConfigError([f"{source}: values nested too deeply"]) from None
 
 
 def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
