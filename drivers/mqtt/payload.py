@@ -201,9 +201,12 @@ def parse_timestamp(value: Any, unit: str = "auto") -> float:
     if isinstance(value, bool) or value is None:
         raise FieldError(f"timestamp must be epoch seconds/ms or ISO 8601, got {_describe(value)}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise FieldError(f"timestamp {_describe(value)} is not a time") from None
         if not math.isfinite(number) or number < 0:
-            raise FieldError(f"timestamp {value!r} is not a time")
+            raise FieldError(f"timestamp {_describe(value)} is not a time")
         if unit == "ms" or (unit == "auto" and number > _MS_THRESHOLD):
             number /= 1000.0
         if number > _MAX_EPOCH:
