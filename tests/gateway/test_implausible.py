@@ -170,3 +170,22 @@ async def _qty_is(url: str, qty: float) -> bool:
 
 async def _connected(sup) -> bool:
     return bool(sup.drivers.get("cnc01") and sup.drivers["cnc01"].health.connected)
+
+
+def test_a_device_repeating_garbage_is_counted_every_time_and_stored_once_a_minute(odoo, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rows = "".join(f"2026-11-23T07:00:{s:02d}Z,-5\n" for s in range(0, 50, 10))   # five refusals in 40 s
+    rows += "2026-11-23T07:02:00Z,-5\n2026-11-23T07:02:10Z,7\n"                   # one more, two minutes on
+
+    async def go() -> None:
+        async with gateway(csv_config(odoo.url, drop), tmp_path / "state") as sup:
+            base = await odoo_qty(odoo.url)
+            (drop / "g.csv").write_text("time,parts\n" + rows)
+            await until_async(lambda: _qty_is(odoo.url, base + 7), 30, "the 7 good parts in Odoo")
+            found = await until_async(lambda: _async(len(letters(sup, "implausible")) == 2 and
+                                                     letters(sup, "implausible")), 20, "two implausible letters")
+            assert sorted(letter["event"]["data"]["origin"] for letter in found) == [
+                "file g.csv row 2 column 'parts'", "file g.csv row 7 column 'parts'"]
+            assert sup.status()["implausible"] == 6
+    run(go())
