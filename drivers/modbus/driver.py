@@ -325,6 +325,8 @@ class ModbusDriver(Driver):
     def _not_a_number(self, tag: str, value: float, ts: float) -> Sample:
         error = (f"device {self.name}: tag {tag}: the device served {value!r}, not a number "
                  f"(a sensor fault, or a wrong word_order/byte_order/type in the tag map)")
+        self.health.errors += 1   # counted every time, logged once per run of bad values
+        self.health.last_error = error
         if tag not in self._bad_values:
             self._bad_values.add(tag)
             log.warning('event=bad_value device=%s tag=%s error="served %r, not a number"',

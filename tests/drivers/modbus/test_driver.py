@@ -284,9 +284,10 @@ def test_a_scaled_value_that_overflows_to_infinity_is_bad_not_good():
             samples = driver.samples()
             batch = await next_batch(samples, lambda b: True)
             await driver.stop()
-            return by_tag(batch)
+            return by_tag(batch), driver.health
 
-    samples = asyncio.run(scenario())
+    samples, health = asyncio.run(scenario())
+    assert health.errors >= 1 and "tag flow" in health.last_error
     assert samples["flow"].quality is Quality.BAD_COMM and samples["flow"].value is None
     assert "not a number" in samples["flow"].error and "tag flow" in samples["flow"].error
     assert samples["count"].value == 5 and samples["count"].origin == "unit 1 holding 4"
