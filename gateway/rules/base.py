@@ -44,4 +44,6 @@ class TagRule:
         data: dict[str, Any] = {"reason": reason, "raw": raw_value(sample.value), "rule": self.cfg.name}
         if sample.origin:
             data["origin"] = sample.origin
-        return self._event("implausible", f"implausible:{int(sample.source_ts * 1000)}", sample.source_ts, data)
+        # the rule's name is in the id: two rules on one tag refuse the same reading each
+        return self._event("implausible", f"implausible:{self.cfg.name}:{int(sample.source_ts * 1000)}",
+                           sample.source_ts, data)

@@ -162,3 +162,12 @@ def test_any_reading_is_counted_within_its_width_or_refused(width, value):
             assert after == state
         else:
             assert 0 <= ev.data["counter"] < 1 << width and ev.data["quantity"] >= 0
+
+
+def test_two_rules_refusing_the_same_reading_give_two_events():
+    from gateway.rules.machine_state import MachineStateRule
+    from gateway.rules.config import MachineStateRuleConfig
+    counter, = _rule().apply(CounterState(raw=1, ts=1.0), _s("junk"))[0]
+    state, = MachineStateRule(MachineStateRuleConfig("run", "cnc01", "parts"), "gw", "CNC-01").apply(
+        None, _s("junk"))[0]
+    assert counter.kind == state.kind == "implausible" and counter.id != state.id
