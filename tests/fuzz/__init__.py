@@ -3,10 +3,13 @@
 `FUZZ` is the settings they share: derandomized, so CI sees the same examples
 on every run (a new example set is one `--hypothesis-seed` away for a person
 hunting locally), no deadline (the machine is shared), and a modest number of
-examples so the whole folder runs in about a minute.
+examples so the whole folder runs in about a minute. `LINEBRIDGE_FUZZ_HUNT=1`
+turns derandomization off: each run then tries new examples (for a person
+hunting locally, with `--hypothesis-seed` to repeat one).
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,8 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=not os.environ.get("LINEBRIDGE_FUZZ_HUNT"),
+                database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 
