@@ -41,6 +41,9 @@ class Sample:
     quality: Quality
     source_ts: float  # UTC epoch seconds, when the value was read
     error: str | None = None
+    #: where the value came from, beyond device and tag (`file x.csv row 4 column qty`,
+    #: `topic a/b field count`), for a person checking a value a rule refused
+    origin: str | None = None
 
 
 @dataclass
@@ -67,7 +70,12 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        # an overlong key or value (a megabyte pasted into a name) is cut, not echoed whole
+        return f"{_cut(self.path, 200)}: {_cut(self.message, 400)}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ConfigCollector:

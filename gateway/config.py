@@ -20,6 +20,7 @@ from gateway.context import ShiftCalendar, parse_shifts
 from gateway.errors import ConfigError
 from gateway.registry import driver_class, driver_types
 from gateway.rules import config as rule_config
+from gateway.rules.plausible import DEFAULT_MAX_RATE
 from gateway.rules.config import (EdgeRuleConfig, RuleConfig, ScanRuleConfig, ThresholdRuleConfig,
                                   WeightRuleConfig)
 from gateway.sinks.config import (BUSINESS_KINDS, AlarmCode, HeartbeatConfig, MqttSinkConfig, OdooSinkConfig,
@@ -88,7 +89,8 @@ class CounterRuleConfig:
     width: int                # 16 | 32 bits: where the counter rolls over
     initial: str              # baseline | zero: what the first reading ever means
     rollover_window: int      # a drop from within this of the top to below it is a rollover
-    max_rate: float | None = None   # parts per second beyond which a jump is implausible (held for a person)
+    max_rate: float = DEFAULT_MAX_RATE  # parts per second beyond which a jump is implausible (0 = no check)
+    poll_interval: float = 0.0      # the device's poll interval: the cap never covers less time than one poll
 
 
 @dataclass(frozen=True)
@@ -140,13 +142,26 @@ class Config:
 _TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui"}
 
 
+#: a configuration file larger than this is refused unread (the sample with every driver is ~10 KiB)
+MAX_CONFIG_BYTES = 4 << 20
+
+
 def load(path: Path | str) -> Config:
     """Read and validate `path`; raise ConfigError listing every problem."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read: {exc.strerror or exc}"]) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{p.name}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a configuration file"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{p.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                           "save the file as UTF-8"]) from None
     return parse(text, source=p.name)
 
 
@@ -156,7 +171,12 @@ def parse(text: str, source: str = "<config>") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{source}: not valid TOML: {exc}"]) from exc
-    return validate(raw, source)
+    except RecursionError:
+        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply"]) from None
+    try:
+        return validate(raw, source)
+    except RecursionError:
+        raise ConfigError([f"{source}: values nested too deeply"]) from None
 
 
 def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
@@ -332,8 +352,11 @@ def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceS
         modulus = 1 << (width or 32)
         window = c.get(section, path, "rollover_window", int, default=modulus // 4,
                        minimum=1, maximum=modulus - 1)
-        max_rate = c.get(section, path, "max_rate", float, minimum=0.001, maximum=1e6)
+        max_rate = c.get(section, path, "max_rate", float, default=DEFAULT_MAX_RATE, minimum=0.0, maximum=1e6)
+        poll = getattr(devices[device].config, "poll_interval", 0.0) if device in devices else 0.0
         if rtype is not None:
             out[name] = CounterRuleConfig(name, device or "", tag or "", kind or "production",
-                                          width or 32, initial or "baseline", window or 1, max_rate)
+                                          width or 32, initial or "baseline", window or 1,
+                                          DEFAULT_MAX_RATE if max_rate is None else max_rate,
+                                          float(poll or 0.0))
     return out

@@ -146,7 +146,8 @@ class Heartbeat:
                       for n, s in st["sinks"].items()},
             "devices": st["devices"],
             "tasks": st.get("tasks", {}),  # each supervised task: state, restarts, last error
-            "intake": {k: st[k] for k in ("read", "bad_samples", "events", "stored", "refused")},
+            "intake": {k: st.get(k, 0) for k in ("read", "bad_samples", "events", "stored", "refused",
+                                                   "implausible")},
             "store": {"last_seq": stats["last_seq"], "map_used_bytes": stats["map_used"],
                       "map_size_bytes": stats["map_size"]},
             "system": self.probe.sample(),

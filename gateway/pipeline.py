@@ -17,6 +17,14 @@ good samples and counts the production and scrap events: when a shift ended,
 one `production_summary` is stored before the events of the next shift, and
 the tally is stored with them (one lock per machine across its pipelines).
 
+A reading a rule refuses (`gateway.rules.plausible`) arrives as an
+`implausible` event: each one is counted and logged with its device, tag,
+raw value and origin, and stored for the sinks to hold as a dead letter, at
+most one per rule per `IMPLAUSIBLE_REPEAT` seconds of source time (a device
+sending garbage on every poll fills the log and the counter, not the store).
+A counter jump the rule marked `suspect` is counted and logged the same way,
+and always stored: it carries parts a person may accept.
+
 It owns the promise that a rule's state never moves ahead of the events it
 produced: the new states and the events of one poll are written to the store in
 a single transaction, and only then does the in-memory state advance. When the
@@ -47,6 +55,8 @@ from store.committer import GroupCommitter
 from store.queue import StoreFull
 
 log = logging.getLogger("linebridge.pipeline")
+#: seconds of source time during which a rule's further refusals are counted and logged, not stored
+IMPLAUSIBLE_REPEAT = 60.0
 
 
 @dataclass
@@ -57,6 +67,7 @@ class IntakeStats:
     stored: int = 0
     duplicates: int = 0
     refused: int = 0
+    implausible: int = 0      # readings the rules refused, and counter jumps held for a person
 
 
 class DevicePipeline:
@@ -86,6 +97,8 @@ class DevicePipeline:
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
         self.last_handled_ts = 0.0
+        #: rule state key -> source time of its last stored `implausible` event (one entry per rule)
+        self.refused_at: dict[str, float] = {}
 
     async def load_state(self) -> None:
         for rule in self.rules:
@@ -131,6 +144,7 @@ class DevicePipeline:
         tallies = {m: self.tallies.tallies.get(m) for m in self.machines} if self.tallies is not None else {}
         tally_base = dict(tallies)
         events = []
+        refused_at = dict(self.refused_at)
         for sample in batch:
             if self.tallies is not None and sample.quality is Quality.GOOD:
                 for machine in self.machines:
@@ -142,6 +156,9 @@ class DevicePipeline:
                     continue
                 produced, pending[rule.state_key] = rule.apply(pending[rule.state_key], sample)
                 for e in produced:
+                    if e.kind == "implausible" or "suspect" in e.data:
+                        if not self._implausible(e, rule.state_key, sample, refused_at):
+                            continue
                     events.append(self._enrich(e, pending))
                     machine = e.context.get("machine")
                     if tallies.get(machine) is not None and tallies[machine].shift:
@@ -167,6 +184,7 @@ class DevicePipeline:
                       self.driver.name, len(events), str(exc))
             return False
         self.states = pending
+        self.refused_at = refused_at
         if self.tallies is not None:
             self.tallies.tallies.update(tallies)
         for key in changed:
@@ -181,6 +199,23 @@ class DevicePipeline:
                       ev.data.get("quantity"))
         if result.seqs:
             self.wake.set()
+        return True
+
+    def _implausible(self, event: Any, key: str, sample: Sample, refused_at: dict[str, float]) -> bool:
+        """Count and log a refused reading or a suspect jump; False when a refusal repeats too soon."""
+        self.stats.implausible += 1
+        data = event.data
+        last = refused_at.get(key)
+        repeat = (event.kind == "implausible" and last is not None
+                  and 0 <= sample.source_ts - last < IMPLAUSIBLE_REPEAT)
+        log.log(logging.DEBUG if repeat else logging.WARNING,
+                "event=implausible device=%s tag=%s rule=%s event_id=%s held=%s origin=%r raw=%r reason=%r",
+                sample.device, sample.tag, key.removeprefix("rule/"), event.id, "no" if repeat else "yes",
+                sample.origin, data.get("raw", data.get("counter")), data.get("reason", data.get("suspect")))
+        if repeat:
+            return False
+        if event.kind == "implausible":
+            refused_at[key] = sample.source_ts
         return True
 
     def _enrich(self, event: Any, pending: dict[str, Any]) -> Any:

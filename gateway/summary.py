@@ -54,6 +54,8 @@ class ShiftTally:
         return None if not raw else cls(**json.loads(raw))
 
     def count(self, event: Event) -> "ShiftTally":
+        if event.data.get("suspect"):  # held for a person: parts only once accepted
+            return self
         qty = float(event.data.get("quantity") or 0.0)
         if event.kind == "production":
             return replace(self, good=self.good + qty, events=self.events + 1)

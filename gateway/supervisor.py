@@ -364,6 +364,7 @@ class Supervisor:
             "events": self.intake.events,
             "stored": self.intake.stored,
             "refused": self.intake.refused,
+            "implausible": self.intake.implausible,
             "sinks": {n: dict(s.stats.as_dict(), backlog=self.store.backlog(n))
                       for n, s in sinks.items()},
             "devices": {n: d.health.as_dict() for n, d in drivers.items()},

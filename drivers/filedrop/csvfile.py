@@ -2,7 +2,8 @@
 
 This module owns turning the bytes of one file into `Row`s: decoding, the CSV
 dialect, finding the mapped columns in the header, converting each cell to
-its tag's type (int, float with a `.` or `,` decimal mark, str) and the
+its tag's type (int: a whole number within 64 bits; float with a `.` or `,`
+decimal mark, finite; str) and the
 timestamp column to UTC epoch seconds (strptime or ISO 8601; naive times in
 the configured time zone, with times that do not exist in it refused). The
 first problem anywhere makes the whole file bad: `BadFile` names the row,
@@ -22,6 +23,8 @@ from zoneinfo import ZoneInfo
 from drivers.filedrop.config import FileDropConfig
 
 _INT = re.compile(r"[+-]?\d+")
+#: an `int` cell is a signed 64-bit integer: no machine counts beyond it, and no digit string is masked
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 _FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -146,7 +149,12 @@ def convert(raw: str, kind: str, decimal: str = ".") -> Any:
     if kind == "int":
         if not _INT.fullmatch(text):
             raise CellError("not an integer")
-        return int(text)
+        if len(text.lstrip("+-").lstrip("0")) > 19:
+            raise CellError(f"integer out of range (a 64-bit integer is {INT_MIN}..{INT_MAX})")
+        number = int(text)
+        if not INT_MIN <= number <= INT_MAX:
+            raise CellError(f"integer out of range (a 64-bit integer is {INT_MIN}..{INT_MAX})")
+        return number
     if decimal == ",":
         if "." in text:
             raise CellError("not a number (the decimal mark is ',')")

@@ -156,7 +156,7 @@ class FileDropDriver(Driver):
             log.info("event=file_has_no_rows device=%s file=%s", self.name, name)
             await self._commit(loaded)
             return None
-        return loaded, self._samples(loaded.rows)
+        return loaded, self._samples(loaded.rows, name)
 
     def _load(self, candidate: Candidate) -> _Loaded:
         """Read, hash and parse one file (blocking); `_Changed` if it moved under us."""
@@ -190,8 +190,11 @@ class FileDropDriver(Driver):
             return _Loaded(candidate, sha, None, exc)
         return _Loaded(candidate, sha, rows, None)
 
-    def _samples(self, rows: list[Row]) -> list[Sample]:
-        return [Sample(self.name, tag, value, Quality.GOOD, row.ts)
+    def _samples(self, rows: list[Row], file: str) -> list[Sample]:
+        """One good sample per mapped cell; its origin names the file, row and column for a person."""
+        columns = self.config.columns
+        return [Sample(self.name, tag, value, Quality.GOOD, row.ts,
+                       origin=f"file {file} row {row.number} column {columns[tag]!r}")
                 for row in rows for tag, value in row.values.items()]
 
     # -- after the hand-off ---------------------------------------------------------------

@@ -313,14 +313,20 @@ class ModbusDriver(Driver):
             if isinstance(value, float) and not math.isfinite(value):
                 found[tag.name] = self._not_a_number(tag.name, value, ts)
                 continue
-            self._bad_values.discard(tag.name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = scale_value(value, tag.scale, tag.offset)
-            found[tag.name] = Sample(self.name, tag.name, value, Quality.GOOD, ts)
+                if isinstance(value, float) and not math.isfinite(value):  # a huge raw value times scale
+                    found[tag.name] = self._not_a_number(tag.name, value, ts)
+                    continue
+            self._bad_values.discard(tag.name)
+            found[tag.name] = Sample(self.name, tag.name, value, Quality.GOOD, ts,
+                                     origin=f"unit {self.config.unit_id} {tag.function} {tag.address}")
 
     def _not_a_number(self, tag: str, value: float, ts: float) -> Sample:
         error = (f"device {self.name}: tag {tag}: the device served {value!r}, not a number "
                  f"(a sensor fault, or a wrong word_order/byte_order/type in the tag map)")
+        self.health.errors += 1   # counted every time, logged once per run of bad values
+        self.health.last_error = error
         if tag not in self._bad_values:
             self._bad_values.add(tag)
             log.warning('event=bad_value device=%s tag=%s error="served %r, not a number"',

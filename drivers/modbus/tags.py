@@ -92,7 +92,7 @@ def _parse_tag(name: str, raw: dict[str, Any], path: str,
     before = len(issues.issues)
     issues.unknown_keys(raw, path, _TAG_KEYS)
     function = raw.get("function")
-    meant = function
+    meant = function if isinstance(function, str) else None
     if isinstance(function, str) and function in _FUNCTION_HINTS:
         meant = _FUNCTION_HINTS[function]
         issues.add(f"{path}.function", f"must be one of {', '.join(FUNCTIONS)}, got "

@@ -4,7 +4,8 @@ This module owns the pure part of the MQTT driver: decoding a payload as JSON
 or as raw UTF-8 text, walking a dotted path (`counters.good`, `axes.0.load`)
 into the decoded document, converting a value to the field's declared type
 with strict rules (no guessing: `"12abc"` is not an int, `3.5` is not an int,
-`2` is not a bool), and reading a source timestamp (epoch seconds or
+`2` is not a bool, an integer is a signed 64-bit one: `99999999999999999999999`
+is refused, never masked), and reading a source timestamp (epoch seconds or
 milliseconds, or ISO 8601). `map_message` applies a topic's mapping to one
 payload and returns one `Sample` per field plus the problems found, never
 inventing a value: a field that cannot be read gets `bad_config` and None. It
@@ -29,6 +30,10 @@ MAX_PAYLOAD_BYTES = 1 << 20
 _MS_THRESHOLD = 1e11
 
 _INT_TEXT = re.compile(r"[+-]?\d+")
+#: an integer field is a signed 64-bit integer, typed or not
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+#: timestamps must fall in years 1970..9999 (what an event's UTC time can show)
+_MAX_EPOCH = 253402300799.0
 _FLOAT_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _TRUE = frozenset({"true", "1", "on"})
 _FALSE = frozenset({"false", "0", "off"})
@@ -119,6 +124,8 @@ def convert(value: Any, kind: str | None) -> Any:
             raise FieldError(f"value is {_describe(value)}, map a single value (a deeper path)")
         if isinstance(value, float) and not math.isfinite(value):
             raise FieldError(f"value {value!r} is not a finite number")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _in_range(value)
         return value
     if kind == "int":
         return _to_int(value)
@@ -139,19 +146,33 @@ def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise FieldError(f"expected int, got {_describe(value)}")
     if isinstance(value, int):
-        return value
+        return _in_range(value)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
+        return _in_range(int(value))
     if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
-        return int(value.strip())
+        text = value.strip()
+        if len(text.lstrip("+-").lstrip("0")) > 19:
+            raise FieldError(f"integer out of range (a 64-bit integer is {INT_MIN}..{INT_MAX}), "
+                             f"got {_describe(value)}")
+        return _in_range(int(text))
     raise FieldError(f"expected int, got {_describe(value)}")
+
+
+def _in_range(value: int) -> int:
+    if not INT_MIN <= value <= INT_MAX:
+        raise FieldError(f"integer out of range (a 64-bit integer is {INT_MIN}..{INT_MAX}), "
+                         f"got {_describe(value)}")
+    return value
 
 
 def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise FieldError(f"expected float, got {_describe(value)}")
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            raise FieldError(f"expected a finite float, got {_describe(value)}") from None
     elif isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         result = float(value.strip())
     else:
@@ -180,11 +201,16 @@ def parse_timestamp(value: Any, unit: str = "auto") -> float:
     if isinstance(value, bool) or value is None:
         raise FieldError(f"timestamp must be epoch seconds/ms or ISO 8601, got {_describe(value)}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise FieldError(f"timestamp {_describe(value)} is not a time") from None
         if not math.isfinite(number) or number < 0:
-            raise FieldError(f"timestamp {value!r} is not a time")
+            raise FieldError(f"timestamp {_describe(value)} is not a time")
         if unit == "ms" or (unit == "auto" and number > _MS_THRESHOLD):
             number /= 1000.0
+        if number > _MAX_EPOCH:
+            raise FieldError(f"timestamp {_describe(value)} is after the year 9999")
         return number
     if isinstance(value, str):
         try:
@@ -193,7 +219,10 @@ def parse_timestamp(value: Any, unit: str = "auto") -> float:
             raise FieldError(f"timestamp {value!r} is not ISO 8601") from None
         if parsed.tzinfo is None:  # no offset given: the machine's clock is taken as UTC
             parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.timestamp()
+        stamp = parsed.timestamp()
+        if not 0 <= stamp <= _MAX_EPOCH:
+            raise FieldError(f"timestamp {_describe(value)} is outside 1970..9999 UTC")
+        return stamp
     raise FieldError(f"timestamp must be epoch seconds/ms or ISO 8601, got {_describe(value)}")
 
 
@@ -206,6 +235,8 @@ def _describe(value: Any) -> str:
         return "an object"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -260,7 +291,8 @@ def map_message(device: str, topic: str, payload: bytes, fmt: str,
             result.samples.append(Sample(device, mapping.name, None, Quality.BAD_CONFIG, ts,
                                          _error(device, topic, mapping.name, reason)))
             continue
-        result.samples.append(Sample(device, mapping.name, value, Quality.GOOD, ts))
+        result.samples.append(Sample(device, mapping.name, value, Quality.GOOD, ts,
+                                     origin=f"topic {topic} field {mapping.path_text or '(the payload)'}"))
     return result
 
 

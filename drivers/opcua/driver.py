@@ -362,7 +362,7 @@ class OpcUaDriver(Driver):
                 if self._inside_deadband(name, plain):
                     return None
                 self._good(name, plain, ts)
-                return Sample(self.name, name, plain, Quality.GOOD, ts)
+                return Sample(self.name, name, plain, Quality.GOOD, ts, origin=f"node {tag.node.text}")
         else:
             reason = status_text(code)
         error = self._tag_error(name, reason)

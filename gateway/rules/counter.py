@@ -8,10 +8,18 @@ held, never invented). The rule is pure: it takes its previous state and a
 sample and returns the events plus the next state; the caller stores both in one
 transaction, so the state never moves ahead of the events on disk.
 
-With `max_rate`, a jump of more parts than the machine can make in the time
-since the last change (a PLC glitch, a counter preset) is marked `suspect`: it
-is stored like any event, and the sink holds it as a dead letter for a person
-to accept by replaying it, instead of posting it.
+Machine data is not trusted (`gateway.rules.plausible`). A reading that no
+counter of the rule's width can show (negative, at or above 2^width, not a
+whole number, not a number) is refused: no parts, the state stays at the last
+trusted reading (so the next good reading counts from there), and an
+`implausible` event carries the raw value, the reason and where it came from.
+A jump of more parts than the machine can make in the time since the last
+change (a PLC glitch, a counter preset) is marked `suspect`: `max_rate` parts
+per second (`plausible.DEFAULT_MAX_RATE` unless the rule sets it; 0 turns the
+check off) over that time, and at least over the device's poll interval. The
+event is stored like any other, the sink holds it as a dead letter, and a
+person's replay posts it. The first reading ever (with `initial = "zero"`) has
+no elapsed time and is not capped.
 
 The event id is derived from the source, the reset epoch and the running total,
 so a replay of the same signal yields the same id.
@@ -24,6 +32,7 @@ from dataclasses import asdict, dataclass
 from drivers.base import Quality, Sample
 from gateway.config import CounterRuleConfig
 from gateway.rules.base import TagRule
+from gateway.rules.plausible import Refused, counter_reading, jump_cap
 from gateway.events import Event
 
 
@@ -67,9 +76,12 @@ class CounterRule(TagRule):
 
     def apply(self, state: CounterState | None,
               sample: Sample) -> tuple[list[Event], CounterState | None]:
-        if sample.quality is not Quality.GOOD or not isinstance(sample.value, int):
+        if sample.quality is not Quality.GOOD:
             return [], state
-        value = sample.value & ((1 << self.cfg.width) - 1)
+        try:
+            value = counter_reading(sample.value, self.cfg.width)
+        except Refused as exc:
+            return [self.refuse(sample, str(exc))], state
         if state is None:
             if self.cfg.initial == "baseline":
                 return [], CounterState(raw=value, ts=sample.source_ts)
@@ -82,9 +94,11 @@ class CounterRule(TagRule):
         data = {"quantity": qty, "counter": value, "total": total, "reset": reset}
         if self.cfg.max_rate and state.ts:
             elapsed = max(sample.source_ts - state.ts, 0.001)
-            if qty > self.cfg.max_rate * elapsed + 1:
+            if qty > jump_cap(self.cfg.max_rate, elapsed, self.cfg.poll_interval):
                 # never dropped, never posted blindly: the sink holds it for a person to accept
                 data["suspect"] = (f"{qty} parts in {elapsed:.1f} s exceeds max_rate "
-                                   f"{self.cfg.max_rate:g}/s")
+                                   f"{self.cfg.max_rate:g}/s (counter {state.raw} -> {value})")
+                if sample.origin:
+                    data["origin"] = sample.origin
         event = self._event(self.cfg.kind, f"{epoch}:{total}", sample.source_ts, data)
         return [event], CounterState(value, epoch, total, sample.source_ts)

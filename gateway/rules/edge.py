@@ -14,6 +14,10 @@ Debounce and min_duration are decided on the next sample after the time has
 passed: a driver that polls (or a subscription that republishes) supplies it;
 a signal that changes once and then goes silent stays pending until it speaks.
 
+A good value the rule cannot read as a level (a string where a number is
+watched, NaN, an alarm code outside 0..65535) is refused: the state stays and
+an `implausible` event says why (`gateway.rules.plausible`).
+
 Like every rule it is pure over (state, sample); the pipeline stores events and
 state in one transaction. Ids derive from the source, the code and the edge's
 source time in milliseconds (`alarm:`, `start:`, `end:`), as the alarm rule's
@@ -22,11 +26,13 @@ always have, so a replayed edge gets the same id.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from drivers.base import Quality, Sample
 from gateway.rules.base import TagRule
+from gateway.rules.plausible import MAX_CODE, Refused, describe
 from gateway.events import Event, iso_utc
 from gateway.rules.config import EdgeRuleConfig
 
@@ -66,16 +72,17 @@ class EdgeRule(TagRule):
         self.alarm = bool(getattr(cfg, "alarm", True))
         self.downtime = bool(cfg.downtime)
 
-    def level(self, value: Any) -> int | None:
-        """The level a good value means (0 = clear), None if it cannot be read as one."""
+    def level(self, value: Any) -> int:
+        """The level a good value means (0 = clear); `Refused` if it cannot be read as one."""
         raise NotImplementedError
 
     def apply(self, state: EdgeState | None, sample: Sample) -> tuple[list[Event], EdgeState | None]:
         if sample.quality is not Quality.GOOD:
             return [], state
-        level = self.level(sample.value)
-        if level is None:
-            return [], state
+        try:
+            level = self.level(sample.value)
+        except Refused as exc:
+            return [self.refuse(sample, str(exc))], state
         return self.step(state or EdgeState(), level, sample.source_ts)
 
     def step(self, state: EdgeState, level: int, ts: float) -> tuple[list[Event], EdgeState]:
@@ -138,33 +145,33 @@ class ConditionRule(EdgeRule):
     def __init__(self, cfg: EdgeRuleConfig, gateway: str, machine: str) -> None:
         super().__init__(cfg, gateway, machine)
 
-    def level(self, value: Any) -> int | None:
+    def level(self, value: Any) -> int:
         on = self.cfg.on
-        if on == "true":
-            if not isinstance(value, (bool, int, float)):
-                return None
-            active = bool(value)
-        elif on == "nonzero":
-            if not isinstance(value, (bool, int, float)):
-                return None
-            active = value != 0
-        elif isinstance(on, bool):          # on = false: "off" is the condition
-            if not isinstance(value, (bool, int, float)):
-                return None
-            active = bool(value) == on
-        elif isinstance(on, str):
+        if isinstance(on, str) and on not in ("true", "nonzero"):
             if not isinstance(value, str):
-                return None
+                raise Refused(f"expected text to compare with {on!r}, got {describe(value)}")
             active = value == on
         else:
-            if not _number(value):
-                return None
-            active = value == on
+            if not isinstance(value, (bool, int, float)):
+                raise Refused(f"expected a number or true/false, got {describe(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise Refused(f"expected a finite number, got {describe(value)}")
+            if on == "true":
+                active = bool(value)
+            elif on == "nonzero":
+                active = value != 0
+            elif isinstance(on, bool):          # on = false: "off" is the condition
+                active = bool(value) == on
+            else:
+                active = _number(value) and value == on
         if not active:
             return 0
         if self.cfg.code is not None:
             return self.cfg.code
         if on == "nonzero" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if value > MAX_CODE and (self.alarm or self.downtime):
+                raise Refused(f"the value is the alarm code here, and a code must be 0..{MAX_CODE}, "
+                              f"got {describe(value)}")
             return value
         if isinstance(on, int) and not isinstance(on, bool) and on > 0:
             return on

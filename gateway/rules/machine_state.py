@@ -27,9 +27,8 @@ class MachineStateRule(ConditionRule):
         self.alarm = False
         self.downtime = False
 
-    def level(self, value: Any) -> int | None:
-        level = super().level(value)
-        return None if level is None else int(bool(level))
+    def level(self, value: Any) -> int:
+        return int(bool(super().level(value)))
 
     def _commit(self, state: EdgeState, new: int, ts: float, events: list[Event]) -> EdgeState:
         if new and not state.code:

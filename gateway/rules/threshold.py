@@ -10,13 +10,14 @@ It owns two readings of a measured value:
   value) is checked against `low`/`high` and becomes a `quality_result`
   (passed, characteristic, value, unit, low, high).
 
-A bad-quality, non-numeric or non-finite sample changes nothing. Pure over
+A bad-quality sample changes nothing; a good one that is not a finite
+number (text, NaN, infinity, true/false) is refused as `implausible` and
+changes nothing either. Pure over
 (state, sample); ids derive from the source and the sample's source time in ms.
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from drivers.base import Quality, Sample
 from gateway.rules.base import TagRule
 from gateway.events import Event
 from gateway.rules.config import ThresholdRuleConfig
+from gateway.rules.plausible import Refused, measurement
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,14 @@ class ThresholdState:
         return cls(**json.loads(raw)) if raw else None
 
 
-def reading(sample: Sample) -> float | None:
-    """A good sample's finite number, else None."""
-    value = sample.value
-    if sample.quality is not Quality.GOOD or isinstance(value, bool) or not isinstance(value, (int, float)):
+def reading(rule: TagRule, sample: Sample) -> float | Event | None:
+    """A good sample's finite number; None for a bad sample; the `implausible` event of a refused one."""
+    if sample.quality is not Quality.GOOD:
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        return measurement(sample.value)
+    except Refused as exc:
+        return rule.refuse(sample, str(exc))
 
 
 def within(value: float, low: float | None, high: float | None) -> bool:
@@ -68,9 +72,11 @@ class ThresholdRule(TagRule):
 
     def apply(self, state: ThresholdState | None,
               sample: Sample) -> tuple[list[Event], ThresholdState | None]:
-        value = reading(sample)
+        value = reading(self, sample)
         if value is None:
             return [], state
+        if isinstance(value, Event):
+            return [value], state
         state = state or ThresholdState()
         ts, cfg = sample.source_ts, self.cfg
         if cfg.emit == "quality_result":

@@ -12,7 +12,8 @@ weighing `stale`) weight means:
   `min_weight` after the pan was empty (at or below `min_weight`) is one
   `quality_result` against `low`/`high`; it re-arms when the pan is emptied.
 
-Bad, stale and non-numeric samples change nothing. Pure over (state, sample);
+Bad and stale samples change nothing; a good one that is not a finite number
+is refused as `implausible` and changes nothing either. Pure over (state, sample);
 ids derive from the source and the sample's source time in ms.
 """
 from __future__ import annotations
@@ -50,9 +51,11 @@ class WeightRule(TagRule):
     cfg: WeightRuleConfig
 
     def apply(self, state: WeightState | None, sample: Sample) -> tuple[list[Event], WeightState | None]:
-        weight = reading(sample)
+        weight = reading(self, sample)
         if weight is None:
             return [], state
+        if isinstance(weight, Event):
+            return [weight], state
         state = state or WeightState()
         ts, cfg, key = sample.source_ts, self.cfg, int(sample.source_ts * 1000)
         if cfg.mode == "fill":

@@ -106,4 +106,68 @@ def test_an_implausible_jump_is_marked_suspect_not_dropped():
     assert "suspect" not in events[0].data
     events, state = rule.apply(state, _s(60_000, ts=1003.0))  # a PLC glitch
     assert events[0].data["quantity"] == 59_890 and state.total == 59_900
-    assert events[0].data["suspect"] == "59890 parts in 1.0 s exceeds max_rate 5/s"
+    assert events[0].data["suspect"] == "59890 parts in 1.0 s exceeds max_rate 5/s (counter 110 -> 60000)"
+
+
+def test_a_reading_no_counter_of_its_width_can_show_is_refused_not_masked():
+    """`-5` after 130 was masked to 4,294,967,291 (4,294,967,161 phantom parts); now it is refused."""
+    rule = _rule(width=32)
+    state = CounterState(raw=130, total=130, ts=1_699_999_990.0)
+    for raw, why in ((-5, "negative reading -5"), (99999999999999999999999, "counts 0..4294967295"),
+                     (2**32, "got 4294967296"), (3.5, "whole number"), ("12", "whole number"),
+                     (True, "whole number"), (float("nan"), "whole number"), (None, "whole number")):
+        events, after = rule.apply(state, Sample("cnc01", "parts", raw, Quality.GOOD, 1_700_000_000.0,
+                                                 origin="topic cnc/1 field parts"))
+        (ev,) = events
+        assert after == state, raw                        # the last trusted reading stays
+        assert ev.kind == "implausible" and why in ev.data["reason"], (raw, ev.data)
+        assert ev.data["origin"] == "topic cnc/1 field parts" and ev.data["rule"] == "parts"
+        assert "quantity" not in ev.data
+    assert rule.apply(state, _s(-5))[0][0].data["raw"] == -5
+    assert rule.apply(state, _s(99999999999999999999999))[0][0].data["raw"] == "99999999999999999999999"
+    events, after = rule.apply(state, _s(140))             # the next good reading counts from 130
+    assert [e.data["quantity"] for e in events] == [10] and after.total == 140
+
+
+def test_a_whole_float_reading_counts_and_a_16_bit_counter_refuses_65536():
+    events, _ = _rule().apply(CounterState(raw=10, total=3), _s(14.0))
+    assert events[0].data["quantity"] == 4
+    events, _ = _rule(width=16).apply(CounterState(raw=10), _s(65536))
+    assert events[0].kind == "implausible" and "16-bit counter counts 0..65535" in events[0].data["reason"]
+
+
+def test_the_default_cap_holds_a_jump_beyond_a_thousand_parts_a_second_over_the_poll_interval():
+    cfg = CounterRuleConfig("parts", "cnc01", "parts", "production", 32, "baseline", 2**30, poll_interval=2.0)
+    rule = CounterRule(cfg, "gw", "CNC-01")
+    _, state = rule.apply(None, _s(100, ts=1000.0))
+    events, state = rule.apply(state, _s(2000, ts=1000.5))   # 1900 in half a second: within one 2 s poll
+    assert "suspect" not in events[0].data
+    events, state = rule.apply(state, _s(4_135_585_603, ts=1010.5))
+    assert "exceeds max_rate 1000/s" in events[0].data["suspect"]
+    off = CounterRule(CounterRuleConfig("parts", "cnc01", "parts", "production", 32, "baseline", 2**30,
+                                        max_rate=0.0), "gw", "CNC-01")
+    events, _ = off.apply(CounterState(raw=1, ts=999.0), _s(4_000_000_000, ts=1000.0))
+    assert "suspect" not in events[0].data   # max_rate = 0: the person turned the check off
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(width=st.sampled_from([16, 32]), value=st.one_of(
+    st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8), st.booleans(),
+    st.none()))
+def test_any_reading_is_counted_within_its_width_or_refused(width, value):
+    state = CounterState(raw=7, total=7, ts=1_699_999_000.0)
+    events, after = _rule(width=width).apply(state, _s(value))
+    for ev in events:
+        if ev.kind == "implausible":
+            assert after == state
+        else:
+            assert 0 <= ev.data["counter"] < 1 << width and ev.data["quantity"] >= 0
+
+
+def test_two_rules_refusing_the_same_reading_give_two_events():
+    from gateway.rules.machine_state import MachineStateRule
+    from gateway.rules.config import MachineStateRuleConfig
+    counter, = _rule().apply(CounterState(raw=1, ts=1.0), _s("junk"))[0]
+    state, = MachineStateRule(MachineStateRuleConfig("run", "cnc01", "parts"), "gw", "CNC-01").apply(
+        None, _s("junk"))[0]
+    assert counter.kind == state.kind == "implausible" and counter.id != state.id

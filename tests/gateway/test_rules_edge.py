@@ -101,11 +101,25 @@ def test_edge_state_survives_the_store_and_old_alarm_states_still_load():
         b'{"code": 3, "since": 1.5, "start_id": "evt_x"}') == AlarmState(3, 1.5, "evt_x")
 
 
-def test_bad_and_unreadable_values_hold_the_state():
+def test_bad_values_hold_the_state_and_unreadable_ones_are_refused_as_implausible():
     rule = _edge(on="true", debounce=1.0)
     _, state = run(rule, [(True, 1.0)])
     assert rule.apply(state, _s(None, 5.0, Quality.BAD_COMM)) == ([], state)
-    assert rule.apply(state, _s("junk", 5.0)) == ([], state)
+    for junk in ("junk", float("nan"), None):
+        (ev,), after = rule.apply(state, _s(junk, 5.0))
+        assert after == state and ev.kind == "implausible" and ev.data["rule"] == "door"
+
+
+def test_an_alarm_word_outside_0_to_65535_is_refused_not_raised():
+    rule = AlarmRule(AlarmRuleConfig("a", "plc", "door"), "gw", "M")
+    for raw in (-5, 70000, 2.5, "E12"):
+        (ev,), after = rule.apply(None, _s(raw, 1.0))
+        assert after is None and ev.kind == "implausible" and "alarm code" in ev.data["reason"], raw
+    (ev, *_), _ = rule.apply(None, _s(65535, 1.0))
+    assert ev.kind == "alarm" and ev.data["code"] == 65535
+    code_from_value = _edge(on="nonzero", alarm=True)
+    (ev,), _ = code_from_value.apply(None, _s(1 << 40, 1.0))
+    assert ev.kind == "implausible"
 
 
 _steps = st.lists(st.tuples(st.booleans(), st.floats(min_value=0.05, max_value=5.0)), max_size=60)

@@ -59,9 +59,11 @@ def test_hysteresis_never_flaps(values):
 def test_quality_result_per_sample_against_the_limits():
     rule = ThresholdRule(ThresholdRuleConfig("dia", "dev", "x", emit="quality_result", high=10.1, low=9.9,
                                              characteristic="diameter", unit="mm", on_change=True), "gw", "M")
-    events, _ = run(rule, [10.0, 10.0, 10.2, 9.9, "bad"])
-    assert [(e.kind, e.data["passed"], e.data["value"]) for e in events] == [
+    events, state = run(rule, [10.0, 10.0, 10.2, 9.9, "bad"])
+    *results, refused = events
+    assert [(e.kind, e.data["passed"], e.data["value"]) for e in results] == [
         ("quality_result", True, 10.0), ("quality_result", False, 10.2), ("quality_result", True, 9.9)]
+    assert refused.kind == "implausible" and refused.data["raw"] == "bad" and state.last == 9.9
     assert events[0].data == {"passed": True, "characteristic": "diameter", "value": 10.0, "unit": "mm",
                               "low": 9.9, "high": 10.1}
 
@@ -74,11 +76,13 @@ def test_a_stable_weight_drop_beyond_min_change_is_consumption_and_refills_are_n
     assert events[0].kind == "consumption" and state.baseline == 140.0
 
 
-def test_unstable_and_stale_weights_are_ignored():
+def test_unstable_and_stale_weights_are_ignored_and_non_numbers_refused():
     rule = WeightRule(WeightRuleConfig("hopper", "dev", "x", "consumption", "M1"), "gw", "M")
     _, state = run(rule, [100.0])
     assert rule.apply(state, _s(None, 200.0, Quality.STALE)) == ([], state)
-    assert rule.apply(state, _s(True, 200.0)) == ([], state)
+    for junk in (True, float("inf"), float("nan"), "12 kg", 10 ** 400):
+        (ev,), after = rule.apply(state, _s(junk, 200.0))
+        assert after == state and ev.kind == "implausible" and "expected a" in ev.data["reason"], junk
 
 
 def test_each_new_fill_above_min_weight_is_one_quality_result():

@@ -35,6 +35,7 @@ from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.consumption import ConsumptionPoster
 from gateway.sinks.odoo.downtime import DowntimePoster
+from gateway.sinks.odoo.implausible import ImplausiblePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
 from gateway.sinks.odoo.pending import Pending
@@ -79,7 +80,8 @@ class OdooSink:
                    QualityPoster(self.client, self.md, self.name, cfg.quality_test),
                    SummaryPoster(self.production),
                    WorkorderStartPoster(self.client, self.md, self.name),
-                   WorkorderFinishPoster(self.client, self.md, self.name)]
+                   WorkorderFinishPoster(self.client, self.md, self.name),
+                   ImplausiblePoster(self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
         self.stats.extra["call_latency"] = self.client.latency

@@ -120,3 +120,15 @@ def test_unparseable_timestamps_name_the_format():
         parse_timestamp("2024-01-01", "%d.%m.%Y", BERLIN)
     with pytest.raises(CellError, match="empty timestamp"):
         parse_timestamp(" ", None, BERLIN)
+
+
+@pytest.mark.parametrize("raw", ["99999999999999999999999", "9223372036854775808", "-9223372036854775809",
+                                 "9" * 5000])
+def test_an_integer_cell_beyond_64_bits_is_refused_naming_row_and_column(tmp_path, raw):
+    """`99999999999999999999999` became 4,135,583,703 parts after the counter masked it; 5,000 digits
+    raised ValueError (Python's int() digit limit) out of the reader."""
+    text = f"time,parts,temp,order\n2024-03-05T08:00:00,{raw},2,W\n"
+    with pytest.raises(BadFile) as err:
+        read_rows(text.encode(), config(tmp_path))
+    assert "row 2 column 'parts'" in str(err.value) and "out of range" in str(err.value)
+    assert convert("9223372036854775807", "int") == 2**63 - 1

@@ -270,3 +270,24 @@ def test_a_float_that_is_not_a_number_is_bad_with_one_log_line(caplog):
         assert samples["count"].quality is Quality.GOOD and samples["count"].value == 5
     lines = [r.getMessage() for r in caplog.records if "event=bad_value" in r.getMessage()]
     assert lines == ['event=bad_value device=cnc01 tag=temp error="served nan, not a number"']
+
+
+def test_a_scaled_value_that_overflows_to_infinity_is_bad_not_good():
+    """A float64 of 1e300 with scale = 1e10 was passed on as a good `inf`."""
+    import struct
+    big = list(struct.unpack(">4H", struct.pack(">d", 1e300)))
+
+    async def scenario():
+        async with ModbusTestServer(big + [5]) as server:
+            tag = dict(holding(0, "float64"), scale=1e10)
+            driver = make_driver(server.port, {"flow": tag, "count": holding(4, "uint16")})
+            samples = driver.samples()
+            batch = await next_batch(samples, lambda b: True)
+            await driver.stop()
+            return by_tag(batch), driver.health
+
+    samples, health = asyncio.run(scenario())
+    assert health.errors >= 1 and "tag flow" in health.last_error
+    assert samples["flow"].quality is Quality.BAD_COMM and samples["flow"].value is None
+    assert "not a number" in samples["flow"].error and "tag flow" in samples["flow"].error
+    assert samples["count"].value == 5 and samples["count"].origin == "unit 1 holding 4"

@@ -78,6 +78,8 @@ def test_polling_delivers_typed_values_every_poll(plant):
     assert {s.tag: s.value for s in second} == {s.tag: s.value for s in first}
     assert by_tag(later)["running"].value is False
     assert health.poll_latency_ms is not None and health.reads >= 3
+    # a good sample names its node, for a person checking a value a rule refused
+    assert first[0].origin == f"node {TYPED['count']['node']}"
 
 
 def test_server_refusing_subscriptions_is_polled_instead(caplog):
