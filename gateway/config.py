@@ -40,7 +40,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 def name_problem(name: Any) -> str | None:
     """Why `name` is not a name (None when it is one)."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = name if not isinstance(name, str) or len(name) <= 80 else name[:80] + f"... ({len(name)} characters)"
         return f"names are {NAME_RULE}, got {shown!r}"
     return None
@@ -208,7 +208,7 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     gid = c.get(g, "gateway", "id", str, required=True, default="gateway")
     site = c.get(g, "gateway", "site", str, default="default")
     for key, val in (("id", gid), ("site", site)):
-        if isinstance(val, str) and not _NAME.match(val):
+        if isinstance(val, str) and not _NAME.fullmatch(val):
             c.add(f"gateway.{key}", f"must be letters, digits, '-', '_' or '.', got {val!r}")
     gateway = GatewayConfig(gid, site)
 
