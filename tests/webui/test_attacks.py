@@ -114,6 +114,22 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 @pytest.fixture(scope="module")
+def capture(gw: Gateway) -> Iterator[Capture]:
+    """The attacker's Odoo: a recording proxy in front of the sandbox (it answers like Odoo)."""
+    c = Capture(upstream=gw.odoo.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Capture]:
+    """The attacker's MQTT broker: it records the CONNECT packet (user name and password) and answers nothing."""
+    c = Capture()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
 def admin(gw: Gateway) -> Iterator[Console]:
     c = admin_console(gw)
     yield c
