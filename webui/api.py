@@ -1,9 +1,9 @@
 """The JSON API under /api/v1 that the pages use, and /metrics.
 
 Every route answers JSON; errors are `{"error": ..., "problems": [...]}` with
-401 (no session), 403 (role or CSRF, or a section the role may not change), 404, 409 (the configuration changed
-since it was read), 422 (the change does not validate: every problem, each
-naming its key) or 503 (the gateway did not answer in time). Changes to the
+401 (no session), 403 (role or CSRF, or a section the role may not change),
+404, 409 (the configuration changed since it was read), 422 (the change does
+not validate: every problem, each naming its key) or 503 (the gateway did not answer in time). Changes to the
 configuration go through `ConfigFile` (validated, saved atomically, recorded
 in the history with who did it) and are then applied live by the supervisor.
 Which role may change which section, and where a stored secret may be sent,
