@@ -402,3 +402,23 @@ def test_a_name_in_the_pattern_can_be_created_and_deleted(gw: Gateway, tech: Con
     resp = tech.api("POST", "/machines", {"name": "Line-2.press_3", "section": section})
     assert resp.status_code == 200, resp.text
     assert tech.api("DELETE", "/machines/Line-2.press_3").status_code == 200
+
+
+# -- what held, kept: TLS 1.2 or later only -------------------------------------------------------
+
+def test_the_console_speaks_tls_1_2_or_later_only(gw: Gateway) -> None:
+    import ssl
+
+    def handshake(low: ssl.TLSVersion, high: ssl.TLSVersion) -> str:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.minimum_version, ctx.maximum_version = low, high
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw) as tls:
+                return tls.version() or ""
+    assert handshake(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert handshake(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED) == "TLSv1.3"
+    for old in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+        with pytest.raises(ssl.SSLError):
+            handshake(old, old)
