@@ -178,7 +178,7 @@ class ConfigFile:
     def rollback(self, entry_id: int, who: str, check: Check | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
         """Make the file what it was after history entry `entry_id` (itself a new, audited change).
 
-        `check(old_text, new_text)` may refuse it (by raising) before anything is written.
+        `check(old_text, new_text, new_text)` may refuse it (by raising) before anything is written.
         """
         with self._lock:
             target = self.history_dir / f"{entry_id:06d}.toml"
@@ -186,14 +186,15 @@ class ConfigFile:
                 raise ConfigRejected([f"history entry {entry_id} does not exist"])
             old, new = self.text(), target.read_text(encoding="utf-8")
             if check is not None:
-                check(old, new)
+                check(old, new, new)
             return self._save(old, new, who, f"rollback to #{entry_id}")
 
     def replace(self, text: str, who: str, base_version: str | None = None,
                 check: Check | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
         """Replace the whole file (the console's raw editor); a placeholder keeps the stored secret.
 
-        `check(old_text, new_text)` may refuse it (by raising) before anything is written.
+        `check(old_text, new_text, submitted_text)` may refuse it (by raising) before anything is written;
+        `new_text` has the stored secrets in place of placeholders, `submitted_text` is as sent.
         """
         with self._lock:
             old = self.text()
@@ -201,7 +202,7 @@ class ConfigFile:
                 raise ConfigConflict("the configuration changed since you loaded it; reload and try again")
             new = keep_secrets_in_text(text, old)
             if check is not None:
-                check(old, new)
+                check(old, new, text)
             return self._save(old, new, who, "whole file edited")
 
     def validate_text(self, text: str) -> config_mod.Config:
@@ -251,7 +252,8 @@ class ConfigFile:
         return "\n".join(lines)
 
 
-Check = Callable[[str, str], None]
+#: check(old text, new text as it would be saved, the text as submitted): raises to refuse
+Check = Callable[[str, str, str], None]
 
 
 def _parsed(text: str) -> dict[str, Any]:

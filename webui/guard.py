@@ -23,8 +23,9 @@ from webui.configfile import REDACTED, SECRET_KEYS
 
 #: the sections a technician may change (the rest of the file is the admin's)
 TECHNICIAN_SECTIONS = ("devices", "rules", "machines", "shifts")
-#: what says where a section's connection goes: a change of any of these is a new destination
-DESTINATION_KEYS = ("type", "url", "endpoint", "host", "port", "database", "login", "username", "client_id",
+#: what says where a section's connection goes, and how safely: a change of any of these is a new
+#: destination (a weaker security mode or no TLS towards the same server counts too)
+DESTINATION_KEYS = ("type", "url", "endpoint", "host", "port", "database", "login", "username",
                     "security_policy", "security_mode", "tls")
 
 
@@ -45,14 +46,19 @@ def admin_sections_changed(old: str, new: str) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if k not in TECHNICIAN_SECTIONS and a.get(k) != b.get(k))
 
 
-def technician_check(old: str, new: str) -> None:
-    """Refuse (Refused) a whole-file change that touches an admin section; devices must type moved secrets."""
+def technician_check(old: str, new: str, submitted: str | None = None) -> None:
+    """Refuse (Refused) a whole-file change that touches an admin section; devices must type moved secrets.
+
+    `new` is the file as it would be saved (placeholders replaced by the stored secrets), `submitted`
+    the text as sent, where a placeholder still shows that a stored secret would be used.
+    """
     touched = admin_sections_changed(old, new)
     if touched:
         raise Refused("only an admin may change " + ", ".join(f"[{k}]" for k in touched)
                       + "; a technician changes devices, rules, machines and shifts")
     try:
-        before, after = tomllib.loads(old).get("devices") or {}, tomllib.loads(new).get("devices") or {}
+        before = tomllib.loads(old).get("devices") or {}
+        after = tomllib.loads(submitted if submitted is not None else new).get("devices") or {}
     except tomllib.TOMLDecodeError:
         return
     problems = [p for name, section in after.items() if isinstance(section, dict)

@@ -25,6 +25,24 @@ from tests.webui.test_security import add_user, console_ready
 
 ODOO_KEY = "stored-odoo-key-" + secrets.token_hex(8)
 MQTT_PASSWORD = "stored-mqtt-password-" + secrets.token_hex(8)
+DEVICE_PASSWORD = "stored-device-password-" + secrets.token_hex(8)
+#: a machine publishing to an MQTT broker that needs a login (the broker is down: the driver retries)
+MQTT_DEVICE = f"""
+[devices.mq1]
+type = "mqtt"
+host = "127.0.0.1"
+port = 1
+username = "gw"
+password = "{DEVICE_PASSWORD}"
+machine = "CNC-01"
+
+[devices.mq1.topics.state]
+topic = "plant/mq1/state"
+format = "json"
+
+[devices.mq1.topics.state.fields]
+parts = {{ path = "counters.good", type = "int" }}
+"""
 
 
 class Capture:
@@ -108,7 +126,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         text = demo_config(plant_port, odoo_url, webui_port).replace('api_key = "admin"', f'api_key = "{ODOO_KEY}"')
         return text + (f'\n[files]\nsecrets = ["{tmp / "secrets"}"]\n'
                        f'\n[sinks.up]\ntype = "mqtt"\nurl = "mqtt://127.0.0.1:1"\nusername = "gw"\n'
-                       f'password = "{MQTT_PASSWORD}"\ntimeout = 2.0\n')
+                       f'password = "{MQTT_PASSWORD}"\ntimeout = 2.0\n' + MQTT_DEVICE)
     for g in start_gateway(tmp, config, odoo_api_key=ODOO_KEY):
         yield console_ready(g)
 
@@ -149,7 +167,7 @@ def the_secrets(gw: Gateway) -> list[bytes]:
     device_key = (gw.state_dir / "keys" / "device.key").read_bytes()
     users = (webui / "users.json").read_text()
     hashes = [line.split('"')[3].encode() for line in users.splitlines() if '"password"' in line]
-    out = [ODOO_KEY.encode(), MQTT_PASSWORD.encode(), device_key.strip()[-24:]] + hashes
+    out = [ODOO_KEY.encode(), MQTT_PASSWORD.encode(), DEVICE_PASSWORD.encode(), device_key.strip()[-24:]] + hashes
     shadow = Path("/etc/shadow")
     if os.access(shadow, os.R_OK):
         out += [line.encode() for line in shadow.read_text().splitlines() if line.count(":") > 2 and "$" in line]
@@ -268,6 +286,50 @@ def test_a_test_towards_another_broker_does_not_get_the_stored_mqtt_password(gw:
     assert resp.status_code == 200, resp.text
     assert b"typed-mqtt-password" in capture.everything(), "the control: a typed password does go there"
     assert_nothing_leaked(gw, capture, resp.text)
+
+
+def test_a_device_test_read_towards_another_broker_does_not_get_the_stored_password(
+        gw: Gateway, tech: Console, broker: Capture) -> None:
+    broker.clear()
+    section = tech.api("GET", "/devices/mq1").json()["section"]
+    assert section["password"] == "********"
+    for change in ({"port": broker.port}, {"host": "localhost"}, {"username": "eve"}):
+        resp = tech.api("POST", "/devices/mq1/test-read", {"section": dict(section, **change)})
+        assert resp.status_code == 422, resp.text
+        assert any("devices.mq1.password" in p and "must be typed" in p for p in resp.json()["problems"])
+    assert broker.everything() == b""
+    resp = tech.api("POST", "/devices/mq1/test-read", {"section": dict(section, port=broker.port,
+                                                                       password="typed-device-password")})
+    assert resp.status_code == 200, resp.text
+    assert b"typed-device-password" in broker.everything(), "the control: a typed password does go there"
+    assert_nothing_leaked(gw, broker, resp.text)
+
+
+def test_a_technician_cannot_save_a_device_that_sends_a_stored_secret_elsewhere(gw: Gateway, tech: Console,
+                                                                               admin: Console) -> None:
+    section = tech.api("GET", "/devices/mq1").json()["section"]
+    before = original = gw.config_path.read_text()
+    moved = dict(section, host="evil.example")
+    assert tech.api("PUT", "/devices/mq1", {"section": moved}).status_code == 422
+    env = {k: v for k, v in moved.items() if k != "password"} | {"password_env": "HOME"}
+    resp = tech.api("PUT", "/devices/mq1", {"section": env})
+    assert resp.status_code == 422 and any("devices.mq1.password_env" in p for p in resp.json()["problems"])
+    masked = before.replace(DEVICE_PASSWORD, "********").replace(ODOO_KEY, "********").replace(MQTT_PASSWORD,
+                                                                                              "********")
+    text = masked.replace('host = "127.0.0.1"\nport = 1\n', 'host = "evil.example"\nport = 1\n', 1)
+    assert text != masked
+    resp = tech.api("PUT", "/config", {"text": text})
+    assert resp.status_code == 422, "nor through the whole file"
+    assert any("devices.mq1.password" in p for p in resp.json()["problems"])
+    assert tech.api("PUT", "/config", {"text": masked.replace("poll_interval = 0.5", "poll_interval = 0.7")}
+                    ).status_code == 200, "a whole-file edit that moves no secret is saved"
+    before = gw.config_path.read_text()
+    assert gw.config_path.read_text() == before
+    # the same destination keeps its stored password
+    resp = tech.api("PUT", "/devices/mq1", {"section": dict(section, client_id="mq1-renamed")})
+    assert resp.status_code == 200, resp.text
+    assert DEVICE_PASSWORD in gw.config_path.read_text()
+    assert admin.api("PUT", "/config", {"text": original}).status_code == 200
 
 
 def test_an_error_answer_does_not_quote_a_file(gw: Gateway, admin: Console) -> None:
