@@ -304,6 +304,9 @@ def _check_paths(c: ConfigCollector, raw: dict[str, Any], files: FilesConfig, st
         if isinstance(table, dict):
             for name, section in table.items():
                 walk(section, f"{part}.{name}")
+                port = section.get("port") if part == "devices" and isinstance(section, dict) else None
+                if isinstance(port, str) and "://" not in port and not _inside(os.path.realpath(port), ["/dev"]):
+                    c.add(f"devices.{name}.port", f"a serial port is a device under /dev, got {port!r}")
                 if (part == "devices" and isinstance(section, dict) and section.get("type") == "filedrop"
                         and isinstance(section.get("directory"), str) and section["directory"].strip()):
                     problem = path_problem(section["directory"], "drops", files, state_dir)

@@ -61,3 +61,15 @@ def test_the_demo_and_the_driver_samples_keep_valid_names(tmp_path: Path) -> Non
             assert config_mod.name_problem(name) is None, (sample, name)
             for tag in (section.get("tags") or {}):
                 assert config_mod.name_problem(tag) is None, (sample, name, tag)
+
+
+@pytest.mark.parametrize("port, ok", [("/dev/null", True), ("/etc/shadow", False), ("/dev/../etc/shadow", False),
+                                      ("relative/tty", False)])
+def test_a_serial_port_is_a_device_under_dev(tmp_path: Path, port: str, ok: bool) -> None:
+    text = demo_config_text() + f'\n[devices.scale1]\ntype = "serial"\nport = "{port}"\nparser = "regex"\n'
+    problems = []
+    try:
+        config_mod.parse(text, source="t.toml")
+    except config_mod.ConfigError as exc:
+        problems = exc.problems
+    assert any("devices.scale1.port: a serial port is a device under /dev" in p for p in problems) != ok, problems
