@@ -15,8 +15,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.webui.conftest import ADMIN_PASSWORD, Console, Gateway, admin_console, start_gateway
-from tests.webui.test_security import ConsoleFrom, add_user, console_ready
+from tests.webui.conftest import ADMIN_PASSWORD, Gateway, admin_console, start_gateway
+from tests.webui.test_security import ConsoleFrom, console_ready
 
 GUESS = "guessed-password-"
 
