@@ -468,6 +468,7 @@ def test_a_name_in_the_pattern_can_be_created_and_deleted(gw: Gateway, tech: Con
 
 # -- what held, kept: TLS 1.2 or later only -------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_the_console_speaks_tls_1_2_or_later_only(gw: Gateway) -> None:
     import ssl
 
