@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _load(path: Path, count: bool = False) -> "config_mod.Config | None":
+def _load(path: Path, count: bool = False, state_dir: Path | None = None) -> "config_mod.Config | None":
     """The validated config, or None after printing every problem (and their count) to stderr."""
     try:
-        return config_mod.load(path)
+        return config_mod.load(path, state_dir=state_dir)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -142,7 +142,7 @@ def check_config(path: Path) -> int:
 
 def run(path: Path, state_dir: Path | None) -> int:
     from gateway.supervisor import Supervisor, default_state_dir
-    cfg = _load(path)
+    cfg = _load(path, state_dir=state_dir)
     if cfg is None:
         return 1
 

@@ -9,6 +9,7 @@ timeouts on, writes to devices off.
 """
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -30,7 +31,20 @@ from gateway.sinks.config import table as _table
 __all__ = ["AlarmCode", "BUSINESS_KINDS", "EdgeRuleConfig", "HeartbeatConfig", "MqttSinkConfig",
            "OdooSinkConfig", "ScanRuleConfig", "SinkConfig", "ThresholdRuleConfig", "WeightRuleConfig"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: the one pattern of every name a person gives: gateway id and site, devices, tags, rules, machines,
+#: sinks and console users (docs/configuration.md, SECURITY.md). Safe in a URL path, a file name, an
+#: MQTT topic level and HTML without escaping; `CNC-01` and `line2.press_3` are names.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+NAME_RULE = "1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def name_problem(name: Any) -> str | None:
+    """Why `name` is not a name (None when it is one)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:80] + f"... ({len(name)} characters)"
+        return f"names are {NAME_RULE}, got {shown!r}"
+    return None
 #: what an MQTT sink publishes by default: every business kind (the gateway's status
 #: goes to the heartbeat's own topic)
 
@@ -69,6 +83,30 @@ class WebUIConfig:
     # appliance settings the console writes for root to apply (see webui/system.py); "" = not managed
     timesyncd_conf: str = ""      # a systemd-timesyncd drop-in: the NTP servers
     ssh_authorized_keys: str = ""  # root's SSH keys: SSH is on while this holds one
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    """Directories the installation declares for file-path settings (absolute; symlinks resolved).
+
+    A file-path setting outside its kind's directories is refused, and so is any path
+    into the gateway's own files under its state directory (device key, accounts, console,
+    store), wherever the declarations point.
+    """
+
+    secrets: tuple[str, ...] = ("/etc/linebridge/secrets",)  # api_key_file, password_file
+    tls: tuple[str, ...] = ("/etc/linebridge/tls",)          # CA, certificate and key files
+    pki: tuple[str, ...] = ("/var/lib/linebridge/pki",)      # OPC-UA pki_dir, besides <state>/pki
+    drops: tuple[str, ...] = ("/srv/linebridge",)            # file-drop devices' directories
+    system: tuple[str, ...] = ("/etc/linebridge",)           # [webui] timesyncd_conf, ssh_authorized_keys
+
+
+#: file-path keys, wherever they appear in a device or sink section, and the kind of directory they need
+FILE_KEYS = {"api_key_file": "secrets", "password_file": "secrets", "ca_file": "tls", "certfile": "tls",
+             "keyfile": "tls", "certificate": "tls", "private_key": "tls", "server_certificate": "tls",
+             "pki_dir": "pki", "timesyncd_conf": "system", "ssh_authorized_keys": "system"}
+#: what under a state directory no setting may name, whatever [files] declares
+OWN_FILES = ("keys", "webui", "store", ".system")
 
 
 @dataclass(frozen=True)
@@ -124,6 +162,7 @@ class Config:
     heartbeat: HeartbeatConfig | None = None
     shifts: ShiftCalendar | None = None
     webui: WebUIConfig | None = None
+    files: FilesConfig = FilesConfig()
 
     def sinks_of(self, kind: type) -> dict[str, Any]:
         return {n: s for n, s in self.sinks.items() if isinstance(s, kind)}
@@ -139,14 +178,14 @@ class Config:
                 f"{len(self.sinks)} sink(s)")
 
 
-_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui"}
+_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui", "files"}
 
 
 #: a configuration file larger than this is refused unread (the sample with every driver is ~10 KiB)
 MAX_CONFIG_BYTES = 4 << 20
 
 
-def load(path: Path | str) -> Config:
+def load(path: Path | str, state_dir: Path | None = None) -> Config:
     """Read and validate `path`; raise ConfigError listing every problem."""
     p = Path(path)
     try:
@@ -162,11 +201,12 @@ def load(path: Path | str) -> Config:
         line = data[:exc.start].count(b"\n") + 1
         raise ConfigError([f"{p.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
                            "save the file as UTF-8"]) from None
-    return parse(text, source=p.name)
+    return parse(text, source=p.name, state_dir=state_dir)
 
 
-def parse(text: str, source: str = "<config>") -> Config:
-    """Validate TOML text; `source` names the file in error messages."""
+def parse(text: str, source: str = "<config>", state_dir: Path | None = None) -> Config:
+    """Validate TOML text; `source` names the file in error messages, `state_dir` is the gateway's
+    (its own files are refused as file-path settings, as are the default state directory's)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -174,21 +214,24 @@ def parse(text: str, source: str = "<config>") -> Config:
     except RecursionError:
         raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply"]) from None
     try:
-        return validate(raw, source)
+        return validate(raw, source, state_dir)
     except RecursionError:
         raise ConfigError([f"{source}: values nested too deeply"]) from None
 
 
-def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
+def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | None = None) -> Config:
     c = ConfigCollector()
     c.unknown_keys(raw, "", _TOP)
+    files = _files(c, _table(c, raw, "files"))
+    # before anything reads a file: the paths a section names must be where the installation allows
+    _check_paths(c, raw, files, state_dir)
 
     g = _table(c, raw, "gateway")
     c.unknown_keys(g, "gateway", {"id", "site", "restart_window_s"})
     gid = c.get(g, "gateway", "id", str, required=True, default="gateway")
     site = c.get(g, "gateway", "site", str, default="default")
     for key, val in (("id", gid), ("site", site)):
-        if isinstance(val, str) and not _NAME.match(val):
+        if isinstance(val, str) and not _NAME.fullmatch(val):
             c.add(f"gateway.{key}", f"must be letters, digits, '-', '_' or '.', got {val!r}")
     window = c.get(g, "gateway", "restart_window_s", float, default=GatewayConfig.restart_window_s,
                    minimum=10.0, maximum=7 * 86400.0)
@@ -220,7 +263,87 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
 
     if c.issues:
         raise ConfigError([f"{source}: {issue}" for issue in c.issues])
-    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts, webui)
+    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts, webui, files)
+
+
+def _files(c: ConfigCollector, f: dict[str, Any]) -> FilesConfig:
+    d = FilesConfig()
+    c.unknown_keys(f, "files", {"secrets", "tls", "pki", "drops", "system"})
+    out: dict[str, tuple[str, ...]] = {}
+    for kind in ("secrets", "tls", "pki", "drops", "system"):
+        dirs = c.get(f, "files", kind, list, default=list(getattr(d, kind)))
+        good = []
+        for i, value in enumerate(dirs or []):
+            if not isinstance(value, str) or not value.startswith("/"):
+                c.add(f"files.{kind}[{i}]", f"must be an absolute directory, got {value!r}")
+            else:
+                good.append(value)
+        out[kind] = tuple(good)
+    return FilesConfig(**out)
+
+
+def default_state_dir() -> Path:
+    """`/var/lib/linebridge` for root, else `$XDG_STATE_HOME/linebridge` (~/.local/state)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/linebridge")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "linebridge"
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def path_problem(value: str, kind: str, files: FilesConfig, state_dir: Path | None = None) -> str | None:
+    """Why the file-path setting `value` (of `kind`: secrets, tls, drops or system) is refused, or None.
+
+    Symlinks and `..` are resolved first, so neither leads out of a declared directory.
+    """
+    real = os.path.realpath(value)
+    states = {os.path.realpath(default_state_dir())} | ({os.path.realpath(state_dir)} if state_dir else set())
+    own = [os.path.join(s, part) for s in states for part in OWN_FILES]
+    if _inside(real, own):
+        return f"{value!r} is one of the gateway's own files (keys, accounts, console, store); refused"
+    allowed = [os.path.realpath(d) for d in getattr(files, kind)]
+    if kind == "pki":   # the OPC-UA client identities live under the state directory by default
+        allowed += [os.path.join(st, "pki") for st in states]
+    if not _inside(real, allowed):
+        return (f"{value!r} is outside the directories declared for {kind} files "
+                f"([files] {kind} = {list(getattr(files, kind))})")
+    return None
+
+
+def _check_paths(c: ConfigCollector, raw: dict[str, Any], files: FilesConfig, state_dir: Path | None) -> None:
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{path}.{key}")
+            elif key in FILE_KEYS and isinstance(value, str) and value:
+                problem = path_problem(value, FILE_KEYS[key], files, state_dir)
+                if problem:
+                    c.add(f"{path}.{key}", problem)
+    for part in ("devices", "sinks"):
+        table = raw.get(part)
+        if isinstance(table, dict):
+            for name, section in table.items():
+                walk(section, f"{part}.{name}")
+                port = section.get("port") if part == "devices" and isinstance(section, dict) else None
+                if isinstance(port, str) and "://" not in port and not _inside(os.path.realpath(port), ["/dev"]):
+                    c.add(f"devices.{name}.port", f"a serial port is a device under /dev, got {port!r}")
+                if (part == "devices" and isinstance(section, dict) and section.get("type") == "filedrop"
+                        and isinstance(section.get("directory"), str) and section["directory"].strip()):
+                    problem = path_problem(section["directory"], "drops", files, state_dir)
+                    if problem:
+                        c.add(f"devices.{name}.directory", problem)
+    if isinstance(raw.get("webui"), dict):
+        for key in ("timesyncd_conf", "ssh_authorized_keys"):
+            value = raw["webui"].get(key)
+            if isinstance(value, str) and value.startswith("/"):
+                problem = path_problem(value, "system", files, state_dir)
+                if problem:
+                    c.add(f"webui.{key}", problem)
 
 
 def _webui(c: ConfigCollector, w: dict[str, Any]) -> WebUIConfig:
@@ -278,8 +401,8 @@ def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]
     out: dict[str, DeviceSpec] = {}
     for name, section in table.items():
         path = f"devices.{name}"
-        if not _NAME.match(name):
-            c.add(path, "device names are letters, digits, '-', '_' or '.'")
+        if name_problem(name):
+            c.add(path, f"device {name_problem(name)}")
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
@@ -292,6 +415,9 @@ def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]
             continue
         before = len(c.issues)
         cfg = cls.parse_config(section, path, c)
+        for tag in sorted(tag_names(cfg)) if len(c.issues) == before else ():
+            if name_problem(tag):
+                c.add(f"{path}.tags.{tag}", f"tag {name_problem(tag)}")
         if len(c.issues) == before:
             out[name] = DeviceSpec(name, type_name, cls, cfg, getattr(cfg, "machine", None))
     return out
@@ -301,6 +427,8 @@ def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineCon
     out: dict[str, MachineConfig] = {}
     for name, section in table.items():
         path = f"machines.{name}"
+        if name_problem(name):
+            c.add(path, f"machine {name_problem(name)}")
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
@@ -322,6 +450,8 @@ def _rules(c: ConfigCollector, table: dict[str, Any], devices: dict[str, DeviceS
     out: dict[str, CounterRuleConfig | AlarmRuleConfig | RuleConfig] = {}
     for name, section in table.items():
         path = f"rules.{name}"
+        if name_problem(name):
+            c.add(path, f"rule {name_problem(name)}")
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue

@@ -46,7 +46,6 @@ from drivers.base import Backoff, Driver, Quality, Sample
 from gateway.config import Config, tag_names
 from gateway.context import ContextStore, context_key, is_context_key
 from gateway.enrich import enrich
-from gateway.events import SCHEMA, event_id, iso_utc
 from gateway.signing import DeviceKey
 from gateway.rules import Rule
 from gateway.summary import ShiftTallies, ShiftTally, summary_key

@@ -6,8 +6,9 @@ account: until the first admin exists, the only way in is the setup code
 printed on the console and logged at first start, used once. Passwords are
 hashed with scrypt (memory-hard, from the standard library; n=2**15, r=8,
 p=1: 32 MiB and about 0.1 s per check on a Raspberry Pi 4 class CPU), each
-with its own salt, compared in constant time. Failed logins are counted per
-client address in a sliding window; past the limit that address waits.
+with its own salt, compared in constant time. User names follow the one
+name pattern of the configuration (`gateway.config.NAME_PATTERN`). The login
+throttle lives in `webui.throttle`.
 """
 from __future__ import annotations
 
@@ -18,20 +19,25 @@ import json
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config import NAME_RULE, name_problem
 from gateway.files import atomic_write
+from webui.throttle import Throttle
+
+__all__ = ["AccountError", "Accounts", "CAN_CHANGE", "ROLES", "Throttle", "User", "check_password",
+           "hash_password", "password_problem"]
 
 ROLES = ("admin", "technician", "viewer")
 #: what each role may do; a role includes the ones after it
-CAN_CHANGE = {"admin": {"config", "queue", "users", "system"}, "technician": {"config", "queue"},
+#: config: devices, tags, rules, machines, shifts; connections: sinks and every other section (destinations,
+#: credentials, [webui], [store], [files], the whole file's admin parts); system: NTP and SSH
+CAN_CHANGE = {"admin": {"config", "connections", "queue", "users", "system"}, "technician": {"config", "queue"},
               "viewer": set()}
 
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
-_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 MIN_PASSWORD = 10
 
 
@@ -114,8 +120,8 @@ class Accounts:
             return not any(u.role == "admin" for u in self._read().values())
 
     def add(self, name: str, role: str, password: str, by: str) -> User:
-        if not name or len(name) > 64 or set(name) - _NAME_OK:
-            raise AccountError("user name must be 1-64 letters, digits or . _ - @")
+        if name_problem(name):
+            raise AccountError(f"user names are {NAME_RULE}")
         if role not in ROLES:
             raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         problem = password_problem(password, name)
@@ -208,63 +214,3 @@ def _admins(users: dict[str, User]) -> int:
 
 
 _DUMMY = hash_password(secrets.token_hex(8))
-
-
-class Throttle:
-    """At most `attempts` failures per client address within `window` seconds.
-
-    Only addresses with a failure inside the window are kept, and at most
-    `max_addresses` of them (an attacker has many addresses): beyond that the
-    expired ones go first, then those whose last failure is the oldest.
-    """
-
-    def __init__(self, attempts: int, window: float, clock: Any = time.monotonic,
-                 max_addresses: int = 10_000) -> None:
-        self.attempts = attempts
-        self.window = window
-        self.clock = clock
-        self.max_addresses = max_addresses
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, address: str) -> deque[float]:
-        now = self.clock()
-        q = self._failures.get(address, deque())
-        while q and now - q[0] > self.window:
-            q.popleft()
-        if not q:
-            self._failures.pop(address, None)
-        return q
-
-    def _prune(self) -> None:
-        if len(self._failures) <= self.max_addresses:
-            return
-        now = self.clock()
-        for address in [a for a, q in self._failures.items() if not q or now - q[-1] > self.window]:
-            del self._failures[address]
-        if len(self._failures) > self.max_addresses:  # down to 90 %: the sort is not paid on every failure
-            by_age = sorted(self._failures, key=lambda a: self._failures[a][-1])
-            for address in by_age[:len(self._failures) - self.max_addresses * 9 // 10]:
-                del self._failures[address]
-
-    def wait_s(self, address: str) -> float:
-        """Seconds this address must wait before it may try again (0: it may)."""
-        with self._lock:
-            q = self._recent(address)
-            if len(q) < self.attempts:
-                return 0.0
-            return max(0.0, self.window - (self.clock() - q[0]))
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            q = self._recent(address)
-            q.append(self.clock())
-            self._failures[address] = q
-            self._prune()
-
-    def __len__(self) -> int:
-        return len(self._failures)
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)

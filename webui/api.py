@@ -1,12 +1,14 @@
 """The JSON API under /api/v1 that the pages use, and /metrics.
 
 Every route answers JSON; errors are `{"error": ..., "problems": [...]}` with
-401 (no session), 403 (role or CSRF), 404, 409 (the configuration changed
-since it was read), 422 (the change does not validate: every problem, each
-naming its key) or 503 (the gateway did not answer in time). Changes to the
+401 (no session), 403 (role or CSRF, or a section the role may not change),
+404, 409 (the configuration changed since it was read), 422 (the change does
+not validate: every problem, each naming its key) or 503 (the gateway did not answer in time). Changes to the
 configuration go through `ConfigFile` (validated, saved atomically, recorded
 in the history with who did it) and are then applied live by the supervisor.
-The routes are described by `webui.openapi` at /api/v1/openapi.json.
+Which role may change which section, and where a stored secret may be sent,
+is `webui.guard`'s to say. The routes are described by `webui.openapi` at
+/api/v1/openapi.json.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from gateway.config import name_problem
 from webui import metrics as metrics_mod
 from webui import openapi
 from webui import system
@@ -23,7 +26,8 @@ from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
 from webui.configfile import ConfigConflict, ConfigRejected, redact
-from webui.security import requires, who
+from webui.guard import Refused, moved_secret_problems, technician_check
+from webui.security import may, requires, who
 
 api = Blueprint("api", __name__)
 log = logging.getLogger("linebridge.webui")
@@ -47,6 +51,12 @@ def _conflict(exc: ConfigConflict) -> Response:
     return _error(409, str(exc))
 
 
+@api.errorhandler(Refused)
+def _refused(exc: Refused) -> Response:
+    log.warning("event=webui_change_refused user=%s path=%s reason=%r", who(), request.path, str(exc))
+    return _error(403, str(exc))
+
+
 @api.errorhandler(GatewayBusy)
 def _busy(exc: GatewayBusy) -> Response:
     return _error(503, str(exc))
@@ -57,8 +67,9 @@ def _unexpected(exc: Exception) -> Response:
     from werkzeug.exceptions import HTTPException
     if isinstance(exc, HTTPException):
         return _error(exc.code or 500, exc.description or exc.name)
-    log.error("event=webui_api_error path=%s error=%r", request.path, str(exc), exc_info=exc)
-    return _error(500, f"the gateway failed to do this: {exc}")
+    # the exception's text stays in the log: it may quote a file or a setting the person may not see
+    log.error("event=webui_api_error path=%s error=%s", request.path, type(exc).__name__, exc_info=exc)
+    return _error(500, "the gateway failed to do this; the log has the details (event=webui_api_error)")
 
 
 @api.app_errorhandler(404)
@@ -138,8 +149,28 @@ def _writable(kind: str, name: str, table: Any) -> None:
 
 
 def _preview(kind: str, name: str, section: Any) -> Any:
+    """The Config with an unsaved section, for a test: a stored secret only towards its saved destination."""
     _writable(kind, name, section)
+    problems = moved_secret_problems(kind, name, section, console().config_file.stored(kind, name))
+    if problems:
+        raise ConfigRejected(problems)
     return console().config_file.preview(kind, name, section)
+
+
+def _may_change(kind: str, name: str, table: Any) -> None:
+    """Refuse what the session's role may not change: sinks are the admin's; a technician's device
+    keeps its stored secrets only towards the saved destination."""
+    if kind == "sinks" and not may("connections"):
+        raise Refused(f"only an admin may change connections (sinks.{name}): destinations and credentials")
+    if kind == "devices" and table is not None and not may("connections"):
+        problems = moved_secret_problems(kind, name, table, console().config_file.stored(kind, name))
+        if problems:
+            raise ConfigRejected(problems)
+
+
+def _file_check() -> Any:
+    """What a whole-file change must pass for this session (None for an admin)."""
+    return None if may("connections") else technician_check
 
 
 # -- status and identity --------------------------------------------------------------------
@@ -183,6 +214,7 @@ def _section_list(kind: str) -> list[dict[str, Any]]:
 def _change(kind: str, name: str, table: dict[str, Any] | None, version: str | None = None) -> Response:
     c = console()
     _writable(kind, name, table)
+    _may_change(kind, name, table)
     cfg, entry = c.config_file.put(kind, name, table, who(), version)
     applied = c.bridge.apply(cfg)
     return jsonify({"saved": entry, "applied": applied, "version": entry["version"]})
@@ -223,9 +255,12 @@ def list_sections(what: str) -> Response:
 @requires("config")
 def add_section(what: str) -> Response:
     body = _body()
-    name = str(body.get("name") or "")
-    if not name:
+    name = body.get("name")
+    if not name or not isinstance(name, str):
         raise ConfigRejected([f"{what[:-1]}: a name is required"])
+    problem = name_problem(name)
+    if problem:
+        raise ConfigRejected([f"{what[:-1]}: {problem}"])
     if console().config_file.section(KINDS[what], name) is not None:
         return _error(409, f"{what[:-1]} {name!r} exists; edit it instead")
     return _change(KINDS[what], name, _section(body), body.get("version"))
@@ -332,7 +367,7 @@ def config_replace() -> Response:
     if not isinstance(text, str) or not _is_text(text):
         raise ConfigRejected(["text: required, the whole file as text"])
     c = console()
-    cfg, entry = c.config_file.replace(text, who(), body.get("version"))
+    cfg, entry = c.config_file.replace(text, who(), body.get("version"), check=_file_check())
     return jsonify({"saved": entry, "applied": c.bridge.apply(cfg), "version": entry["version"]})
 
 
@@ -350,7 +385,7 @@ def history_diff(entry: int) -> Response:
 @requires("config")
 def rollback(entry: int) -> Response:
     c = console()
-    cfg, saved = c.config_file.rollback(entry, who())
+    cfg, saved = c.config_file.rollback(entry, who(), check=_file_check())
     return jsonify({"saved": saved, "applied": c.bridge.apply(cfg), "version": saved["version"]})
 
 

@@ -10,18 +10,21 @@ refused with every problem listed; a change made against an older version
 than the one on disk is refused too (no silent revert of someone else's edit).
 Saving writes a temporary file, fsyncs it, renames it over the old one and
 fsyncs the directory. Secrets (API keys, passwords) never leave through `view`:
-they show as a placeholder, and a placeholder sent back keeps the stored value.
+they show as a placeholder, and a placeholder sent back (in a section or in
+the whole file) keeps the stored value. History diffs are made from the parsed
+TOML with every secret masked, whatever string form or key spelling the file
+uses; a secret that changed shows as "secret changed", never its value.
 """
 from __future__ import annotations
 
 import difflib
-import re
 import hashlib
 import json
 import threading
 import time
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tomlkit
 
@@ -31,6 +34,7 @@ from gateway.files import atomic_write
 
 SECRET_KEYS = {"api_key", "password", "token", "secret", "private_key_password"}
 REDACTED = "********"
+CHANGED = REDACTED + " (secret changed)"
 SECTIONS = ("devices", "machines", "rules", "sinks")
 
 
@@ -95,6 +99,7 @@ class ConfigFile:
 
     def __init__(self, path: Path, state_dir: Path) -> None:
         self.path = Path(path)
+        self.state_dir = Path(state_dir)
         self.history_dir = Path(state_dir) / "webui" / "history"
         self.history_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -112,9 +117,13 @@ class ConfigFile:
         return {"version": version_of(text), "config": redact(tomlkit.parse(text).unwrap())}
 
     def section(self, kind: str, name: str) -> dict[str, Any] | None:
-        data = tomlkit.parse(self.text()).unwrap()
-        found = (data.get(kind) or {}).get(name)
+        found = self.stored(kind, name)
         return redact(found) if found is not None else None
+
+    def stored(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The section as saved, secrets and all: for comparisons inside the console, never for an answer."""
+        found = (tomllib.loads(self.text()).get(kind) or {}).get(name)
+        return found if isinstance(found, dict) else None
 
     # -- changing ----------------------------------------------------------
     def put(self, kind: str, name: str, table: dict[str, Any] | None, who: str,
@@ -166,25 +175,39 @@ class ConfigFile:
             parent[name] = table
         return tomlkit.dumps(doc), f"{kind}.{name} {'changed' if old is not None else 'added'}"
 
-    def rollback(self, entry_id: int, who: str) -> tuple[config_mod.Config, dict[str, Any]]:
-        """Make the file what it was after history entry `entry_id` (itself a new, audited change)."""
+    def rollback(self, entry_id: int, who: str, check: Check | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
+        """Make the file what it was after history entry `entry_id` (itself a new, audited change).
+
+        `check(old_text, new_text, new_text)` may refuse it (by raising) before anything is written.
+        """
         with self._lock:
             target = self.history_dir / f"{entry_id:06d}.toml"
             if not target.exists():
                 raise ConfigRejected([f"history entry {entry_id} does not exist"])
-            return self._save(self.text(), target.read_text(encoding="utf-8"), who, f"rollback to #{entry_id}")
+            old, new = self.text(), target.read_text(encoding="utf-8")
+            if check is not None:
+                check(old, new, new)
+            return self._save(old, new, who, f"rollback to #{entry_id}")
 
-    def replace(self, text: str, who: str, base_version: str | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
-        """Replace the whole file (the console's raw editor)."""
+    def replace(self, text: str, who: str, base_version: str | None = None,
+                check: Check | None = None) -> tuple[config_mod.Config, dict[str, Any]]:
+        """Replace the whole file (the console's raw editor); a placeholder keeps the stored secret.
+
+        `check(old_text, new_text, submitted_text)` may refuse it (by raising) before anything is written;
+        `new_text` has the stored secrets in place of placeholders, `submitted_text` is as sent.
+        """
         with self._lock:
             old = self.text()
             if base_version is not None and base_version != version_of(old):
                 raise ConfigConflict("the configuration changed since you loaded it; reload and try again")
-            return self._save(old, text, who, "whole file edited")
+            new = keep_secrets_in_text(text, old)
+            if check is not None:
+                check(old, new, text)
+            return self._save(old, new, who, "whole file edited")
 
     def validate_text(self, text: str) -> config_mod.Config:
         try:
-            return config_mod.parse(text, source=self.path.name)
+            return config_mod.parse(text, source=self.path.name, state_dir=self.state_dir)
         except ConfigError as exc:
             raise ConfigRejected(exc.problems) from exc
 
@@ -192,6 +215,9 @@ class ConfigFile:
         cfg = self.validate_text(new)
         if not self._entries():
             self._record(old, "as found", "the file before the first change from the console")
+        changed = secrets_changed(old, new)
+        if changed:
+            what += "; secret changed: " + ", ".join(changed)
         atomic_write(self.path, new)
         return cfg, self._record(new, who, what)
 
@@ -220,17 +246,99 @@ class ConfigFile:
             raise ConfigRejected([f"history entry {entry_id} does not exist"])
         prev = self.history_dir / f"{entry_id - 1:06d}.toml"
         before = prev.read_text(encoding="utf-8") if prev.exists() else ""
-        lines = difflib.unified_diff(_mask(before).splitlines(), _mask(cur.read_text(encoding="utf-8")).splitlines(),
+        lines = difflib.unified_diff(_mask(before).splitlines(),
+                                     _mask(cur.read_text(encoding="utf-8"), before).splitlines(),
                                      f"#{entry_id - 1}", f"#{entry_id}", lineterm="")
         return "\n".join(lines)
 
 
-_SECRET_VALUE = re.compile(
-    r"""(?P<key>(?P<q>["']?)(?:%s)(?P=q)\s*=\s*)(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^,}\s]+)"""
-    % "|".join(sorted(SECRET_KEYS)))
+#: check(old text, new text as it would be saved, the text as submitted): raises to refuse
+Check = Callable[[str, str, str], None]
 
 
-def _mask(text: str) -> str:
-    """`text` with the value of every secret key masked, bare, quoted or in an inline table."""
-    return _SECRET_VALUE.sub(lambda m: f'{m.group("key")}"{REDACTED}"', text)
+def _parsed(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
 
+
+def _secret_paths(data: Any, path: str = "") -> dict[str, Any]:
+    """Every secret in parsed TOML by its key path (tables, inline tables, arrays of tables)."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            p = f"{path}.{k}" if path else str(k)
+            if k in SECRET_KEYS and not isinstance(v, dict):
+                out[p] = v
+            else:
+                out.update(_secret_paths(v, p))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.update(_secret_paths(v, f"{path}[{i}]"))
+    return out
+
+
+def secrets_changed(old: str, new: str) -> list[str]:
+    """The key paths of secrets set, changed or removed between two versions of the file (never values)."""
+    a, b = _secret_paths(_parsed(old)), _secret_paths(_parsed(new))
+    return sorted(p for p in a.keys() | b.keys() if a.get(p) != b.get(p))
+
+
+def _each_secret(doc: Any, fn: Callable[[Any, str, str, Any], None]) -> None:
+    """Call `fn(container, key, path, item)` for every secret key of a tomlkit document, wherever it sits:
+    tables (dotted or not), inline tables, arrays of tables, inline tables inside arrays."""
+    def walk(container: Any, path: str) -> None:
+        for key in list(container.keys()):
+            item = container[key]
+            p = f"{path}.{key}" if path else str(key)
+            if key in SECRET_KEYS and not isinstance(item, (tomlkit.items.Table, tomlkit.items.InlineTable,
+                                                            tomlkit.items.AoT, dict)):
+                fn(container, key, p, item)
+            elif isinstance(item, (tomlkit.items.Table, tomlkit.items.InlineTable, dict)):
+                walk(item, p)
+            elif isinstance(item, (tomlkit.items.AoT, tomlkit.items.Array, list)):
+                for i, v in enumerate(item):
+                    if isinstance(v, (tomlkit.items.Table, tomlkit.items.InlineTable, dict)):
+                        walk(v, f"{p}[{i}]")
+    walk(doc, "")
+
+
+def keep_secrets_in_text(text: str, old: str) -> str:
+    """`text` with each placeholder secret replaced by the value stored at the same key path in `old`.
+
+    A placeholder where nothing is stored is refused: it would become the secret.
+    """
+    try:
+        doc = tomlkit.parse(text)
+    except Exception:   # tomlkit's parse errors have no common base; the validator words the problem
+        return text
+    stored = _secret_paths(_parsed(old))
+    problems: list[str] = []
+
+    def keep(container: Any, key: str, path: str, item: Any) -> None:
+        if _plain(item) != REDACTED:
+            return
+        if path in stored and stored[path] != REDACTED:
+            container[key] = stored[path]
+        else:
+            problems.append(f"{path}: enter the secret itself; there is no stored one to keep")
+    _each_secret(doc, keep)
+    if problems:
+        raise ConfigRejected(problems)
+    return tomlkit.dumps(doc)
+
+
+def _mask(text: str, before: str | None = None) -> str:
+    """`text` with the value of every secret masked, found on the parsed TOML (any string form, any key
+    spelling); with `before`, a secret whose value differs from it reads "secret changed"."""
+    try:
+        doc = tomlkit.parse(text)
+    except Exception:   # not TOML: it may hold a secret in any form, so none of it is shown
+        return "(this version is not valid TOML; it is not shown, it may hold a secret)"
+    old = _secret_paths(_parsed(before)) if before is not None else None
+
+    def mask(container: Any, key: str, path: str, item: Any) -> None:
+        container[key] = CHANGED if old is not None and old.get(path) != _plain(item) else REDACTED
+    _each_secret(doc, mask)
+    return tomlkit.dumps(doc)

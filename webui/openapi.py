@@ -86,7 +86,9 @@ def document() -> dict[str, Any]:
                                               "version": {"type": "string"}}},
                                change=True, errors=(409, 422, 503))},
         "/api/v1/config": {"get": _op("The whole configuration as data, secrets masked, with its version"),
-                           "put": _op("Replace the whole configuration file", _SAVED, {
+                           "put": _op("Replace the whole configuration file; a masked secret keeps the stored one. "
+                                      "A technician may change only [devices], [rules], [machines] and [shifts] "
+                                      "(403 names any other section touched)", _SAVED, {
                                "type": "object", "required": ["text"],
                                "properties": {"text": {"type": "string"}, "version": {"type": "string"}}},
                                change=True, errors=(409, 422, 503))},
@@ -175,7 +177,8 @@ def document() -> dict[str, Any]:
                             change=True, errors=(409, 422, 503))}
         paths[f"/api/v1/{what}/{{name}}"] = {
             "get": _op(f"One {label}, secrets masked", params=[item], errors=(404,)),
-            "put": _op(f"Replace a {label}; a masked secret sent back keeps the stored one", _SAVED,
+            "put": _op(f"Replace a {label}; a masked secret sent back keeps the stored one"
+                       + ("; admin only" if what == "connections" else ""), _SAVED,
                        _SECTION_BODY, params=[item], change=True, errors=(409, 422, 503)),
             "delete": _op(f"Delete a {label}", _SAVED, params=[item, {"name": "version", "in": "query",
                                                                      "schema": {"type": "string"}}],
@@ -192,7 +195,8 @@ def document() -> dict[str, Any]:
                                              "section": {"type": "object"}}},
         params=[_path("name", "device name")], change=True, errors=(404, 422, 502, 503))}
     paths["/api/v1/connections/{name}/test"] = {"post": _op(
-        "Connection test: the checks of `linebridge odoo check`, or an MQTT connect", {
+        "Connection test: the checks of `linebridge odoo check`, or an MQTT connect. An unsaved `section` "
+        "uses a stored secret only towards its saved destination; otherwise the secret must be typed (422)", {
             "type": "object", "properties": {"findings": {"type": "array"}, "blockers": {"type": "integer"}}},
         _OPT, params=[_path("name", "connection name")], change=True, errors=(404, 422, 503))}
     return {

@@ -4,7 +4,7 @@ Setup and login are plain forms (they work before any script runs). The other
 pages are server-rendered shells whose data comes from `/api/v1` through the
 small script in `static/app.js`, so what a person sees is what the API says.
 This module owns the routes, the first-admin flow and the login throttle's
-place in it; the rules about sessions and CSRF live in `webui.security`.
+place in it (per address and per account, every refusal logged, no password); the rules about sessions and CSRF live in `webui.security`.
 """
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def _client() -> str:
     return request.remote_addr or "?"
 
 
+def _logged_name(name: str) -> str:
+    """A user name fit for the log: an account's name, never what someone typed that is none
+    (a password typed into the name field must not reach the log)."""
+    return name if name and console().accounts.get(name) is not None else "(not a user)"
+
+
 @pages.route("/setup", methods=["GET", "POST"])
 def setup() -> Response:
     c = console()
@@ -48,23 +54,31 @@ def setup() -> Response:
         return redirect(url_for("pages.login"))
     error = None
     if request.method == "POST":
-        wait = c.throttle.wait_s(_client())
+        keys = [f"address:{_client()}"]
+        wait = c.throttle.begin(keys)
         if wait:
+            log.warning("event=webui_setup_throttled from=%s wait_s=%.0f", _client(), wait)
             return _form_page("setup.html", 429, error=f"too many attempts; wait {wait:.0f} s")
         name = request.form.get("name", "").strip() or "admin"
         password = request.form.get("password", "")
-        if password != request.form.get("password2", ""):
-            error = "the two passwords differ"
-        else:
-            try:
-                c.accounts.create_first_admin(request.form.get("code", ""), name, password)
-            except AccountError as exc:
-                error = str(exc)
-                if "setup code" in error:
-                    c.throttle.failed(_client())
+        code_wrong, done = False, False
+        try:
+            if password != request.form.get("password2", ""):
+                error = "the two passwords differ"
             else:
-                log.info("event=webui_setup_done admin=%s from=%s", name, _client())
-                return redirect(url_for("pages.login", done=1))
+                try:
+                    c.accounts.create_first_admin(request.form.get("code", ""), name, password)
+                except AccountError as exc:
+                    error = str(exc)
+                    code_wrong = "setup code" in error
+                else:
+                    done = True
+                    log.info("event=webui_setup_done admin=%s from=%s", name, _client())
+                    return redirect(url_for("pages.login", done=1))
+        finally:
+            c.throttle.end(keys, ok=True if done else (False if code_wrong else None))
+        if code_wrong:
+            log.warning("event=webui_setup_code_wrong from=%s", _client())
         return _form_page("setup.html", 422, error=error, name=name)
     return _form_page("setup.html")
 
@@ -76,18 +90,22 @@ def login() -> Response:
         return redirect(url_for("pages.setup"))
     if request.method == "POST":
         address = _client()
-        wait = c.throttle.wait_s(address)
-        if wait:
-            log.warning("event=webui_login_throttled from=%s wait_s=%.0f", address, wait)
-            return _form_page("login.html", 429, error=f"too many failed logins from {address}; "
-                                                      f"try again in {wait:.0f} s")
         name = request.form.get("name", "")
-        user = c.accounts.authenticate(name, request.form.get("password", ""))
+        # per address and per account, reserved before the check: parallel tries cannot outrun the limit
+        keys = [f"address:{address}", f"account:{name}"]
+        wait = c.throttle.begin(keys)
+        if wait:
+            log.warning("event=webui_login_throttled user=%s from=%s wait_s=%.0f", _logged_name(name), address, wait)
+            return _form_page("login.html", 429, error=f"too many failed logins for this account or from {address}; "
+                                                      f"try again in {wait:.0f} s")
+        user = None
+        try:
+            user = c.accounts.authenticate(name, request.form.get("password", ""))
+        finally:
+            c.throttle.end(keys, ok=user is not None)
         if user is None:
-            c.throttle.failed(address)
-            log.warning("event=webui_login_failed user=%r from=%s", name, address)
+            log.warning("event=webui_login_failed user=%s from=%s", _logged_name(name), address)
             return _form_page("login.html", 401, error="wrong user name or password", name=name)
-        c.throttle.succeeded(address)
         c.sessions.end(request.cookies.get(SESSION_COOKIE))  # a fresh id at every login
         sid, _ = c.sessions.new(user.name, user.role)
         log.info("event=webui_login user=%s role=%s from=%s", user.name, user.role, address)

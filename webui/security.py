@@ -14,6 +14,7 @@ Viewers may read everything and change nothing.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, g, jsonify, redirect, request, url_for
 
 from webui.accounts import CAN_CHANGE
+
+log = logging.getLogger("linebridge.webui")
 
 SESSION_COOKIE = "lb_session"
 PRE_CSRF_COOKIE = "lb_csrf"
@@ -112,6 +115,8 @@ def install(app: Flask, sessions: Sessions, secure_cookies: bool) -> None:
         if request.method in UNSAFE:
             token = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
             if not hmac.compare_digest(token.encode(), g.session.csrf.encode()):
+                log.warning("event=webui_csrf_refused user=%s method=%s path=%s from=%s", g.session.user,
+                            request.method, request.path, request.remote_addr)
                 return _refuse(403, "CSRF token missing or wrong; reload the page")
         return None
 
@@ -179,6 +184,8 @@ def requires(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def inner(*args: Any, **kwargs: Any) -> Any:
             if not may(what):
                 role = g.session.role if g.get("session") else "nobody"
+                log.warning("event=webui_change_refused user=%s role=%s path=%s needs=%s", who(), role,
+                            request.path, what)
                 if request.path.startswith("/api/"):
                     resp = jsonify({"error": f"a {role} may not change {what}"})
                     resp.status_code = 403

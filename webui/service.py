@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class WebService:
             cert, key = await asyncio.to_thread(ensure_certificate, state, self.sup.config.gateway.id)
             fp = fingerprint(cert)
             adapter = BuiltinSSLAdapter(str(cert), str(key))
+            adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2   # said, not left to the platform's default
         self.console = Console(
             bridge=Bridge(self.sup, asyncio.get_running_loop()), accounts=accounts,
             throttle=Throttle(self.cfg.login_attempts, self.cfg.login_window_s),

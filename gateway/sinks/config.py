@@ -112,7 +112,7 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             c.add(path, "sink names are letters, digits, '-', '_' or '.'")
         if section.get("type") == "mqtt":
             out[name] = _mqtt_sink(c, name, section, path, gateway)

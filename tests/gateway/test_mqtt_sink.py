@@ -313,6 +313,9 @@ def test_each_tls_misconfiguration_is_named_with_its_key_path(tmp_path):
     not_pem = tmp_path / "notes.txt"
     not_pem.write_text("hello")
     found = problems(f"""
+[files]                  # the TLS files of this test live under its own directory
+tls = ["{tmp_path}"]
+
 [sinks.a]
 type = "mqtt"
 url = "mqtts://127.0.0.1:8883"

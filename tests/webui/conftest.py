@@ -51,10 +51,11 @@ def demo_config(plant_port: int, odoo_url: str, webui_port: int) -> str:
     return text + f'\n[webui]\nlisten = "127.0.0.1"\nport = {webui_port}\nlogin_attempts = 5\n'
 
 
-def start_gateway(tmp: Path, config: Callable[[int, str, int], str] | None = None) -> Iterator[Gateway]:
+def start_gateway(tmp: Path, config: Callable[[int, str, int], str] | None = None,
+                  odoo_api_key: str = "admin") -> Iterator[Gateway]:
     """Run the peers and the gateway; `config(plant_port, odoo_url, webui_port)` makes its configuration
-    (default: the demo's)."""
-    odoo = OdooSandbox(host="127.0.0.1", port=0)
+    (default: the demo's); the Odoo sandbox accepts `odoo_api_key`."""
+    odoo = OdooSandbox(host="127.0.0.1", port=0, api_key=odoo_api_key)
     odoo.start()
     plant_port, ui_port = free_port(), free_port()
     plant = linebridge(["sandbox", "plant", "--port", str(plant_port)], tmp / "plant.log")

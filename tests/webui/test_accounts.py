@@ -10,6 +10,7 @@ import pytest
 
 from webui.accounts import (MIN_PASSWORD, AccountError, Accounts, Throttle, check_password, hash_password,
                             password_problem)
+from webui.throttle import MAX_LOCK_FACTOR
 
 GOOD = "correct horse battery"
 
@@ -219,30 +220,96 @@ def test_two_setups_racing_with_the_right_code_make_one_admin(tmp_path: Path) ->
 
 # -- the login throttle ------------------------------------------------------------------------
 
-def test_the_throttle_blocks_an_address_after_its_failures_until_the_window_passes() -> None:
+def test_the_throttle_locks_a_key_at_its_limit_for_a_window() -> None:
     clock = FakeClock()
     t = Throttle(attempts=5, window=300, clock=clock)
     for i in range(4):
-        t.failed("10.0.0.1")
+        t.failed("address:10.0.0.1")
         clock.now += 10
-    assert t.wait_s("10.0.0.1") == 0.0, "four failures are not five"
-    t.failed("10.0.0.1")           # the fifth, 40 s after the first
-    assert t.wait_s("10.0.0.1") == pytest.approx(260.0)
-    assert t.wait_s("10.0.0.2") == 0.0, "another address is not throttled"
-    clock.now += 259
-    assert t.wait_s("10.0.0.1") == pytest.approx(1.0)
-    clock.now += 2                  # the first failure leaves the window: four remain
-    assert t.wait_s("10.0.0.1") == 0.0
-    t.failed("10.0.0.1")
-    assert t.wait_s("10.0.0.1") > 0
+    assert t.wait_s("address:10.0.0.1") == 0.0, "four failures are not five"
+    t.failed("address:10.0.0.1")           # the fifth locks the key for a window
+    assert t.wait_s("address:10.0.0.1") == pytest.approx(300.0)
+    assert t.wait_s("address:10.0.0.2") == 0.0, "another key is not throttled"
+    clock.now += 299
+    assert t.wait_s("address:10.0.0.1") == pytest.approx(1.0)
+    clock.now += 2
+    assert t.wait_s("address:10.0.0.1") == 0.0
 
 
-def test_a_success_clears_the_address() -> None:
+def test_each_lock_of_the_same_key_is_twice_as_long_up_to_a_cap() -> None:
+    clock = FakeClock()
+    t = Throttle(attempts=2, window=60, clock=clock)
+    locks = []
+    for _ in range(8):
+        t.failed("account:admin")
+        t.failed("account:admin")
+        locks.append(t.wait_s("account:admin"))
+        clock.now += locks[-1] + 1
+    assert locks == pytest.approx([60, 120, 240, 480, 960, 960, 960, 960])
+    clock.now += 60 * MAX_LOCK_FACTOR + 1        # quiet for longer than the longest lock: forgiven
+    t.failed("account:admin")
+    t.failed("account:admin")
+    assert t.wait_s("account:admin") == pytest.approx(60)
+
+
+def test_begin_reserves_an_attempt_so_parallel_tries_cannot_outrun_the_limit() -> None:
+    clock = FakeClock()
+    t = Throttle(attempts=5, window=300, clock=clock)
+    keys = ["address:10.0.0.1", "account:admin"]
+    admitted = [t.begin(keys) == 0.0 for _ in range(40)]   # forty requests before any is checked
+    assert admitted.count(True) == 5
+    for _ in range(5):
+        t.end(keys, ok=False)
+    assert t.wait_s("address:10.0.0.1") == pytest.approx(300) and t.wait_s("account:admin") == pytest.approx(300)
+
+
+def test_an_account_is_throttled_whatever_the_address() -> None:
+    t = Throttle(attempts=5, window=300, clock=FakeClock())
+    admitted = 0
+    for a in range(20):
+        for _ in range(4):
+            keys = [f"address:10.0.1.{a}", "account:admin"]
+            if t.begin(keys) == 0.0:
+                admitted += 1
+                t.end(keys, ok=False)
+    assert admitted == 5
+
+
+def test_threads_racing_on_one_throttle_are_admitted_at_most_the_limit() -> None:
+    t = Throttle(attempts=5, window=300)
+    admitted = []
+    barrier = threading.Barrier(40)
+
+    def attempt() -> None:
+        barrier.wait()
+        if t.begin(["address:x", "account:y"]) == 0.0:
+            admitted.append(1)
+            t.end(["address:x", "account:y"], ok=False)
+    threads = [threading.Thread(target=attempt) for _ in range(40)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert len(admitted) == 5
+
+
+def test_a_success_clears_the_key_and_a_non_guess_only_gives_its_place_back() -> None:
     clock = FakeClock()
     t = Throttle(attempts=2, window=60, clock=clock)
     t.failed("a")
     t.succeeded("a")
     t.failed("a")
     assert t.wait_s("a") == 0.0
+    assert t.begin(["a"]) == 0.0
+    t.end(["a"], ok=None)
+    assert t.wait_s("a") == 0.0, "a form error is not a guess"
     t.failed("a")
     assert t.wait_s("a") == pytest.approx(60.0)
+
+
+def test_the_throttle_table_is_bounded() -> None:
+    clock = FakeClock()
+    t = Throttle(attempts=5, window=300, clock=clock, max_keys=1000)
+    for i in range(100_000):
+        t.failed(f"account:guess{i}")
+    assert len(t) <= 1000

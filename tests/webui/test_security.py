@@ -449,6 +449,7 @@ def test_sessions_end_by_id_by_user_and_expired_ones_are_dropped() -> None:
 
 def test_five_wrong_passwords_then_even_the_right_one_is_refused(fresh: Gateway) -> None:
     admin = admin_console(fresh)
+    add_user(admin, "other", "viewer", "other's long password").close()
     admin.close()
     c = Console(fresh)
     for _ in range(5):
@@ -457,14 +458,19 @@ def test_five_wrong_passwords_then_even_the_right_one_is_refused(fresh: Gateway)
     assert resp.status_code == 429, resp.text[:300]
     assert "too many failed logins" in resp.text
     assert security.SESSION_COOKIE not in resp.cookies
-    assert "event=webui_login_throttled" in fresh.log()
-    # the throttle is per address: the right password from elsewhere works
-    other = ConsoleFrom(fresh, "127.0.0.2")
-    assert other.login("admin", ADMIN_PASSWORD).status_code == 302
-    # unknown user names count too
-    for _ in range(5):
-        assert other.login("nosuchuser", "not the password").status_code == 401
-    assert other.login("admin", ADMIN_PASSWORD).status_code == 429
+    assert "event=webui_login_throttled user=admin from=127.0.0.1" in fresh.log()
+    # the account waits from every address ...
+    elsewhere = ConsoleFrom(fresh, "127.0.0.2")
+    assert elsewhere.login("admin", ADMIN_PASSWORD).status_code == 429
+    # ... and the address for every account; another account from another address is not throttled
+    assert c.login("other", "other's long password").status_code == 429
+    assert elsewhere.login("other", "other's long password").status_code == 302
+    # unknown user names count against the address too, and are not logged as typed
+    third = ConsoleFrom(fresh, "127.0.0.3")
+    for i in range(5):
+        assert third.login(f"nosuchuser{i}", "not the password").status_code == 401
+    assert third.login("other", "other's long password").status_code == 429
+    assert "nosuchuser" not in fresh.log() and "not the password" not in fresh.log()
 
 
 def test_the_setup_code_works_once_and_setup_then_redirects(fresh: Gateway) -> None:

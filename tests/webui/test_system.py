@@ -35,7 +35,8 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
     def config(plant_port: int, odoo_url: str, ui_port: int) -> str:
         return demo_config(plant_port, odoo_url, ui_port) + (
-            f'timesyncd_conf = "{tmp / "timesyncd.conf"}"\nssh_authorized_keys = "{tmp / "ssh_authorized_keys"}"\n')
+            f'timesyncd_conf = "{tmp / "timesyncd.conf"}"\nssh_authorized_keys = "{tmp / "ssh_authorized_keys"}"\n'
+            f'\n[files]\nsystem = ["{tmp}"]\n')
     yield from start_gateway(tmp, config)
 
 
@@ -129,6 +130,19 @@ def test_where_the_files_are_not_configured_the_host_manages_them(tmp_path: Path
     cfg.write_text('[gateway]\nid = "gw"\n[webui]\ntimesyncd_conf = "timesyncd.conf"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"webui\.timesyncd_conf.*absolute path"):
         load(cfg)
+
+
+def test_the_system_files_must_be_in_the_declared_directory(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    state = tmp_path / "state"
+    for path in ("/etc/shadow", f"{tmp_path}/../../etc/passwd", f"{state}/webui/users.json"):
+        cfg.write_text(f'[gateway]\nid = "gw"\n[webui]\nssh_authorized_keys = "{path}"\n'
+                       f'[files]\nsystem = ["{tmp_path}"]\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"webui\.ssh_authorized_keys: .*(outside the directories|own files)"):
+            load(cfg, state_dir=state)
+    cfg.write_text(f'[gateway]\nid = "gw"\n[webui]\nssh_authorized_keys = "{tmp_path}/keys"\n'
+                   f'[files]\nsystem = ["{tmp_path}"]\n', encoding="utf-8")
+    assert load(cfg, state_dir=state).webui.ssh_authorized_keys == f"{tmp_path}/keys"
 
 
 def test_an_admin_sets_ntp_and_ssh_on_the_system_page_in_a_browser(appliance: Gateway, browser: Browser) -> None:

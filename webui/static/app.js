@@ -357,7 +357,8 @@ async function connections() {
       try { flash(applied(await api("PUT", "/connections/" + encodeURIComponent(c.name), { section: formSection(), version: cfgVersion }))); await connections(); } catch (e) { fail(e); }
     } }, el("div", { class: "row" }, inputs),
       nested.length ? el("p", { class: "hint" }, "Also set in the file and kept as they are: ", nested.map(([k]) => el("code", {}, k + " ")), "(see the configuration reference).") : "",
-      el("div", { class: "actions changes" }, el("button", { type: "submit", id: `save-${c.name}` }, "Save"),
+      el("div", { class: "actions changes" }, ROLE === "admin" ? el("button", { type: "submit", id: `save-${c.name}` }, "Save")
+        : el("span", { class: "hint" }, "Only an admin changes connections; a test of a new destination needs its secret typed."),
       el("button", { type: "button", class: "secondary", id: `test-${c.name}`, onclick: async () => {
         findings.replaceChildren(el("p", { class: "hint" }, "Testing…"));
         try { const r = await api("POST", `/connections/${encodeURIComponent(c.name)}/test`, { section: formSection() }); showFindings(findings, r.findings); }
