@@ -129,6 +129,11 @@ class Environment:
     def now(self) -> datetime:
         return self.db.clock()
 
+    @property
+    def major(self) -> int:
+        """The Odoo series played (``models.Registry.major``; 17 for a plain mapping), for rules that differ."""
+        return getattr(self.registry, "major", 17)
+
     def sudo(self) -> "Environment":
         return Environment(self.registry, self.db, self.uid, self.context, su=True)
 

@@ -15,12 +15,20 @@ from ..versions import DEFAULT, OdooVersion
 from . import base, mail, maintenance, mrp, qc, stock
 
 
-def build_registry(version: OdooVersion = DEFAULT, modules: Collection[str] = ()) -> dict[str, type[BaseModel]]:
+class Registry(dict):
+    """Model classes by Odoo name, knowing the Odoo series they play (``major``) for rules that differ."""
+
+    def __init__(self, version: OdooVersion, *args: object) -> None:
+        super().__init__(*args)
+        self.major = version.major
+
+
+def build_registry(version: OdooVersion = DEFAULT, modules: Collection[str] = ()) -> Registry:
     """All model classes by their Odoo name, as the given Odoo series has them with these optional modules."""
     classes = [obj for module in (base, mrp, maintenance, stock, mail) for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel
                and obj.__module__ == module.__name__]
-    registry = {cls._name: cls for cls in classes}
+    registry = Registry(version, {cls._name: cls for cls in classes})
     if version.move_uses_quantity_done:
         registry["stock.move"] = stock.move_model_16()
     if version.product_has_is_storable:

@@ -1,22 +1,30 @@
 """Manufacturing models: work centers, losses, time logs, manufacturing and work orders.
 
-Implements the Odoo 17 rules a gateway meets: a work center is 'blocked' while
-its latest open time log has a non-productive loss; ``unblock`` closes every open
-log and refuses with "It has already been unblocked."; a work order's
-qty_producing is the MO's (computed) and writing it writes the MO (inverse, only
-for a non-zero value, as in Odoo); ``set_qty_producing`` returns None;
-``button_mark_done`` returns the backorder wizard, creates backorders on request
-and returns an action whose context holds a None unless ``skip_redirection``.
-Not modelled: BoMs, consumption warnings, routings, lots and serial numbers.
+Implements the Odoo rules a gateway meets (16.0-19.0, per series where they
+differ, ``env.major``): a work center is 'blocked' while its latest open time
+log has a non-productive loss; ``unblock`` closes every open log and refuses
+with "It has already been unblocked."; a work order's qty_producing is the MO's
+(computed) and writing it writes the MO (inverse, only for a non-zero value, as
+in Odoo); ``set_qty_producing`` returns None; ``button_start`` refuses a blocked
+work center (17+), sets qty_producing to the remaining quantity when it is 0,
+opens a time log and returns True (16, 17) or None (18+); ``button_finish``
+skips finished orders and closes their open time logs (``_close``, with the
+performance split past the expected duration); a manufacturing order's state
+is computed from its work orders, qty_producing and components
+(``_compute_state``); ``button_mark_done`` returns the backorder wizard,
+creates backorders on request and returns an action whose context holds a None
+unless ``skip_redirection``.  Not modelled: BoMs, consumption warnings,
+routings, lots and serial numbers.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from ..calendar import work_hours
 from ..errors import UserError, ValidationError
 from ..fields import (Boolean, Char, Datetime, Float, Integer, Many2one, One2many, Selection, Text,
-                      now_string, to_datetime)
+                      datetime_to_string, now_string, to_datetime)
 from ..orm import BaseModel
 from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_USER, acl
 from .mail import MailThread
@@ -103,6 +111,33 @@ class MrpWorkcenterProductivity(BaseModel):
                 name = self.env["mrp.workorder"].sudo().browse(wo)._display_name()
                 raise ValidationError(f"The Workorder ({name}) cannot be started twice!")
 
+    def _close(self) -> None:
+        """Odoo's ``_close``: end each timer now; time past the work order's expected duration is 'performance'."""
+        slow = []
+        for timer in self:
+            timer.write({"date_end": now_string(self.env)})
+            wo = self.env["mrp.workorder"].sudo().browse(timer._get("workorder_id") or ())
+            if not wo.exists():
+                continue
+            over = wo._get("duration") - wo._get("duration_expected")
+            if over > 0:
+                productive_end = to_datetime(timer._get("date_end")) - timedelta(minutes=over)
+                if productive_end <= to_datetime(timer._get("date_start")):
+                    slow.append(timer.id)
+                else:
+                    row = {k: timer._get(k) for k in ("workcenter_id", "workorder_id", "user_id", "loss_id",
+                                                      "description", "date_end")}
+                    slow.append(self.create({**row, "date_start": datetime_to_string(productive_end)}).id)
+                    timer.write({"date_end": datetime_to_string(productive_end)})
+        if slow:
+            loss = self.env["mrp.workcenter.productivity.loss"].sudo().search([("loss_type", "=", "performance")],
+                                                                              limit=1)
+            if not loss:
+                raise UserError("You need to define at least one unactive productivity loss in the category "
+                                "'Performance'. Create one from the Manufacturing app, menu: Configuration / "
+                                "Productivity Losses.")
+            self.browse(slow).write({"loss_id": loss.id})
+
     def _compute_duration(self) -> float:
         """Minutes; non-productive losses count only the work center calendar's working time, as Odoo 17."""
         start, end = to_datetime(self._get("date_start")), to_datetime(self._get("date_end"))
@@ -146,6 +181,39 @@ class MrpProduction(MailThread, BaseModel):
         if not stored.get("name") or stored["name"] == "New":
             stored["name"] = "WH/MO/%05d" % self.env.db.next_sequence("mrp.production")
         return stored
+
+    def _after_write(self) -> None:
+        super()._after_write()
+        self._compute_state()
+
+    def _compute_state(self) -> None:
+        """Odoo's stored ``_compute_state`` (16-19): 'progress' and 'to_close' follow the work orders, the
+        quantity producing and the components; a state no rule matches stays as it was."""
+        moves = self.env["stock.move"].sudo()
+        for mo in self.sudo():
+            state = mo._table[mo.id].get("state") or "draft"
+            wo_states = [r.get("state") for r in self.env["mrp.workorder"].sudo()._table.values()
+                         if r.get("production_id") == mo.id]
+            raw = [r for r in moves._table.values() if r.get("raw_material_production_id") == mo.id]
+            finished = [r for r in moves._table.values() if r.get("production_id") == mo.id]
+            qty, demand = mo._table[mo.id].get("qty_producing") or 0.0, mo._table[mo.id].get("product_qty") or 0.0
+            if state == "cancel" or (finished and all(m.get("state") == "cancel" for m in finished)):
+                new = "cancel"
+            elif state == "done" or (raw and all(m.get("state") in ("cancel", "done") for m in raw)
+                                     and all(m.get("state") in ("cancel", "done") for m in finished)):
+                new = "done"
+            elif wo_states and all(s in ("done", "cancel") for s in wo_states):
+                new = "to_close"
+            elif not wo_states and qty >= demand:
+                new = "to_close"
+            elif (any(s in ("progress", "done") for s in wo_states) or qty
+                  or any((m.get("quantity_done") or 0) if "quantity_done" in moves._fields else m.get("picked")
+                         for m in raw)):
+                new = "progress"
+            else:
+                new = state
+            if new != state:
+                mo._put(mo.id, {"state": new})
 
     def set_qty_producing(self) -> None:
         self.ensure_one()
@@ -253,6 +321,9 @@ class MrpWorkorder(BaseModel):
     date_start = Datetime("Start")
     date_finished = Datetime("End")
     duration_expected = Float("Expected Duration")
+    duration = Float("Real Duration", compute="_compute_duration")
+    working_state = Selection(MrpWorkcenter.working_state.selection, "Workcenter Status",
+                              compute="_compute_working_state")
     time_ids = One2many("mrp.workcenter.productivity", "workorder_id", "Time Logs")
 
     def _display_name(self) -> str:
@@ -273,17 +344,73 @@ class MrpWorkorder(BaseModel):
     def _compute_qty_remaining(self) -> float:
         return max(self._get("qty_production") - self._get("qty_produced"), 0.0)
 
-    def button_start(self) -> bool:
+    def _compute_working_state(self) -> str:
+        wc = self.env["mrp.workcenter"].sudo().browse(self._get("workcenter_id"))
+        return wc._get("working_state") if wc.exists() else "normal"
+
+    def _compute_duration(self) -> float:
+        return round(sum(log._get("duration") for log in
+                         self.env["mrp.workcenter.productivity"].sudo().browse(self._get("time_ids"))), 2)
+
+    def _after_write(self) -> None:
+        super()._after_write()
+        mos = {self._table[rid].get("production_id") for rid in self._ids if rid in self._table} - {None, False}
+        self.env["mrp.production"].sudo().browse(sorted(mos)).exists()._compute_state()
+
+    def button_start(self, raise_on_invalid_state: bool = False) -> bool | None:
+        """Odoo's button_start, per series: 16 one order at a time and no blocked check, 18+ refuses a done order
+        and returns None."""
+        major = self.env.major
+        if major <= 16:
+            self.ensure_one()
+        elif any(wo._get("working_state") == "blocked" for wo in self):
+            raise UserError("Please unblock the work center to start the work order.")
+        logs = self.env["mrp.workcenter.productivity"]
         for wo in self:
+            if any(not t._get("date_end") and t._get("user_id") == self.env.uid for t in logs.browse(wo._get("time_ids"))):
+                continue
             if wo._get("state") in ("done", "cancel"):
-                raise UserError("You cannot start a work order that is already done or cancelled")
-            wo.write({"state": "progress", "date_start": wo._get("date_start") or now_string(self.env)})
-        return True
+                if major >= 18 and not raise_on_invalid_state:
+                    raise UserError("You cannot start a work order that is already done or cancelled")
+                continue
+            if wo._get("qty_producing") == 0:
+                wo.write({"qty_producing": wo._get("qty_remaining")})
+            logs.create(wo._timeline_vals())
+            mo = self.env["mrp.production"].browse(wo._get("production_id"))
+            if mo._get("state") != "progress":
+                mo.write({"date_start": now_string(self.env)})
+            if wo._get("state") == "progress":
+                continue
+            wo.write({"state": "progress", "date_start": now_string(self.env)})
+        return None if major >= 18 else True
+
+    def _timeline_vals(self) -> dict[str, Any]:
+        """Odoo's _prepare_timeline_vals for a timer started now."""
+        loss_type = "productive" if (not self._get("duration_expected")
+                                     or self._get("duration") <= self._get("duration_expected")) else "performance"
+        loss = self.env["mrp.workcenter.productivity.loss"].sudo().search([("loss_type", "=", loss_type)], limit=1)
+        if not loss:
+            label = "Productivity" if loss_type == "productive" else "Performance"
+            raise UserError(f"You need to define at least one productivity loss in the category '{label}'. Create one "
+                            "from the Manufacturing app, menu: Configuration / Productivity Losses.")
+        user = self.env["res.users"].sudo().browse(self.env.uid)
+        return {"workorder_id": self.id, "workcenter_id": self._get("workcenter_id"),
+                "description": f"Time Tracking: {user._get('name') if user.exists() else ''}",
+                "loss_id": loss.id, "date_start": now_string(self.env), "date_end": False, "user_id": self.env.uid}
 
     def button_finish(self) -> bool:
+        """Odoo's button_finish: finished and cancelled orders are skipped; every open timer is closed."""
+        logs = self.env["mrp.workcenter.productivity"]
         for wo in self:
-            wo.write({"state": "done", "date_finished": now_string(self.env),
-                      "qty_produced": wo._get("qty_producing") or wo._get("qty_production")})
+            if wo._get("state") in ("done", "cancel"):
+                continue
+            logs.search([("workorder_id", "=", wo.id), ("date_end", "=", False)])._close()
+            now = now_string(self.env)
+            vals = {"qty_produced": wo._get("qty_produced") or wo._get("qty_producing") or wo._get("qty_production"),
+                    "state": "done", "date_finished": now}
+            if not wo._get("date_start") or now < wo._get("date_start"):
+                vals["date_start"] = now
+            wo.write(vals)
         return True
 
     def _copy_to(self, production_id: int) -> int:

@@ -94,6 +94,13 @@ class StockMove(BaseModel):
     date = Datetime("Date Scheduled", default=now_string)
     unit_factor = Float("Unit Factor", compute="_compute_unit_factor")
 
+    def _after_write(self) -> None:
+        super()._after_write()
+        mos = {self._table[rid].get(f) for rid in self._ids if rid in self._table
+               for f in ("raw_material_production_id", "production_id")} - {None, False}
+        if mos:  # a picked component or a done move changes the order's computed state
+            self.env["mrp.production"].sudo().browse(sorted(mos)).exists()._compute_state()
+
     def _compute_unit_factor(self) -> float:
         """Demand per unit still to produce (mrp's stock.move._compute_unit_factor)."""
         mo_id = self._get("raw_material_production_id") or self._get("production_id")
