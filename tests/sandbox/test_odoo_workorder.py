@@ -172,3 +172,25 @@ def test_an_order_without_work_orders_is_in_progress_once_it_produces(odoo: tupl
     assert read(client, "mrp.production", mo, "state")["state"] == "progress"
     ok(client, "mrp.production", "write", [[mo], {"qty_producing": 10}])
     assert read(client, "mrp.production", mo, "state")["state"] == "to_close"
+
+
+def test_mark_done_answers_the_consumption_warning_while_components_are_not_picked(
+        odoo: tuple[int, httpx.Client]) -> None:
+    _, client = odoo
+    ok(client, "mrp.production", "write", [[1], {"qty_producing": 10}])   # on the order: nothing consumed
+    wizard = ok(client, "mrp.production", "button_mark_done", [[1]])
+    assert wizard["res_model"] == "mrp.consumption.warning" and wizard["name"] == "Consumption Warning"
+    lines = [line[2] for line in wizard["context"]["default_mrp_consumption_warning_line_ids"]]
+    assert [(line["product_consumed_qty_uom"], line["product_expected_qty_uom"]) for line in lines] == [
+        (0.0, 10.0), (0.0, 40.0)]
+    assert read(client, "mrp.production", 1, "state")["state"] == "progress"
+    assert ok(client, "mrp.production", "button_mark_done", [[1]],
+              {"context": {"skip_consumption": True, "skip_backorder": True}}) is True
+    assert read(client, "mrp.production", 1, "state")["state"] == "done"
+    assert {m["state"] for m in ok(client, "stock.move", "read", [[1, 2]], {"fields": ["state"]})} == {"cancel"}
+
+
+def test_work_order_quantity_consumes_components_so_mark_done_needs_no_wizard(odoo: tuple[int, httpx.Client]) -> None:
+    _, client = odoo
+    ok(client, "mrp.workorder", "write", [[1], {"qty_producing": 10}])   # the inverse picks the components
+    assert ok(client, "mrp.production", "button_mark_done", [[1]], {"context": {"skip_backorder": True}}) is True

@@ -3,7 +3,8 @@
 One product (Demo Part, PART-01, storable, 1000 on hand in WH/Stock), the work
 center CNC-01 on the standard 40 hours/week calendar, Odoo's seven standard loss
 reasons (ids 1-7), manufacturing order WH/MO/00001 in progress for 1000000
-parts with one work order in progress on CNC-01, the maintenance equipment
+parts (consumption 'warning', a BoM's default) with one work order in
+progress on CNC-01, the maintenance equipment
 CNC-01 and the four default maintenance stages; users OdooBot (1) and
 Mitchell Admin (2, login admin, all groups).  Then, appended so the ids above
 stay put: the restricted user ``viewer`` (3, password viewer, Internal User
@@ -61,7 +62,7 @@ def seed(env: Environment, version: OdooVersion = DEFAULT) -> None:
         make("mrp.workcenter.productivity.loss", {"name": name, "loss_type": loss_type, "sequence": seq,
                                                   "manual": manual})
     mo = make("mrp.production", {"product_id": part, "product_qty": 1000000, "qty_producing": 0,
-                                 "state": "progress"})
+                                 "state": "progress", "consumption": "warning"})  # a BoM's default
     make("mrp.workorder", {"name": "Machining", "production_id": mo, "workcenter_id": wc, "state": "progress",
                            "date_start": env.now().strftime("%Y-%m-%d %H:%M:%S")})
     make("maintenance.equipment", {"name": "CNC-01", "serial_no": "CNC-01", "workcenter_id": wc})

@@ -13,7 +13,9 @@ performance split past the expected duration); a manufacturing order's state
 is computed from its work orders, qty_producing and components
 (``_compute_state``); ``button_mark_done`` returns the backorder wizard,
 creates backorders on request and returns an action whose context holds a None
-unless ``skip_redirection``.  Not modelled: BoMs, consumption warnings,
+unless ``skip_redirection``; with a consumption other than 'flexible' it first
+returns the consumption warning while the picked components are not their
+share of qty_producing (``skip_consumption`` passes).  Not modelled: BoMs,
 routings, lots and serial numbers.
 """
 from __future__ import annotations
@@ -176,6 +178,8 @@ class MrpProduction(MailThread, BaseModel):
     move_finished_ids = One2many("stock.move", "production_id", "Finished Products")
     scrap_ids = One2many("stock.scrap", "production_id", "Scraps")
     backorder_sequence = Integer("Backorder Sequence", default=0)
+    consumption = Selection([("flexible", "Allowed"), ("warning", "Allowed with warning"), ("strict", "Blocked")],
+                            "Consumption", default="flexible", required=True)
 
     def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
         if not stored.get("name") or stored["name"] == "New":
@@ -234,6 +238,9 @@ class MrpProduction(MailThread, BaseModel):
                 mo._set_qty_producing()
             if mo._get("qty_producing") <= 0:
                 raise UserError("The quantity to produce must be positive!")
+        issues = self._consumption_issues()
+        if issues:
+            return self._consumption_wizard(issues)
         short = [mo for mo in self if mo._get("qty_producing") < mo._get("product_qty")]
         if short and not ctx.get("skip_backorder"):
             return self._backorder_wizard(short)
@@ -250,6 +257,42 @@ class MrpProduction(MailThread, BaseModel):
                     "context": {"skip_backorder": False, "mo_ids_to_backorder": None},
                     "views": [[False, "form"]], "view_mode": "form", "res_id": backorders[0]}
         return True
+
+    def _consumption_issues(self) -> list[tuple[int, int, float, float]]:
+        """Odoo's _get_consumption_issues: (order, product, consumed, expected) where the picked quantity of a
+        component is not its share of qty_producing; the component moves stand in for the BoM lines."""
+        if self.env.context.get("skip_consumption"):
+            return []
+        issues = []
+        for mo in self:
+            if mo._get("consumption") == "flexible":
+                continue
+            expected: dict[int, float] = {}
+            done: dict[int, float] = {}
+            share = mo._get("qty_producing") / (mo._get("product_qty") or 1.0)
+            for move in self.env["stock.move"].sudo().browse(mo._get("move_raw_ids")):
+                if move._get("state") == "cancel":
+                    continue
+                product = move._get("product_id")
+                expected[product] = expected.get(product, 0.0) + move._get("product_uom_qty") * share
+                done[product] = done.get(product, 0.0) + (done_quantity(move) if consumed(move) else 0.0)
+            issues += [(mo.id, p, done[p], qty) for p, qty in expected.items() if round(qty - done[p], 2) != 0]
+        return issues
+
+    def _consumption_wizard(self, issues: list[tuple[int, int, float, float]]) -> dict[str, Any]:
+        lines = [[0, 0, {"mrp_production_id": mo, "product_id": product,
+                         "consumption": self.browse(mo)._get("consumption"), "product_uom_id": 1,
+                         "product_consumed_qty_uom": consumed_qty, "product_expected_qty_uom": expected_qty}]
+                 for mo, product, consumed_qty, expected_qty in issues]
+        return {"id": 300, "name": "Consumption Warning", "type": "ir.actions.act_window",
+                "xml_id": "mrp.action_mrp_consumption_warning", "help": False, "binding_model_id": False,
+                "binding_type": "action", "binding_view_types": "list,form", "display_name": "Consumption Warning",
+                "view_id": False, "domain": False,
+                "context": {**self.env.context, "default_mrp_production_ids": self.ids,
+                            "default_mrp_consumption_warning_line_ids": lines, "form_view_ref": False},
+                "res_id": 0, "res_model": "mrp.consumption.warning", "target": "new", "view_mode": "form",
+                "mobile_view_mode": "kanban", "views": [[False, "form"]], "limit": 80, "groups_id": [],
+                "search_view_id": False, "filter": False}
 
     def _backorder_wizard(self, short: list["MrpProduction"]) -> dict[str, Any]:
         return {"id": 299, "name": "You produced less than initial demand", "type": "ir.actions.act_window",
