@@ -21,7 +21,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from .errors import AccessDenied, AccessError, SerializationFailure, UserError, unknown_database
+from .errors import (AccessDenied, AccessError, InterfaceError, PoolError, SerializationFailure, UserError,
+                     unknown_database)
 from .faults import FaultSet
 from .models.base import check_password
 from .orm import BaseModel, Database, Environment
@@ -158,12 +159,18 @@ class OdooService:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One model call: serialized, rolled back on any exception, persisted when it changed data."""
+        faults = self.faults()
+        if faults.pool_error:
+            raise PoolError()  # no cursor: nothing runs
         with self.lock:
             snap = self.db.snapshot()
             try:
                 yield
-                if self.faults().serialization_failure:
+                if faults.serialization_failure:
                     raise SerializationFailure()  # the fifth try failed too: Odoo gives up
+                if faults.connection_closed or faults.cursor_closed:  # Odoo stopped under the call: no commit
+                    raise InterfaceError("connection already closed" if faults.connection_closed
+                                         else "Cursor already closed")
             except BaseException:
                 self.db.restore(snap)
                 raise
