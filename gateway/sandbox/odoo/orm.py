@@ -26,6 +26,27 @@ def api_model(fn: Callable) -> Callable:
     return fn
 
 
+def since(major: int, private_from: int | None = None) -> Callable[[Callable], Callable]:
+    """A method Odoo has from series ``major`` on (older ones: no such attribute), private (not callable over
+    RPC, ``@api.private``) from ``private_from``."""
+    def mark(fn: Callable) -> Callable:
+        fn._since, fn._private_from = major, private_from
+        return fn
+    return mark
+
+
+def rpc_method(model: "BaseModel", name: str) -> Callable:
+    """The unbound method ``name`` as the model's Odoo series exposes it over RPC: AttributeError when the series
+    has no such method, AccessError when it is private there (odoo.service.model.get_public_method)."""
+    method = getattr(type(model), name, None)
+    if method is None or getattr(method, "_since", 0) > model.env.major:
+        raise AttributeError(f"type object '{model._name}' has no attribute '{name}'")
+    private_from = getattr(method, "_private_from", None)
+    if private_from is not None and model.env.major >= private_from:
+        raise AccessError(f"Private methods (such as '{model._name}.{name}') cannot be called remotely.")
+    return method
+
+
 def api_model_create(fn: Callable) -> Callable:
     fn._api = "model_create"
     return fn
@@ -293,6 +314,17 @@ class BaseModel:
         info = ("This operation is allowed for the following groups:\n%s" % groups) if groups \
             else "No group currently allows this operation."
         raise AccessError(f"{head}\n\n{info}\n\nContact your administrator to request access if necessary.")
+
+    @since(18, private_from=19)
+    def check_access(self, operation: str) -> None:
+        """Odoo 18+: AccessError unless the user may do ``operation`` (model level; the sandbox has no record
+        rules); private (``@api.private``) from 19."""
+        self.check_access_rights(operation)
+
+    @since(18)
+    def has_access(self, operation: str) -> bool:
+        """Odoo 18+: whether the user may do ``operation``; replaces the deprecated check_access_rights."""
+        return self.check_access_rights(operation, raise_exception=False)
 
     # -- search -------------------------------------------------------------
     def _search(self, domain: Any, offset: int = 0, limit: int | None = None,

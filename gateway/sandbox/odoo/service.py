@@ -25,7 +25,7 @@ from .errors import (AccessDenied, AccessError, InterfaceError, PoolError, Seria
                      unknown_database)
 from .faults import FaultSet
 from .models.base import check_password
-from .orm import BaseModel, Database, Environment
+from .orm import BaseModel, Database, Environment, rpc_method
 from .versions import DEFAULT, OdooVersion
 
 VERSION_INFO = DEFAULT.exp_version()  # Odoo 17's, kept for importers; a service reports its own version
@@ -180,7 +180,7 @@ class OdooService:
 
 def call_kw(model: BaseModel, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """odoo.api.call_kw: pick the calling convention from the method's decorator."""
-    method = getattr(type(model), name)
+    method = rpc_method(model, name)
     api = getattr(method, "_api", None)
     kwargs = dict(kwargs)
     context = kwargs.pop("context", None)
