@@ -130,7 +130,8 @@ def test_cancelling_a_running_plant_writes_the_ground_truth(tmp_path: Path):
 
 def test_sandbox_plant_with_a_duration_says_when_it_is_final_and_exits(tmp_path: Path):
     truth_file = tmp_path / "truth.json"
-    out = subprocess.run(  # before, it served on until killed: the timeout would fire[sys.executable, "-m", "gateway.cli", "sandbox", "plant", "--port", str(free_port()),
+    # before, it served on until killed: the timeout fired
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "sandbox", "plant", "--port", str(free_port()),
                           "--duration", "1", "--linger", "0.5", "--seed", "3", "--ground-truth", str(truth_file)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
