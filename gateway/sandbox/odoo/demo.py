@@ -11,13 +11,15 @@ stay put: the restricted user ``viewer`` (3, password viewer, Internal User
 only), the chatter subtypes mail.mt_comment and mail.mt_note, and two
 components of WH/MO/00001 (stock.move 1 and 2, WH/Stock to Production):
 Steel Bar (STEEL-BAR, 1 per part) and Screw M4 (SCREW-M4, 4 per part), both
-storable with twice the MO's need on hand.
+storable with twice the MO's need on hand; Odoo's standard units of measure
+(uom.product_uom_unit 'Units' is every product's unit).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from .models.groups import ALL
+from .models.uom import seed_uoms
 from .orm import Environment
 from .versions import DEFAULT, OdooVersion
 
@@ -81,6 +83,8 @@ def _seed_additions(env: Environment, version: OdooVersion, storable: dict[str, 
         subtype = env["mail.message.subtype"].create({"name": name, "internal": internal})
         data.create({"module": "mail", "name": xmlid, "model": "mail.message.subtype", "res_id": subtype.id,
                      "noupdate": True})
+    seed_uoms(env)  # Units is the first unit: the components below take it by default
+    env["product.product"].search([]).write({"uom_id": min(env["uom.uom"]._table)})
     production_order = env["mrp.production"].browse(mo)
     demand = production_order._get("product_qty")
     for name, code, per_part in COMPONENTS:

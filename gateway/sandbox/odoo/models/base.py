@@ -15,7 +15,7 @@ import secrets
 from typing import Any
 
 from ..errors import ValidationError, unique_violation
-from ..fields import Boolean, Char, Float, Integer, Many2many, Selection
+from ..fields import Boolean, Char, Float, Integer, Many2many, Many2one, Selection
 from ..orm import BaseModel, api_model
 from .groups import ACCESS_RIGHTS, INTERNAL, SETTINGS, STOCK_ADMIN, acl
 
@@ -132,6 +132,7 @@ class ProductProduct(BaseModel):
     active = Boolean("Active", default=True)
     type = Selection([("consu", "Consumable"), ("service", "Service"), ("product", "Storable Product")],
                      "Product Type", default="consu", required=True)
+    uom_id = Many2one("uom.uom", "Unit of Measure", default=lambda env: min(env["uom.uom"]._table, default=False))
     uom_name = Char("Unit of Measure Name", default="Units")
     qty_available = Float("Quantity On Hand", compute="_compute_qty_available")
 

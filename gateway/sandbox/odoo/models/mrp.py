@@ -30,7 +30,7 @@ from ..fields import (Boolean, Char, Datetime, Float, Integer, Many2one, One2man
 from ..orm import BaseModel
 from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_USER, acl
 from .mail import MailThread
-from .stock import consume, consumed, done_quantity
+from .stock import default_stock_location, consume, consumed, done_quantity
 
 MRP_READ = [STOCK_USER, MRP_ADMIN, MRP_USER]
 PRODUCTIVE = ("productive", "performance")
@@ -178,6 +178,8 @@ class MrpProduction(MailThread, BaseModel):
     move_finished_ids = One2many("stock.move", "production_id", "Finished Products")
     scrap_ids = One2many("stock.scrap", "production_id", "Scraps")
     backorder_sequence = Integer("Backorder Sequence", default=0)
+    location_src_id = Many2one("stock.location", "Components Location", default=default_stock_location)
+    location_dest_id = Many2one("stock.location", "Finished Products Location", default=default_stock_location)
     consumption = Selection([("flexible", "Allowed"), ("warning", "Allowed with warning"), ("strict", "Blocked")],
                             "Consumption", default="flexible", required=True)
 

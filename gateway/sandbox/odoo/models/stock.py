@@ -1,8 +1,11 @@
 """Stock models: locations, quants, moves and scrap orders, enough for scrap and mark-done.
 
 Quantities on hand are kept per product and internal location in stock.quant;
-a scrap of a storable product with too little stock answers with Odoo's
-'Insufficient Quantity To Scrap' wizard action and stays draft.  The quantity
+a scrap of a storable product with too little stock at its source location
+answers with Odoo's 'Insufficient Quantity To Scrap' wizard action and stays
+draft (a finished product of an order in progress usually has none: Odoo's own
+order scrap offers the components); a scrap is named (SP/00001) when it is
+done, takes its product's unit and, from 18, its order's source location.  The quantity
 a move consumes is ``quantity`` + ``picked`` from Odoo 17 and ``quantity_done``
 in Odoo 16 (``move_model_16``); ``consume``/``consumed`` hide the difference
 from the other models.
@@ -135,7 +138,7 @@ def done_quantity(move: BaseModel) -> float:
     return move._get("quantity_done" if "quantity_done" in move._fields else "quantity")
 
 
-def _default_stock_location(env: Any) -> int | bool:
+def default_stock_location(env: Any) -> int | bool:
     locs = env["stock.location"].sudo().search([("usage", "=", "internal")], limit=1, order="id")
     return locs.id if locs else False
 
@@ -153,8 +156,9 @@ class StockScrap(MailThread, BaseModel):
     name = Char("Reference", required=True, default="New")
     origin = Char("Source Document")
     product_id = Many2one("product.product", "Product", required=True)
+    product_uom_id = Many2one("uom.uom", "Unit of Measure", required=True)
     scrap_qty = Float("Quantity", required=True, default=1.0)
-    location_id = Many2one("stock.location", "Source Location", required=True, default=_default_stock_location)
+    location_id = Many2one("stock.location", "Source Location", required=True)
     scrap_location_id = Many2one("stock.location", "Scrap Location", required=True,
                                  default=_default_scrap_location)
     production_id = Many2one("mrp.production", "Manufacturing Order")
@@ -164,9 +168,27 @@ class StockScrap(MailThread, BaseModel):
     date_done = Datetime("Date")
 
     def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
-        if not stored.get("name") or stored["name"] == "New":
-            stored["name"] = "SP/%05d" % self.env.db.next_sequence("stock.scrap")
+        """The unit is the product's when not given (16: create, 17+: precompute); the source location is the
+        order's (18+ ``_compute_location_id``: its components' source until it is done, then its destination;
+        16 and 17 set it in a form onchange only) or the warehouse stock.  The name stays 'New' until
+        validation, as in Odoo."""
+        product = self.env["product.product"].sudo().browse(stored.get("product_id") or ()).exists()
+        if not stored.get("product_uom_id") and product:
+            stored["product_uom_id"] = product._get("uom_id") or False
+        if not stored.get("location_id"):
+            stored["location_id"] = self._computed_location(stored) or default_stock_location(self.env)
         return stored
+
+    def _computed_location(self, stored: dict[str, Any]) -> int | bool:
+        if self.env.major < 18:
+            return False
+        mo = self.env["mrp.production"].sudo().browse(stored.get("production_id") or ()).exists()
+        if mo:
+            return mo._get("location_src_id" if mo._get("state") != "done" else "location_dest_id")
+        wo = self.env["mrp.workorder"].sudo().browse(stored.get("workorder_id") or ()).exists()
+        if wo:
+            return self.env["mrp.production"].sudo().browse(wo._get("production_id"))._get("location_src_id")
+        return False
 
     def action_validate(self) -> Any:
         self.ensure_one()
@@ -187,6 +209,7 @@ class StockScrap(MailThread, BaseModel):
 
     def do_scrap(self) -> bool:
         for scrap in self:
+            scrap.write({"name": "SP/%05d" % self.env.db.next_sequence("stock.scrap")})  # named when done
             qty = scrap._get("scrap_qty")
             move = self.env["stock.move"].sudo().create({
                 "name": scrap._get("name"), "product_id": scrap._get("product_id"), "product_uom_qty": qty,
