@@ -194,3 +194,19 @@ def test_work_order_quantity_consumes_components_so_mark_done_needs_no_wizard(od
     _, client = odoo
     ok(client, "mrp.workorder", "write", [[1], {"qty_producing": 10}])   # the inverse picks the components
     assert ok(client, "mrp.production", "button_mark_done", [[1]], {"context": {"skip_backorder": True}}) is True
+
+
+def test_finish_picks_the_components_from_18(odoo: tuple[int, httpx.Client]) -> None:
+    major, client = odoo
+    ok(client, "mrp.production", "write", [[1], {"qty_producing": 10}])   # on the order: nothing picked yet
+    ok(client, "mrp.workorder", "button_finish", [[1]])
+    moves = ok(client, "stock.move", "read", [[1, 2]], {"fields": ["quantity_done" if major == 16 else "picked"]})
+    picked = [bool(m.get("picked") or m.get("quantity_done")) for m in moves]
+    assert picked == ([True, True] if major >= 18 else [False, False])
+    reply = ok(client, "mrp.production", "button_mark_done", [[1]], {"context": {"skip_backorder": True}})
+    if major >= 18:   # picked for the 10 being produced: no consumption warning
+        assert reply is True
+        assert [m["quantity"] for m in ok(client, "stock.move", "read", [[1, 2]], {"fields": ["quantity"]})] == \
+            [10.0, 40.0]
+    else:
+        assert reply["res_model"] == "mrp.consumption.warning"

@@ -449,6 +449,8 @@ class MrpWorkorder(BaseModel):
         for wo in self:
             if wo._get("state") in ("done", "cancel"):
                 continue
+            if self.env.major >= 18:
+                wo._pick_components()
             logs.search([("workorder_id", "=", wo.id), ("date_end", "=", False)])._close()
             now = now_string(self.env)
             vals = {"qty_produced": wo._get("qty_produced") or wo._get("qty_producing") or wo._get("qty_production"),
@@ -457,6 +459,20 @@ class MrpWorkorder(BaseModel):
                 vals["date_start"] = now
             wo.write(vals)
         return True
+
+    def _pick_components(self) -> None:
+        """Odoo 18+ button_finish: the order's unpicked components this work order consumes (its own, and those
+        of no operation on the last work order, ``_link_workorders_and_moves``) are picked for what is being
+        produced, or the whole demand when nothing is."""
+        mo = self.env["mrp.production"].sudo().browse(self._get("production_id"))
+        siblings = self.env["mrp.workorder"].sudo().search([("production_id", "=", mo.id)], order="id desc")
+        last = siblings.ids[:1] == [self.id]
+        qty = mo._get("qty_producing") or mo._get("product_qty")
+        for move in self.env["stock.move"].sudo().browse(mo._get("move_raw_ids")):
+            if move._get("state") in ("done", "cancel") or consumed(move):
+                continue
+            if move._get("workorder_id") == self.id or (not move._get("workorder_id") and last):
+                consume(move, round(qty * move._get("unit_factor"), 2))
 
     def _copy_to(self, production_id: int) -> int:
         return self.create({"name": self._get("name"), "production_id": production_id,

@@ -93,6 +93,7 @@ class StockMove(BaseModel):
     location_dest_id = Many2one("stock.location", "Destination Location", required=True)
     scrap_id = Many2one("stock.scrap", "Scrap operation")
     raw_material_production_id = Many2one("mrp.production", "Production Order for components")
+    workorder_id = Many2one("mrp.workorder", "Work Order To Consume")
     production_id = Many2one("mrp.production", "Production Order for finished products")
     date = Datetime("Date Scheduled", default=now_string)
     unit_factor = Float("Unit Factor", compute="_compute_unit_factor")
