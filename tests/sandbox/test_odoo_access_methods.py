@@ -84,3 +84,24 @@ def test_json2_refuses_model_methods_with_ids_and_private_methods(odoo19: httpx.
     assert (resp.status_code, resp.json()) == (200, True)
     resp = client.post("/json/2/mrp.workorder/check_access", json={"operation": "read"}, headers=auth)
     assert resp.status_code == 403 and resp.json()["name"] == "odoo.exceptions.AccessError"
+
+
+def test_json2_binds_the_parameter_names_of_odoo_19(odoo19: httpx.Client) -> None:
+    auth = {"Authorization": "bearer admin"}
+    resp = odoo19.post("/json/2/mrp.workcenter.productivity/default_get", json={"fields": ["user_id"]}, headers=auth)
+    assert (resp.status_code, resp.json()) == (200, {"user_id": 2})
+    resp = odoo19.post("/json/2/mrp.workcenter.productivity/default_get", json={"fields_list": ["user_id"]},
+                       headers=auth)
+    assert (resp.status_code, resp.json()["message"]) == (422, "missing a required argument: 'fields'")
+    resp = odoo19.post("/json/2/mrp.workcenter/name_search", json={"name": "CNC", "domain": [["code", "=", "CNC-01"]]},
+                       headers=auth)
+    assert (resp.status_code, resp.json()) == (200, [[1, "CNC-01 Machining"]])
+
+
+def test_odoo_17_keeps_its_own_parameter_names(odoo: tuple[int, httpx.Client]) -> None:
+    major, client = odoo
+    if major >= 19:
+        reply = call(client, "name_search", [], {"name": "x", "domain": []}, uid=2, password="admin")
+    else:
+        reply = call(client, "name_search", [], {"name": "x", "args": []}, uid=2, password="admin")
+    assert reply["result"] == []

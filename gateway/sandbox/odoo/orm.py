@@ -35,6 +35,21 @@ def since(major: int, private_from: int | None = None) -> Callable[[Callable], C
     return mark
 
 
+def _default_get_19(self: "BaseModel", fields: list[str]) -> dict[str, Any]:
+    return type(self).default_get(self, fields)
+
+
+def _name_search_19(self: "BaseModel", name: str = "", domain: Any = None, operator: str = "ilike",
+                    limit: int = 100) -> list[list[Any]]:
+    return type(self).name_search(self, name, domain, operator, limit)
+
+
+_default_get_19._api = _name_search_19._api = "model"  # type: ignore[attr-defined]
+# Odoo 19 renamed these parameters (default_get(fields), name_search(..., domain, ...)): by name, only the
+# series' own spelling binds (JSON-2 passes every argument by name)
+_SERIES_19 = {"default_get": _default_get_19, "name_search": _name_search_19}
+
+
 def rpc_method(model: "BaseModel", name: str) -> Callable:
     """The unbound method ``name`` as the model's Odoo series exposes it over RPC: AttributeError when the series
     has no such method, AccessError when it is private there (odoo.service.model.get_public_method)."""
@@ -44,6 +59,8 @@ def rpc_method(model: "BaseModel", name: str) -> Callable:
     private_from = getattr(method, "_private_from", None)
     if private_from is not None and model.env.major >= private_from:
         raise AccessError(f"Private methods (such as '{model._name}.{name}') cannot be called remotely.")
+    if model.env.major >= 19 and name in _SERIES_19:
+        return _SERIES_19[name]
     return method
 
 
