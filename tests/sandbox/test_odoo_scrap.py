@@ -76,3 +76,50 @@ def test_the_source_location_is_the_orders_from_18_and_the_warehouse_stock_befor
     given = ok(client, "stock.scrap", "create", [{"product_id": STEEL_BAR, "scrap_qty": 1, "production_id": mo,
                                                  "location_id": stock}])
     assert read(client, "stock.scrap", given, "location_id")["location_id"][0] == stock   # given wins
+
+
+def test_a_components_scrap_moves_on_the_order_but_is_not_one_of_its_components(
+        odoo: tuple[int, httpx.Client]) -> None:
+    _, client = odoo
+    before = read(client, "mrp.production", 1, "move_raw_ids")["move_raw_ids"]
+    scrap = ok(client, "stock.scrap", "create", [{"product_id": STEEL_BAR, "scrap_qty": 2, "production_id": 1}])
+    ok(client, "stock.scrap", "action_validate", [[scrap]])
+    (move,) = ok(client, "stock.move", "search_read", [[["scrap_id", "=", scrap]]],
+                 {"fields": ["raw_material_production_id", "production_id", "scrapped", "product_uom", "state"]})
+    assert (move["raw_material_production_id"][0], move["production_id"], move["scrapped"], move["state"]) == \
+        (1, False, True, "done")
+    assert move["product_uom"][1] == "Units"
+    assert read(client, "mrp.production", 1, "move_raw_ids", "state") == {"id": 1, "move_raw_ids": before,
+                                                                           "state": "progress"}
+    finished = ok(client, "stock.scrap", "create", [{"product_id": 1, "scrap_qty": 1, "production_id": 1}])
+    assert ok(client, "stock.scrap", "action_validate", [[finished]]) is True  # the demo part has stock
+    (move,) = ok(client, "stock.move", "search_read", [[["scrap_id", "=", finished]]],
+                 {"fields": ["raw_material_production_id", "production_id"]})
+    assert (move["raw_material_production_id"], move["production_id"][0]) == (False, 1)
+    assert read(client, "mrp.production", 1, "move_finished_ids")["move_finished_ids"] == []
+
+
+def test_quantity_on_hand_follows_the_location_in_the_context(odoo: tuple[int, httpx.Client]) -> None:
+    major, client = odoo
+    product = ok(client, "product.product", "create", [{"name": "Pin", **storable(major)}])
+    wh, stock = location(client, "WH"), location(client, "WH/Stock")
+    shelf = ok(client, "stock.location", "create", [{"name": "Shelf", "location_id": stock, "usage": "internal"}])
+    ok(client, "stock.quant", "create", [{"product_id": product, "location_id": shelf, "quantity": 5}])
+    ok(client, "stock.quant", "create", [{"product_id": product, "location_id": stock, "quantity": 2}])
+
+    def on_hand(loc: int | None) -> float:
+        kw = {"fields": ["qty_available"], **({"context": {"location": loc}} if loc else {})}
+        return ok(client, "product.product", "read", [[product]], kw)[0]["qty_available"]
+    assert (on_hand(None), on_hand(wh), on_hand(stock), on_hand(shelf)) == (7.0, 7.0, 7.0, 5.0)
+    # a scrap checks its own location: 16 only that location's quants, 17+ the location and below
+    scrap = ok(client, "stock.scrap", "create", [{"product_id": product, "scrap_qty": 6, "location_id": stock}])
+    result = ok(client, "stock.scrap", "action_validate", [[scrap]])
+    assert (result is True) == (major >= 17)
+
+
+def test_fields_get_names_the_unit_fields(odoo: tuple[int, httpx.Client]) -> None:
+    _, client = odoo
+    assert ok(client, "stock.scrap", "fields_get", [], {"attributes": ["type"]})["product_uom_id"] == \
+        {"type": "many2one"}
+    assert ok(client, "stock.move", "fields_get", [["product_uom", "scrapped"]], {"attributes": ["type"]}) == \
+        {"product_uom": {"type": "many2one"}, "scrapped": {"type": "boolean"}}

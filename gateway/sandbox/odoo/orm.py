@@ -289,7 +289,7 @@ class BaseModel:
             return getattr(self, field.compute)()
         if isinstance(field, One2many):
             co = self.env[field.comodel_name]
-            ids = [i for i, r in co._table.items() if r.get(field.inverse_name) == self._ids[0]]
+            ids = [i for i, r in co._table.items() if r.get(field.inverse_name) == self._ids[0] and field.matches(r)]
             return dom.sort_ids(co, ids, None)
         return row.get(fname, field.empty())
 

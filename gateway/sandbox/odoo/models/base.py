@@ -142,7 +142,8 @@ class ProductProduct(BaseModel):
         return f"[{code}] {name}" if code else (name or "")
 
     def _compute_qty_available(self) -> float:
-        return self.env["stock.quant"].sudo()._quantity(self.id, None)
+        """On hand in internal locations, or in the context's ``location`` and its children."""
+        return self.env["stock.quant"].sudo()._quantity(self.id, self.env.context.get("location") or None)
 
     def _is_storable(self) -> bool:
         if "is_storable" in self._fields:

@@ -174,8 +174,9 @@ class MrpProduction(MailThread, BaseModel):
     date_finished = Datetime("End")
     user_id = Many2one("res.users", "Responsible", default=lambda env: env.uid)
     workorder_ids = One2many("mrp.workorder", "production_id", "Work Orders")
-    move_raw_ids = One2many("stock.move", "raw_material_production_id", "Components")
-    move_finished_ids = One2many("stock.move", "production_id", "Finished Products")
+    move_raw_ids = One2many("stock.move", "raw_material_production_id", "Components", domain=[("scrapped", "=", False)])
+    move_finished_ids = One2many("stock.move", "production_id", "Finished Products",
+                                 domain=[("scrapped", "=", False)])
     scrap_ids = One2many("stock.scrap", "production_id", "Scraps")
     backorder_sequence = Integer("Backorder Sequence", default=0)
     location_src_id = Many2one("stock.location", "Components Location", default=default_stock_location)
@@ -200,8 +201,9 @@ class MrpProduction(MailThread, BaseModel):
             state = mo._table[mo.id].get("state") or "draft"
             wo_states = [r.get("state") for r in self.env["mrp.workorder"].sudo()._table.values()
                          if r.get("production_id") == mo.id]
-            raw = [r for r in moves._table.values() if r.get("raw_material_production_id") == mo.id]
-            finished = [r for r in moves._table.values() if r.get("production_id") == mo.id]
+            raw = [r for r in moves._table.values() if r.get("raw_material_production_id") == mo.id
+                   and not r.get("scrapped")]
+            finished = [r for r in moves._table.values() if r.get("production_id") == mo.id and not r.get("scrapped")]
             qty, demand = mo._table[mo.id].get("qty_producing") or 0.0, mo._table[mo.id].get("product_qty") or 0.0
             if state == "cancel" or (finished and all(m.get("state") == "cancel" for m in finished)):
                 new = "cancel"
