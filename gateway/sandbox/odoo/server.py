@@ -355,7 +355,8 @@ class OdooSandbox:
         """Inject faults into the next requests (see ``faults.py``); no argument clears them.
 
         ``latency`` (s), ``http_status`` (e.g. 503), ``drop_connection``, ``serialization_failure``,
-        ``pool_error``, ``connection_closed``, ``cursor_closed``, ``bad_key`` and ``count`` (the next N requests; default: until cleared).  Returns the state.
+        ``pool_error``, ``connection_closed``, ``cursor_closed``, ``bad_key`` and ``count`` (the next N
+        requests; default: until cleared).  Returns the state.
         """
         return self.faults.set(**faults)
 

@@ -1,7 +1,7 @@
 """The sandbox's model registry: every Odoo model the sandbox knows, by technical name.
 
 Owns only the assembly; each module of this package defines one Odoo app's
-models (``base``: users, groups, external ids, products, calendars; ``mrp``;
+models (``base``: users, groups, external ids, products, calendars; ``workcenter`` and ``mrp``;
 ``maintenance``; ``stock``; ``mail``; ``uom``) with Odoo 17's field names, labels and
 rules, and the per-version variants (16's stock.move, 18+'s product.product).
 ``qc`` (OCA's quality control) joins only when its modules are installed.
@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from ..orm import BaseModel
 from ..versions import DEFAULT, OdooVersion
-from . import base, mail, maintenance, mrp, qc, stock, uom
+from . import base, mail, maintenance, mrp, qc, stock, uom, workcenter
 
 
 class Registry(dict):
@@ -25,7 +25,7 @@ class Registry(dict):
 
 def build_registry(version: OdooVersion = DEFAULT, modules: Collection[str] = ()) -> Registry:
     """All model classes by their Odoo name, as the given Odoo series has them with these optional modules."""
-    classes = [obj for module in (base, mrp, maintenance, stock, mail, uom) for obj in vars(module).values()
+    classes = [obj for module in (base, workcenter, mrp, maintenance, stock, mail, uom) for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel
                and obj.__module__ == module.__name__]
     registry = Registry(version, {cls._name: cls for cls in classes})
