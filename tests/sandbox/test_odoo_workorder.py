@@ -7,6 +7,7 @@ applies; the real-Odoo conformance suite runs the same scenarios against Odoo.
 """
 from __future__ import annotations
 
+import xmlrpc.client
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -210,3 +211,17 @@ def test_finish_picks_the_components_from_18(odoo: tuple[int, httpx.Client]) -> 
             [10.0, 40.0]
     else:
         assert reply["res_model"] == "mrp.consumption.warning"
+
+
+def test_start_over_xmlrpc_from_18_runs_and_then_cannot_marshal_its_none(odoo: tuple[int, httpx.Client]) -> None:
+    major, client = odoo
+    _, wo = new_order(client)
+    proxy = xmlrpc.client.ServerProxy(str(client.base_url) + "/xmlrpc/2/object")
+    if major < 18:
+        assert proxy.execute_kw("sandbox", 2, "admin", "mrp.workorder", "button_start", [[wo]]) is True
+    else:
+        with pytest.raises(xmlrpc.client.Fault) as fault:
+            proxy.execute_kw("sandbox", 2, "admin", "mrp.workorder", "button_start", [[wo]])
+        assert (fault.value.faultCode, fault.value.faultString) == (
+            1, "Traceback (most recent call last):\n  ...\nTypeError: cannot marshal None unless allow_none is enabled\n")
+    assert read(client, "mrp.workorder", wo, "state")["state"] == "progress"   # committed either way
