@@ -41,61 +41,71 @@ fi
 echo "odoo peers: system packages and PostgreSQL $pg ready in $(( $(date +%s) - t0 ))s"
 mkdir -p "$CACHE"
 
+steps() {  # steps VERSION SOURCE DIR: run by its own `bash -e`, so any failing step stops the build
+    local ver="$1" source="$2" dir="$3" started db qc="" apikey="" extra=""
+    started=$(date +%s)
+    if [ -f "$source" ]; then mkdir "$dir/src" && tar -xJf "$source" -C "$dir/src" --strip-components=1
+    else ln -s "$source" "$dir/src"; fi
+    python3 -m venv "$dir/venv"
+    # Debian's pip, as Odoo's README has it: newer pips no longer apply PIP_CONSTRAINT to build environments
+    export PIP_CONSTRAINT="$PEERS/build-constraints.txt" PIP_BUILD_CONSTRAINT="$PEERS/build-constraints.txt"
+    "$dir/venv/bin/pip" install -q -r "$dir/src/requirements.txt"
+    echo "pip: $(( $(date +%s) - started ))s"
+    db="lb_tpl_${ver%%.*}_$(basename "$dir" | cut -d- -f2)"
+    dropdb --if-exists "$db"
+    (cd "$dir/src" && "$dir/venv/bin/python" odoo-bin -d "$db" --db_host= --addons-path=addons,odoo/addons \
+        --data-dir="$dir/data" -i mrp,stock,maintenance --without-demo=all --stop-after-init --log-level=warn)
+    echo "template $db: $(( $(date +%s) - started ))s"
+    if [ "$ver" = "17.0" ]; then
+        qc="${db}_qc"
+        # OCA's wheel requires a distribution named odoo: the tree itself (its dependencies are in already)
+        "$dir/venv/bin/pip" install -q --no-deps -e "$dir/src"
+        "$dir/venv/bin/pip" install -q "odoo-addon-quality_control_oca>=17.0,<17.1"
+        extra=$(cd / && "$dir/venv/bin/python" -c 'import odoo.addons; print(",".join(p for p in odoo.addons.__path__ if "site-packages" in p))')
+        [ -n "$extra" ]
+        dropdb --if-exists "$qc" && createdb -T "$db" "$qc"
+        if [ -d "$dir/data/filestore/$db" ]; then cp -a "$dir/data/filestore/$db" "$dir/data/filestore/$qc"; fi
+        (cd "$dir/src" && "$dir/venv/bin/python" odoo-bin -d "$qc" --db_host= --addons-path="addons,odoo/addons,$extra" \
+            --data-dir="$dir/data" -i quality_control_oca --without-demo=all --stop-after-init --log-level=warn)
+        [ "$(psql -tAc "select state from ir_module_module where name='quality_control_oca'" "$qc")" = installed ]
+        echo "template $qc: $(( $(date +%s) - started ))s"
+    fi
+    if [ "$ver" = "19.0" ]; then
+        apikey=$(cd "$dir/src" && echo "key = env['res.users.apikeys'].with_user(env.ref('base.user_admin'))._generate(None, 'linebridge tests', None); env.cr.commit(); print('APIKEY=' + key)" \
+            | "$dir/venv/bin/python" odoo-bin shell -d "$db" --db_host= --addons-path=addons,odoo/addons \
+                --data-dir="$dir/data" --log-level=warn | sed -n 's/^APIKEY=//p')
+        [ -n "$apikey" ]
+    fi
+    "$dir/venv/bin/python" - "$dir" "$ver" "$db" "$qc" "$apikey" "$extra" <<'EOF'
+import json, pathlib, sys
+d, ver, db, qc, key, extra = sys.argv[1:]
+d = pathlib.Path(d)
+json.dump({"version": ver, "src": str(d / "src"), "data_dir": str(d / "data"), "python": str(d / "venv/bin/python"),
+           "addons_path": "addons,odoo/addons", "template": db, "template_qc": qc or None,
+           "qc_addons_path": extra or None, "api_key": key or None, "login": "admin", "password": "admin"},
+          open(d / "peer.json.tmp", "w"), indent=1)
+(d / "peer.json.tmp").rename(d / "peer.json")
+EOF
+}
+
 build() {  # build VERSION SOURCE(tarball or tree)
-    local ver="$1" source="$2" key dir log started
+    local ver="$1" source="$2" key dir started
     started=$(date +%s)
     if [ -f "$source" ]; then key=$(sha256sum "$source" | cut -c1-16)
     else key=$(cat "$source/odoo/release.py" "$source/requirements.txt" | sha256sum | cut -c1-16); fi
     dir="$CACHE/$ver-$key"
     if [ -f "$dir/peer.json" ]; then echo "odoo $ver: cached in $dir"; return 0; fi
-    rm -rf "$dir" && mkdir -p "$dir" && log="$dir/build.log"
-    echo "odoo $ver: building in $dir (log: $log)"
-    {
-        if [ -f "$source" ]; then mkdir "$dir/src" && tar -xJf "$source" -C "$dir/src" --strip-components=1
-        else ln -s "$source" "$dir/src"; fi
-        python3 -m venv "$dir/venv"
-        "$dir/venv/bin/pip" install -q --upgrade pip wheel
-        PIP_CONSTRAINT="$PEERS/build-constraints.txt" "$dir/venv/bin/pip" install -q -r "$dir/src/requirements.txt"
-        echo "pip: $(( $(date +%s) - started ))s"
-        local db="lb_tpl_${ver%%.*}_$key"
-        dropdb --if-exists "$db"
-        (cd "$dir/src" && "$dir/venv/bin/python" odoo-bin -d "$db" --db_host= --addons-path=addons,odoo/addons \
-            --data-dir="$dir/data" -i mrp,stock,maintenance --without-demo=all --stop-after-init --log-level=warn)
-        local qc="" apikey=""
-        if [ "$ver" = "17.0" ]; then
-            qc="${db}_qc"
-            PIP_CONSTRAINT="$PEERS/build-constraints.txt" "$dir/venv/bin/pip" install -q -e "$dir/src"
-            "$dir/venv/bin/pip" install -q "odoo-addon-quality_control_oca>=17.0,<17.1"
-            dropdb --if-exists "$qc" && createdb -T "$db" "$qc"
-            mkdir -p "$dir/data/filestore" && cp -a "$dir/data/filestore/$db" "$dir/data/filestore/$qc"
-            local extra
-            extra=$("$dir/venv/bin/python" -c 'import odoo.addons, os; print(",".join(p for p in odoo.addons.__path__ if "site-packages" in p))')
-            (cd "$dir/src" && "$dir/venv/bin/python" odoo-bin -d "$qc" --db_host= \
-                --addons-path="addons,odoo/addons${extra:+,$extra}" --data-dir="$dir/data" -i quality_control_oca --without-demo=all \
-                --stop-after-init --log-level=warn)
-            echo "$extra" > "$dir/qc-addons-path"
-        fi
-        if [ "$ver" = "19.0" ]; then
-            apikey=$(cd "$dir/src" && echo "key = env['res.users.apikeys'].with_user(env.ref('base.user_admin'))._generate(None, 'linebridge tests', None); env.cr.commit(); print('APIKEY=' + key)" \
-                | "$dir/venv/bin/python" odoo-bin shell -d "$db" --db_host= --addons-path=addons,odoo/addons --data-dir="$dir/data" \
-                    --log-level=warn 2>/dev/null | sed -n 's/^APIKEY=//p')
-            [ -n "$apikey" ] || { echo "no API key from odoo-bin shell"; exit 1; }
-        fi
-        "$dir/venv/bin/python" - "$dir" "$ver" "$db" "$qc" "$apikey" <<'EOF'
-import json, pathlib, sys
-d, ver, db, qc, key = sys.argv[1:]
-d = pathlib.Path(d)
-qc_path = (d / "qc-addons-path").read_text().strip() if (d / "qc-addons-path").exists() else ""
-json.dump({"version": ver, "src": str(d / "src"), "data_dir": str(d / "data"), "python": str(d / "venv/bin/python"),
-           "addons_path": "addons,odoo/addons", "template": db, "template_qc": qc or None,
-           "qc_addons_path": qc_path or None, "api_key": key or None, "login": "admin", "password": "admin"},
-          open(d / "peer.json.tmp", "w"), indent=1)
-(d / "peer.json.tmp").rename(d / "peer.json")
-EOF
-    } >"$log" 2>&1 || { echo "odoo $ver: FAILED after $(( $(date +%s) - started ))s, tail of $log:"; tail -30 "$log"; return 1; }
-    echo "odoo $ver: built in $(( $(date +%s) - started ))s"
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "odoo $ver: building in $dir (log: $dir/build.log)"
+    if ! bash -euo pipefail -c 'steps "$@"' _ "$ver" "$source" "$dir" >"$dir/build.log" 2>&1; then
+        echo "odoo $ver: FAILED after $(( $(date +%s) - started ))s, tail of $dir/build.log:"
+        grep -v "^WARNING: Location" "$dir/build.log" | tail -30
+        return 1
+    fi
+    echo "odoo $ver: built in $(( $(date +%s) - started ))s ($(grep -E '^(pip|template)' "$dir/build.log" | tr '\n' ' '))"
 }
-export -f build
+
+export -f steps build
 export PEERS CACHE
 
 sources=()

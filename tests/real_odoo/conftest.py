@@ -33,13 +33,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         targets = [t for t in targets if t in full]
     if metafunc.definition.get_closest_marker("real_odoo_only"):
         targets = [t for t in targets if t != "sandbox"]
+    if metafunc.definition.get_closest_marker("real_odoo_quality"):  # OCA's quality_control_oca is built on 17.0
+        targets = [t for t in targets if t in ("17.0", "sandbox")]
     metafunc.parametrize("odoo_server", targets, indirect=True, scope="session")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, gone = [], []
     for item in items:
-        if "odoo_server" in getattr(item, "fixturenames", ()):
+        if "odoo_server" not in getattr(item, "fixturenames", ()):
+            keep.append(item)
+        elif "odoo_server" not in getattr(getattr(item, "callspec", None), "params", {}):
+            gone.append(item)  # no target of this scenario in this run: deselected, not skipped
+        else:
             item.add_marker(pytest.mark.real_odoo)
+            keep.append(item)
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

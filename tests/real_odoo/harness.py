@@ -114,7 +114,7 @@ class Rpc:
             err = reply["error"].get("data", {})
             raise RuntimeError(f"{method}{args[3:5] if service == 'object' else ''}: "
                                f"{err.get('name')}: {err.get('message')}")
-        return reply["result"]
+        return reply.get("result")  # Odoo leaves out a None result
 
     def __call__(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
         if self.uid is None:

@@ -4,7 +4,8 @@
 database with mrp, stock and maintenance installed and no demo data: the work
 center CNC-01 (its `code` is the plant's machine), a storable finished product
 PART-01 with a bill of materials (one operation on CNC-01, components Steel Bar
-1/part and Screw M4 4/part), component stock in WH/Stock through an inventory
+1/part and Screw M4 4/part, consumed with the order's quantity; Coolant,
+1/part, with manual consumption: only `consumption` events book it), component stock in WH/Stock through an inventory
 adjustment, a confirmed and planned manufacturing order with its work order,
 the maintenance equipment with serial number CNC-01, and (with OCA's
 quality_control_oca) a quality test. Odoo's standard loss reasons come with mrp.
@@ -20,6 +21,8 @@ from tests.real_odoo.harness import Rpc
 
 MACHINE = "CNC-01"
 COMPONENTS = (("Steel Bar", "STEEL-BAR", 1.0), ("Screw M4", "SCREW-M4", 4.0))
+#: booked by the gateway's `consumption` events (a hopper on a scale): Odoo consumes it only when told
+MANUAL = ("Coolant", "COOLANT", 1.0)
 QC_TEST = "Line check"
 QC_CHARACTERISTIC = "scrap"
 
@@ -64,12 +67,13 @@ def setup_plant(rpc: Rpc, major: int, *, order_qty: float = 100_000, quality: bo
     product = rpc("product.product", "create", {"name": "Demo Part", "default_code": "PART-01", **storable(major)})
     (tmpl,) = rpc("product.product", "read", [product], fields=["product_tmpl_id"])
     components = {}
-    for name, code, _ in COMPONENTS:
+    for name, code, _ in COMPONENTS + (MANUAL,):
         components[code] = rpc("product.product", "create", {"name": name, "default_code": code, **storable(major)})
         add_stock(rpc, components[code], location, 10 * order_qty * 4)
+    lines = [(0, 0, {"product_id": components[code], "product_qty": per}) for _, code, per in COMPONENTS]
+    lines.append((0, 0, {"product_id": components[MANUAL[1]], "product_qty": MANUAL[2], "manual_consumption": True}))
     bom = rpc("mrp.bom", "create", {
-        "product_tmpl_id": tmpl["product_tmpl_id"][0], "product_qty": 1.0,
-        "bom_line_ids": [(0, 0, {"product_id": components[code], "product_qty": per}) for _, code, per in COMPONENTS],
+        "product_tmpl_id": tmpl["product_tmpl_id"][0], "product_qty": 1.0, "bom_line_ids": lines,
         "operation_ids": [(0, 0, {"name": "Machining", "workcenter_id": wc, "time_cycle_manual": 1.0})]})
     mo, wos = make_order(rpc, product, bom, order_qty)
     equipment = rpc("maintenance.equipment", "create", {"name": MACHINE, "serial_no": MACHINE})
@@ -104,6 +108,15 @@ def sandbox_plant(rpc: Rpc) -> Plant:
     (location,) = rpc("stock.location", "search", [["complete_name", "=", "WH/Stock"]])
     components = {code: rpc("product.product", "search", [["default_code", "=", code]])[0]
                   for _, code, _ in COMPONENTS}
+    # the manual-consumption component, added to the demo order as a planner would add a line (the sandbox's
+    # stock.move has no manual_consumption field)
+    components[MANUAL[1]] = rpc("product.product", "create", {"name": MANUAL[0], "default_code": MANUAL[1],
+                                                               "type": "product"})
+    (mo,) = rpc("mrp.production", "read", [wos[0]["production_id"][0]], fields=["name", "product_qty"])
+    rpc("stock.move", "create", {"name": mo["name"], "product_id": components[MANUAL[1]],
+                                 "product_uom_qty": mo["product_qty"], "location_id": location,
+                                 "location_dest_id": rpc("stock.location", "search", [["usage", "=", "production"]])[0],
+                                 "raw_material_production_id": mo["id"], "state": "assigned"})
     return Plant(wc, product, 0, wos[0]["production_id"][0], tuple(w["id"] for w in wos), equipment, location,
                  components)
 

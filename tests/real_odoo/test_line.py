@@ -4,10 +4,9 @@ The gateway runs as its own process with the demo configuration and extra
 rules on the plant's tags, so that one run makes every event kind: parts
 (production), scrap, alarms (maintenance requests, downtimes), the running
 bit's rises (`workorder_start`), the scrap counter as a measured
-characteristic (`quality_result`, limits 0..5), the alarm word as a hopper's
-weight (each cleared alarm "consumes" its code in Steel Bar: `consumption`),
-and the running bit staying 0 for 6 s after the plant stops
-(`workorder_finish`). The gateway is killed with SIGKILL once while parts are
+characteristic (`quality_result`, limits 0..5) and the alarm word as a
+hopper's weight (each cleared alarm "consumes" its code in Coolant, a
+manual-consumption component: `consumption`). The gateway is killed with SIGKILL once while parts are
 made and started again. Odoo's records are then compared with the plant's
 ground truth. Every finding is collected before the test fails, so one report
 names all that is wrong on a version.
@@ -28,14 +27,6 @@ type = "machine_state"
 device = "cnc01"
 tag = "running"
 
-[rules.cnc01_done]
-type = "machine_state"
-device = "cnc01"
-tag = "running"
-on = 0
-debounce = 6.0
-emit = "finish"
-
 [rules.cnc01_quality]
 type = "threshold"
 device = "cnc01"
@@ -52,7 +43,7 @@ type = "weight"
 device = "cnc01"
 tag = "alarm"
 mode = "consumption"
-material = "STEEL-BAR"
+material = "COOLANT"
 unit = "Units"
 """
 
@@ -90,8 +81,6 @@ def test_every_event_kind_lands_once_across_a_kill_9(odoo: OdooDb, line_factory)
     line.start_gateway()
     truth = line.final_truth(60)
     line.drained(120)
-    time.sleep(8)  # the finish rule's 6 s of stillness, then its delivery
-    line.drained(60)
 
     if qty() != truth["parts"]:
         problems.append(f"qty_producing {qty()} != the plant's {truth['parts']} parts")
@@ -121,17 +110,17 @@ def test_every_event_kind_lands_once_across_a_kill_9(odoo: OdooDb, line_factory)
     _unique_external_ids(rpc, "maintenance.request", [r["id"] for r in requests], problems)
 
     moves = rpc("stock.move", "search_read", [["raw_material_production_id", "=", plant.production],
-                                              ["product_id", "=", plant.components["STEEL-BAR"]]],
+                                              ["product_id", "=", plant.components["COOLANT"]]],
                 fields=["quantity_done" if odoo.major == 16 else "quantity"])
     consumed = sum(m.get("quantity_done", m.get("quantity", 0)) for m in moves)
     if not 101 * truth["alarms"] <= consumed <= 105 * truth["alarms"]:
-        problems.append(f"Steel Bar consumed {consumed}, not the codes of the plant's {truth['alarms']} alarms")
+        problems.append(f"Coolant consumed {consumed}, not the codes of the plant's {truth['alarms']} alarms")
 
     wos = rpc("mrp.workorder", "read", list(plant.workorders), fields=["state", "date_start"])
+    if any(w["state"] == "done" for w in wos):
+        problems.append(f"a work order was finished, but nothing asked for it: {wos}")
     if not any(w["date_start"] for w in wos):
         problems.append(f"no work order was started: {wos}")
-    if not any(w["state"] == "done" for w in wos):
-        problems.append(f"the work order was not finished after the plant stopped: {wos}")
 
     notes = rpc("mail.message", "search_count", [["model", "=", "mrp.production"], ["res_id", "=", plant.production],
                                                  ["body", "ilike", "Linebridge event"]])
@@ -142,5 +131,51 @@ def test_every_event_kind_lands_once_across_a_kill_9(odoo: OdooDb, line_factory)
     if dead:
         problems.append(f"{len(dead)} dead letters: "
                         + "; ".join(str(d.get('error', d))[:200] for d in dead[:5]))
+    assert line.stop_gateway() == 0
+    assert not problems, f"Odoo {odoo.version}:\n- " + "\n- ".join(problems)
+
+
+FINISH_RULES = """
+[rules.cnc01_running]
+type = "machine_state"
+device = "cnc01"
+tag = "running"
+
+[rules.cnc01_done]
+type = "machine_state"
+device = "cnc01"
+tag = "running"
+on = 0
+debounce = 8.0
+emit = "finish"
+"""
+
+
+@pytest.mark.real_odoo_smoke
+def test_the_work_order_starts_with_the_machine_and_finishes_after_its_counts(odoo: OdooDb, line_factory) -> None:
+    """`workorder_start` on the running bit's rise, `workorder_finish` once it has been 0 for 8 s (the plant
+    stopped: its alarms last at most 4 s): the order is done with the plant's parts on it."""
+    plant = prepare(odoo)
+    rpc = odoo.rpc()
+    line = line_factory(odoo, extra=FINISH_RULES)
+    line.start_plant(duration=10, seed=13)
+    line.start_gateway()
+    truth = line.final_truth(60)
+
+    def finished():
+        return [w for w in rpc("mrp.workorder", "read", list(plant.workorders), fields=["state", "qty_producing",
+                                                                                       "qty_produced"])
+                if w["state"] == "done"]
+
+    done = wait_for(finished, 60, f"the work order to be finished (log: {line.log()[-1500:]})")
+    line.drained(60)
+    problems = []
+    counted = done[0]["qty_produced"] or done[0]["qty_producing"]
+    if counted != truth["parts"]:
+        problems.append(f"the finished work order has {done[0]}, the plant made {truth['parts']}")
+    logs = rpc("mrp.workcenter.productivity", "search_read", [["workcenter_id", "=", plant.workcenter]],
+               fields=["date_end", "loss_type"])
+    if any(not r["date_end"] for r in logs):
+        problems.append(f"time logs left open after the finish: {logs}")
     assert line.stop_gateway() == 0
     assert not problems, f"Odoo {odoo.version}:\n- " + "\n- ".join(problems)
