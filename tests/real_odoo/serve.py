@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         db = server.new_db(quality=args.quality)
         prepare(db, order_qty=args.qty, quality=args.quality)
         print(json.dumps({**db.sink_config(), "log": str(server.log_path)}), flush=True)
-        done.wait()
+        while not done.wait(1.0):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
