@@ -225,3 +225,27 @@ def test_start_over_xmlrpc_from_18_runs_and_then_cannot_marshal_its_none(odoo: t
         assert (fault.value.faultCode, fault.value.faultString) == (
             1, "Traceback (most recent call last):\n  ...\nTypeError: cannot marshal None unless allow_none is enabled\n")
     assert read(client, "mrp.workorder", wo, "state")["state"] == "progress"   # committed either way
+
+
+def test_a_manual_consumption_component_is_not_picked_by_the_work_order_quantity(
+        odoo: tuple[int, httpx.Client]) -> None:
+    major, client = odoo
+    coolant = ok(client, "product.product", "create", [{"name": "Coolant", "default_code": "COOLANT"}])
+    stock, production = (ok(client, "stock.location", "search", [[["complete_name", "=", name]]])[0]
+                         for name in ("WH/Stock", "Virtual Locations/Production"))
+    manual = ok(client, "stock.move", "create", [{
+        "name": "WH/MO/00001", "product_id": coolant, "product_uom_qty": 1000000 * 0.5, "location_id": stock,
+        "location_dest_id": production, "raw_material_production_id": 1, "state": "assigned",
+        "manual_consumption": True}])
+    ok(client, "mrp.workorder", "write", [[1], {"qty_producing": 10}])
+    done = "quantity_done" if major == 16 else "quantity"
+    fields = [done] + ([] if major == 16 else ["picked"])
+    steel, coolant_move = ok(client, "stock.move", "read", [[1, manual]], {"fields": fields})
+    assert steel[done] == 10.0 and steel.get("picked", True) is True
+    # 16 leaves a manual component alone; 17+ set its quantity but do not pick it
+    assert coolant_move[done] == (0.0 if major == 16 else 5.0) and coolant_move.get("picked", False) is False
+    wizard = ok(client, "mrp.production", "button_mark_done", [[1]], {"context": {"skip_backorder": True}})
+    assert wizard["res_model"] == "mrp.consumption.warning"   # the coolant is not consumed yet
+    lines = [line[2] for line in wizard["context"]["default_mrp_consumption_warning_line_ids"]]
+    assert [(line["product_id"], line["product_consumed_qty_uom"], line["product_expected_qty_uom"])
+            for line in lines] == [(coolant, 0.0, 5.0)]

@@ -103,12 +103,25 @@ class MrpProduction(MailThread, BaseModel):
         self.ensure_one()
         self._set_qty_producing()
 
-    def _set_qty_producing(self) -> None:
-        """Components follow the quantity being produced and are marked picked (no BoM: moves as given)."""
-        qty, total = self._get("qty_producing"), self._get("product_qty") or 1.0
+    def _set_qty_producing(self, pick_manual_consumption_moves: bool = True) -> None:
+        """Odoo's _set_qty_producing: each component's quantity follows what is being produced
+        ((qty_producing - qty_produced) x unit factor).  A manual-consumption component is left alone in
+        16, keeps a quantity already picked in 17+, and is picked only when asked (18+: not from a work
+        order's qty_producing); the others are picked (no BoM: the moves as given)."""
+        major = self.env.major
+        todo = self._get("qty_producing") - self._get("qty_produced")
         for move in self.env["stock.move"].sudo().browse(self._get("move_raw_ids")):
-            if move._get("state") not in ("done", "cancel"):
-                consume(move, move._get("product_uom_qty") * qty / total)
+            manual = move._get("manual_consumption")
+            if move._get("state") in ("done", "cancel") or not move._get("product_uom_qty"):
+                continue
+            if (major <= 16 and manual) or (major >= 17 and manual and move._get("picked")):
+                continue
+            qty = round(todo * move._get("unit_factor"), 2)
+            if major <= 16:
+                move.write({"quantity_done": qty})
+                continue
+            pick = not manual if major == 17 else bool((not manual or pick_manual_consumption_moves) and qty)
+            move.write({"quantity": qty, **({"picked": True} if pick else {})})
 
     def button_mark_done(self) -> Any:
         ctx = self.env.context
@@ -262,7 +275,7 @@ class MrpWorkorder(BaseModel):
         mo = self.env["mrp.production"].browse(self._get("production_id"))
         if value != 0 and mo._get("qty_producing") != value:
             mo.write({"qty_producing": value})
-            mo._set_qty_producing()
+            mo._set_qty_producing(self.env.major < 18)  # 18+: _set_qty_producing(False)
 
     def _compute_qty_remaining(self) -> float:
         return max(self._get("qty_production") - self._get("qty_produced"), 0.0)

@@ -102,6 +102,7 @@ class StockMove(BaseModel):
     location_id = Many2one("stock.location", "Source Location", required=True)
     location_dest_id = Many2one("stock.location", "Destination Location", required=True)
     scrap_id = Many2one("stock.scrap", "Scrap operation")
+    manual_consumption = Boolean("Manual Consumption")
     scrapped = Boolean("Scrapped")  # Odoo: related location_dest_id.scrap_location, stored
     raw_material_production_id = Many2one("mrp.production", "Production Order for components")
     workorder_id = Many2one("mrp.workorder", "Work Order To Consume")
