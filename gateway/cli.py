@@ -58,9 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=5020)
     sp.add_argument("--duration", type=float, default=None,
                     help="stop making parts after S seconds, serve the final values --linger more, then exit")
-    sp.add_argument("--linger", type=float, default=10.0, metavar="S",
+    sp.add_argument("--linger", type=float, default=30.0, metavar="S",
                     help="with --duration: seconds to keep serving the final values before exiting "
-                         "(default 10; 'inf' serves until Ctrl-C)")
+                         "(default 30; 'inf' serves until Ctrl-C)")
     sp.add_argument("--ground-truth", type=Path, default=None)
     sp.add_argument("--seed", type=int, default=None)
     so = ss.add_parser("odoo", help="an Odoo 17 compatible JSON-RPC server")
