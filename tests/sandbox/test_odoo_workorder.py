@@ -222,8 +222,9 @@ def test_start_over_xmlrpc_from_18_runs_and_then_cannot_marshal_its_none(odoo: t
     else:
         with pytest.raises(xmlrpc.client.Fault) as fault:
             proxy.execute_kw("sandbox", 2, "admin", "mrp.workorder", "button_start", [[wo]])
-        assert (fault.value.faultCode, fault.value.faultString) == (
-            1, "Traceback (most recent call last):\n  ...\nTypeError: cannot marshal None unless allow_none is enabled\n")
+        assert (fault.value.faultCode, fault.value.faultString) == (1, "Traceback (most recent call last):\n  ...\n"
+                                                                       "TypeError: cannot marshal None unless "
+                                                                       "allow_none is enabled\n")
     assert read(client, "mrp.workorder", wo, "state")["state"] == "progress"   # committed either way
 
 
