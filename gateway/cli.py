@@ -56,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     sp = ss.add_parser("plant", help="a simulated plant serving Modbus TCP")
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=5020)
-    sp.add_argument("--duration", type=float, default=None)
+    sp.add_argument("--duration", type=float, default=None,
+                    help="stop making parts after S seconds, serve the final values --linger more, then exit")
+    sp.add_argument("--linger", type=float, default=30.0, metavar="S",
+                    help="with --duration: seconds to keep serving the final values before exiting "
+                         "(default 30; 'inf' serves until Ctrl-C)")
     sp.add_argument("--ground-truth", type=Path, default=None)
     sp.add_argument("--seed", type=int, default=None)
     so = ss.add_parser("odoo", help="an Odoo 17 compatible JSON-RPC server")
@@ -217,9 +221,18 @@ def sandbox_plant(args: argparse.Namespace) -> int:
 
     async def _main() -> None:
         ready = asyncio.Event()
+        linger = None if args.duration is None or args.linger == float("inf") else max(args.linger, 0.0)
+
+        def final(truth: dict) -> None:
+            machine = truth["machines"]["CNC-01"]
+            then = f"exiting in {linger:g} s" if linger is not None else "serving them until stopped (Ctrl-C)"
+            print(f"plant: final: {machine['parts']} good parts, {machine['scrap']} scrap, {machine['alarms']} "
+                  f"alarm(s){' (ground truth written)' if args.ground_truth else ''}; counters frozen, {then}",
+                  flush=True)
+
         runner = asyncio.create_task(run_plant(host=args.host, port=args.port, duration=args.duration,
                                                ground_truth=args.ground_truth, seed=args.seed,
-                                               ready=ready))
+                                               ready=ready, linger=linger, on_final=final))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # cancelling the plant makes it write its ground truth a last time and return

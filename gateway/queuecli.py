@@ -124,32 +124,30 @@ def _stats(store: Store, as_json: bool) -> int:
 def _held(store: Store, sink: str, as_json: bool) -> int:
     held = store.held(sink)
     now = store.clock()
+    if as_json:  # one JSON document (an array), as `dlq list --json`
+        print(json.dumps([{"sink": sink, "seq": h.stored.seq, "lane": h.lane, "since": h.since,
+                           "reason": h.reason, "event": h.stored.event} for h in held], sort_keys=True))
+        return 0
     for h in held:
         ev = h.stored.event
-        if as_json:
-            print(json.dumps({"sink": sink, "seq": h.stored.seq, "lane": h.lane, "since": h.since,
-                              "reason": h.reason, "event": ev}, sort_keys=True))
-        else:
-            print(f"{sink} seq={h.stored.seq} event_id={ev['id']} kind={ev['kind']} lane={h.lane} "
-                  f"held_for={now - h.since:.0f}s reason={h.reason!r}")
-    if not as_json:
-        print(f"{len(held)} held event(s) of sink {sink!r}")
+        print(f"{sink} seq={h.stored.seq} event_id={ev['id']} kind={ev['kind']} lane={h.lane} "
+              f"held_for={now - h.since:.0f}s reason={h.reason!r}")
+    print(f"{len(held)} held event(s) of sink {sink!r}")
     return 0
 
 
 def _dlq(store: Store, args: argparse.Namespace) -> int:
     if args.dlq_cmd == "list":
         letters = store.dead_letters(args.sink, args.kind)
+        if args.json:  # one JSON document: an array of dead letters, [] when there are none
+            print(json.dumps(letters, sort_keys=True))
+            return 0
         for letter in letters:
-            if args.json:
-                print(json.dumps(letter, sort_keys=True))
-            else:
-                ev = letter["event"]
-                state = " (replay pending)" if letter.get("replayed") else ""
-                print(f"{letter['sink']} seq={letter['seq']} event_id={ev['id']} kind={ev['kind']} "
-                      f"attempts={letter['attempts']}{state} error={letter['error']!r}")
-        if not args.json:
-            print(f"{len(letters)} dead letter(s)")
+            ev = letter["event"]
+            state = " (replay pending)" if letter.get("replayed") else ""
+            print(f"{letter['sink']} seq={letter['seq']} event_id={ev['id']} kind={ev['kind']} "
+                  f"attempts={letter['attempts']}{state} error={letter['error']!r}")
+        print(f"{len(letters)} dead letter(s)")
         return 0
     if args.dlq_cmd == "show":
         for letter in store.dead_letters(args.sink):

@@ -24,7 +24,9 @@ come now and then (mean every ~8 s) and last 2..4 s, during which running is 0
 and nothing is made. After `duration` seconds no new part or alarm starts; an
 alarm in progress is finished, the running bit drops to 0, and from then on
 the values never change again (`final` becomes true) while the server keeps
-serving them until the plant is cancelled.
+serving them: until the plant is cancelled, or for `linger` seconds after the
+final ground truth was written when `linger` is given (then it returns by
+itself; `linebridge sandbox plant --duration` does this and exits).
 
 Ground truth (JSON, replaced atomically at least every second and at exit):
 
@@ -189,10 +191,13 @@ async def run_plant(host: str = "127.0.0.1", port: int = 5020, duration: float |
                     ground_truth: Path | None = None, seed: int | None = None,
                     ready: asyncio.Event | None = None, *,
                     plant: Plant | None = None,
-                    clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """Serve the simulated plant on `host:port` until cancelled.
+                    clock: Callable[[], float] = time.monotonic,
+                    linger: float | None = None,
+                    on_final: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Serve the simulated plant on `host:port` until cancelled, or `linger` seconds after it became final.
 
-    `ready` is set once the server listens and the first ground truth is written.
+    `ready` is set once the server listens and the first ground truth is written;
+    `on_final` is called with the final ground truth once it is written.
     Cancelling the task is how the plant is stopped: it then writes the ground
     truth a last time, closes the server and returns the ground truth (it does
     not re-raise the cancellation). Raises RuntimeError if it cannot listen.
@@ -228,7 +233,12 @@ async def run_plant(host: str = "127.0.0.1", port: int = 5020, duration: float |
             if plant.final or clock() - last_save >= _TRUTH_EVERY:
                 save()
                 last_save = clock()
-        await asyncio.Event().wait()  # keep serving the final values until cancelled
+        if on_final is not None:
+            on_final(published)
+        if linger is None:
+            await asyncio.Event().wait()  # keep serving the final values until cancelled
+        else:
+            await asyncio.sleep(linger)  # let a gateway read the final values, then stop
     except asyncio.CancelledError:
         pass  # cancellation is how a plant is stopped; the caller gets the ground truth
     finally:

@@ -107,6 +107,31 @@ def test_serialization_failure_on_every_wire_rolls_back(odoo: OdooSandbox, clien
     assert name_of_wc(client) == "CNC-01 Machining"
 
 
+@pytest.mark.parametrize("kind, name, message", [
+    ("pool_error", "psycopg2.pool.PoolError", "The Connection Pool Is Full"),
+    ("connection_closed", "psycopg2.InterfaceError", "connection already closed"),
+    ("cursor_closed", "psycopg2.InterfaceError", "Cursor already closed"),
+])
+def test_a_restarting_odoo_answers_server_errors_on_every_wire_and_commits_nothing(
+        odoo: OdooSandbox, client: httpx.Client, kind: str, name: str, message: str) -> None:
+    faults(client, **{kind: True, "count": 3})
+    error = jsonrpc(client, "mrp.workcenter", "write", [[1], {"name": "A"}])["error"]
+    assert (error["code"], error["message"]) == (200, "Odoo Server Error")
+    assert error["data"] == {"name": name, "debug": f"Traceback (most recent call last):\n  ...\n{name}: {message}\n",
+                             "message": message, "arguments": [message], "context": {}}
+    proxy = xmlrpc.client.ServerProxy(odoo.url + "/xmlrpc/2/object")
+    with pytest.raises(xmlrpc.client.Fault) as fault:
+        proxy.execute_kw("sandbox", 2, "admin", "mrp.workcenter", "write", [[1], {"name": "B"}])
+    assert (fault.value.faultCode, fault.value.faultString) == (
+        1, f"Traceback (most recent call last):\n  ...\n{name}: {message}\n")
+    resp = client.post("/json/2/mrp.workcenter/write", json={"ids": [1], "vals": {"name": "C"}},
+                       headers={"Authorization": "bearer admin"})
+    assert resp.status_code == 500
+    assert resp.json() == {"name": name, "message": message, "arguments": [message], "context": {},
+                           "debug": f"Traceback (most recent call last):\n  ...\n{name}: {message}\n"}
+    assert name_of_wc(client) == "CNC-01 Machining"
+
+
 def test_serialization_failure_through_the_python_api(odoo: OdooSandbox, client: httpx.Client) -> None:
     odoo.set_faults(serialization_failure=True, count=1)
     assert jsonrpc(client, "mrp.workcenter", "write", [[1], {"name": "A"}])["error"]["data"]["name"] == \

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,3 +126,17 @@ def test_cancelling_a_running_plant_writes_the_ground_truth(tmp_path: Path):
     returned = asyncio.run(scenario())
     assert returned["final"] is False
     assert json.loads(truth_file.read_text()) == returned
+
+
+def test_sandbox_plant_with_a_duration_says_when_it_is_final_and_exits(tmp_path: Path):
+    truth_file = tmp_path / "truth.json"
+    # before, it served on until killed: the timeout fired
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "sandbox", "plant", "--port", str(free_port()),
+                          "--duration", "1", "--linger", "0.5", "--seed", "3", "--ground-truth", str(truth_file)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    truth = json.loads(truth_file.read_text())
+    machine = truth["machines"][MACHINE]
+    assert truth["final"] is True
+    assert (f"plant: final: {machine['parts']} good parts, {machine['scrap']} scrap, {machine['alarms']} alarm(s) "
+            "(ground truth written); counters frozen, exiting in 0.5 s") in out.stdout

@@ -42,6 +42,10 @@ def test_dead_letters_list_show_replay_and_discard(tmp_path):
     listed = _run("queue", "dlq", "list", "--state-dir", str(tmp_path))
     assert "odoo seq=2 event_id=evt_1 kind=scrap attempts=1" in listed.stdout
     assert "error='ValidationError: no location'" in listed.stdout
+    letters = json.loads(_run("queue", "dlq", "list", "--json", "--state-dir", str(tmp_path)).stdout)
+    assert [(d["seq"], d["event"]["id"], d["error"]) for d in letters] == [(2, "evt_1", "ValidationError: no location")]
+    assert json.loads(_run("queue", "dlq", "list", "--json", "--kind", "production", "--state-dir",
+                           str(tmp_path)).stdout) == []
     shown = json.loads(_run("queue", "dlq", "show", "odoo", "2", "--state-dir", str(tmp_path)).stdout)
     assert shown["event"]["id"] == "evt_1"
     assert _run("queue", "dlq", "replay", "odoo", "--kind", "scrap", "--by", "anna",
@@ -65,8 +69,7 @@ def test_queue_held_lists_what_waits_in_which_lane_and_why(tmp_path):
     line, total = out.stdout.splitlines()
     assert line.startswith("odoo seq=4 event_id=evt_3 kind=scrap lane=CNC-02 held_for=3") and "open work order" in line
     assert total == "1 held event(s) of sink 'odoo'"
-    (row,) = [json.loads(x) for x in _run("queue", "held", "odoo", "--json", "--state-dir", str(tmp_path))
-              .stdout.splitlines()]
+    (row,) = json.loads(_run("queue", "held", "odoo", "--json", "--state-dir", str(tmp_path)).stdout)
     assert row["lane"] == "CNC-02" and row["event"]["id"] == "evt_3"
     stats = json.loads(_run("queue", "stats", "--json", "--state-dir", str(tmp_path)).stdout)
     assert stats["sinks"]["odoo"]["held"] == 1

@@ -3,20 +3,23 @@
 One product (Demo Part, PART-01, storable, 1000 on hand in WH/Stock), the work
 center CNC-01 on the standard 40 hours/week calendar, Odoo's seven standard loss
 reasons (ids 1-7), manufacturing order WH/MO/00001 in progress for 1000000
-parts with one work order in progress on CNC-01, the maintenance equipment
+parts (consumption 'warning', a BoM's default) with one work order in
+progress on CNC-01, the maintenance equipment
 CNC-01 and the four default maintenance stages; users OdooBot (1) and
 Mitchell Admin (2, login admin, all groups).  Then, appended so the ids above
 stay put: the restricted user ``viewer`` (3, password viewer, Internal User
 only), the chatter subtypes mail.mt_comment and mail.mt_note, and two
 components of WH/MO/00001 (stock.move 1 and 2, WH/Stock to Production):
 Steel Bar (STEEL-BAR, 1 per part) and Screw M4 (SCREW-M4, 4 per part), both
-storable with twice the MO's need on hand.
+storable with twice the MO's need on hand; Odoo's standard units of measure
+(uom.product_uom_unit 'Units' is every product's unit).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from .models.groups import ALL
+from .models.uom import seed_uoms
 from .orm import Environment
 from .versions import DEFAULT, OdooVersion
 
@@ -61,7 +64,7 @@ def seed(env: Environment, version: OdooVersion = DEFAULT) -> None:
         make("mrp.workcenter.productivity.loss", {"name": name, "loss_type": loss_type, "sequence": seq,
                                                   "manual": manual})
     mo = make("mrp.production", {"product_id": part, "product_qty": 1000000, "qty_producing": 0,
-                                 "state": "progress"})
+                                 "state": "progress", "consumption": "warning"})  # a BoM's default
     make("mrp.workorder", {"name": "Machining", "production_id": mo, "workcenter_id": wc, "state": "progress",
                            "date_start": env.now().strftime("%Y-%m-%d %H:%M:%S")})
     make("maintenance.equipment", {"name": "CNC-01", "serial_no": "CNC-01", "workcenter_id": wc})
@@ -80,6 +83,8 @@ def _seed_additions(env: Environment, version: OdooVersion, storable: dict[str, 
         subtype = env["mail.message.subtype"].create({"name": name, "internal": internal})
         data.create({"module": "mail", "name": xmlid, "model": "mail.message.subtype", "res_id": subtype.id,
                      "noupdate": True})
+    seed_uoms(env)  # Units is the first unit: the components below take it by default
+    env["product.product"].search([]).write({"uom_id": min(env["uom.uom"]._table)})
     production_order = env["mrp.production"].browse(mo)
     demand = production_order._get("product_qty")
     for name, code, per_part in COMPONENTS:

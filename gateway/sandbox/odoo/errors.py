@@ -7,8 +7,9 @@ the JSON-RPC ``error`` member, the ``/xmlrpc/2/`` fault with integer codes,
 the legacy ``/xmlrpc/`` fault with string codes and, for Odoo 19's JSON-2 API,
 the HTTP status (``http_status`` of odoo/exceptions.py, 500 for anything else)
 with ``serialize_exception``'s body.  Also the psycopg2 errors Odoo lets
-through: an unknown database and a serialization failure that survived
-Odoo's five tries (service/model.py ``retrying``).  Tracebacks are shortened to
+through: an unknown database, a serialization failure that survived
+Odoo's five tries (service/model.py ``retrying``), and what a restarting Odoo
+answers (``psycopg2.pool.PoolError``, ``psycopg2.InterfaceError``).  Tracebacks are shortened to
 their final exception line, exactly as the reference captures were; no
 sandbox internals leak into replies.  It does not decide *when* to raise.
 """
@@ -86,6 +87,25 @@ class SerializationFailure(OperationalError):
 
 
 SerializationFailure.__module__ = "psycopg2.errors"
+
+
+class PoolError(Exception):
+    """psycopg2.pool.PoolError: Odoo's connection pool refuses a cursor (sql_db.py ConnectionPool.borrow),
+    as while Odoo restarts or under load.  Not an OperationalError: Odoo does not retry it."""
+
+    def __init__(self, message: str = "The Connection Pool Is Full") -> None:
+        super().__init__(message)
+
+
+PoolError.__module__ = "psycopg2.pool"
+
+
+class InterfaceError(Exception):
+    """psycopg2.InterfaceError: the connection or cursor was closed under the request (Odoo stopping:
+    psycopg2's "connection already closed", sql_db.py's "Cursor already closed")."""
+
+
+InterfaceError.__module__ = "psycopg2"
 
 
 def unique_violation(constraint: str, columns: str, values: str) -> ValidationError:

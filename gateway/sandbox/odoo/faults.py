@@ -1,7 +1,7 @@
 """Faults injected into the sandbox at run time, for tests and rehearsals.
 
 Owns the fault switchboard: which faults are on, for how many more requests,
-and the reverse proxy's error page.  Five kinds, freely combined:
+and the reverse proxy's error page.  Eight kinds, freely combined:
 
 - ``latency`` (seconds): the reply is held back that long;
 - ``http_status`` (400-599, typically 502/503/504): an HTML error page with that
@@ -11,6 +11,12 @@ and the reverse proxy's error page.  Five kinds, freely combined:
   when PostgreSQL's serialization failure survives its five tries: rolled back,
   ``psycopg2.errors.SerializationFailure`` "could not serialize access due to
   concurrent update";
+- ``pool_error``: model calls fail before running, as when Odoo restarts and its
+  connection pool refuses a cursor: ``psycopg2.pool.PoolError`` "The Connection
+  Pool Is Full";
+- ``connection_closed`` / ``cursor_closed``: model calls run but are rolled back
+  with ``psycopg2.InterfaceError`` "connection already closed" / "Cursor already
+  closed", as when Odoo stops mid-request (its pool closes every connection);
 - ``bad_key``: every credential is refused (authenticate answers false,
   execute_kw AccessDenied, JSON-2 401) as after a revoked API key.
 
@@ -25,7 +31,8 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-_KINDS = {"latency", "http_status", "drop_connection", "serialization_failure", "bad_key"}
+_FLAGS = ("drop_connection", "serialization_failure", "pool_error", "connection_closed", "cursor_closed", "bad_key")
+_KINDS = {"latency", "http_status", *_FLAGS}
 
 _REASONS = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out",
             500: "Internal Server Error", 429: "Too Many Requests"}
@@ -39,11 +46,13 @@ class FaultSet:
     http_status: int | None = None
     drop_connection: bool = False
     serialization_failure: bool = False
+    pool_error: bool = False
+    connection_closed: bool = False
+    cursor_closed: bool = False
     bad_key: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.latency or self.http_status or self.drop_connection or self.serialization_failure
-                    or self.bad_key)
+        return bool(self.latency or self.http_status or any(getattr(self, flag) for flag in _FLAGS))
 
 
 def parse(settings: dict[str, Any]) -> tuple[FaultSet, int | None]:
@@ -58,16 +67,14 @@ def parse(settings: dict[str, Any]) -> tuple[FaultSet, int | None]:
     status = settings.get("http_status")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599):
         raise ValueError("http_status: an HTTP error status between 400 and 599")
-    for flag in ("drop_connection", "serialization_failure", "bad_key"):
+    for flag in _FLAGS:
         if not isinstance(settings.get(flag, False), bool):
             raise ValueError(f"{flag}: true or false")
     count = settings.get("count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise ValueError("count: a positive number of requests (omit it for 'until cleared')")
     faults = FaultSet(latency=float(latency), http_status=status,
-                      drop_connection=settings.get("drop_connection", False),
-                      serialization_failure=settings.get("serialization_failure", False),
-                      bad_key=settings.get("bad_key", False))
+                      **{flag: settings.get(flag, False) for flag in _FLAGS})
     return faults, count
 
 

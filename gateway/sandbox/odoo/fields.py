@@ -226,14 +226,21 @@ class _X2many(Field):
 class One2many(_X2many):
     type = "one2many"
 
-    def __init__(self, comodel_name: str, inverse_name: str, string: str | None = None, **kw: Any) -> None:
+    def __init__(self, comodel_name: str, inverse_name: str, string: str | None = None,
+                 domain: list[tuple[str, str, Any]] | None = None, **kw: Any) -> None:
         super().__init__(string, store=False, **kw)
         self.comodel_name = comodel_name
         self.inverse_name = inverse_name
+        self.domain = list(domain or [])  # ('field', '=', value) terms only
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """Whether a comodel row passes the field's domain (stored values, '=' only)."""
+        return all(bool(row.get(name)) == bool(value) if isinstance(value, bool) else row.get(name) == value
+                   for name, _op, value in self.domain)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "relation": self.comodel_name, "relation_field": self.inverse_name,
-                "store": True, "sortable": False, "domain": [], "context": {}}
+                "store": True, "sortable": False, "domain": [list(t) for t in self.domain], "context": {}}
 
 
 class Many2many(_X2many):

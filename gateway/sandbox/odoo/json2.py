@@ -5,7 +5,7 @@ Odoo 19, in their order: the route (anything else under /json/2 is a 404 "Did
 you mean POST /json/2/<model>/<method>?"), the ``X-Odoo-Database`` header, the
 bearer key (401 "Invalid apikey", or 401 "User not authenticated ..." without
 one), the JSON object body (400), the model (404 "the model 'x' does not
-exist"), the public method (403 for a private one, 404 "The method 'm.x' does
+exist"), the public method (403 for a private one such as ``check_access``, 404 "The method 'm.x' does
 not exist"), ids on a model-level method (422), the method's signature bound to
 the named arguments (422 with Python's TypeError text), then the call in one
 transaction; a recordset result becomes its ids.  Errors answer
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import TRACEBACK_HEAD, AccessError, json2_error, json2_status
-from .orm import BaseModel, Environment
+from .orm import BaseModel, Environment, rpc_method
 from .service import OdooService
 
 ROUTE = re.compile(r"^/json/2/([^/]+)/([^/]+)$")
@@ -141,4 +141,4 @@ class Json2:
         func = getattr(type(model), name, None)
         if not callable(func) or isinstance(inspect.getattr_static(type(model), name, None), property):
             raise _not_found(f"The method '{model._name}.{name}' does not exist")
-        return func
+        return rpc_method(model, name)  # @api.private methods (check_access) are refused

@@ -3,7 +3,8 @@
 Owns the column paths ('id', 'field', 'field/id', 'field/.id'), the string
 converters of ir.fields.converter with their messages (selection by key or
 label, case-insensitive; many2one by name, external id or database id), the
-external-id upsert through ir.model.data, and the result format: ``ids`` false
+external-id upsert through ir.model.data, datetimes read in the context's or
+the user's time zone (``_input_tz``) and stored in UTC, and the result format: ``ids`` false
 and one message per problem (0-based ``record``, ``rows``) when any row fails,
 in which case nothing of the batch is kept.  One2many sub-rows are not
 supported (a NotImplementedError says so).
@@ -11,7 +12,9 @@ supported (a NotImplementedError says so).
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import UserError, ValidationError
 from .fields import DATE_FORMAT, Many2many, Many2one, One2many, datetime_to_string, to_date, to_datetime
@@ -53,6 +56,30 @@ def xmlid_to_res_id(env: Any, xmlid: str, model: str | None = None) -> int | Non
     return None
 
 
+def _zone(name: Any) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _input_tz(model: "BaseModel") -> ZoneInfo | None:
+    """ir.fields.converter._input_tz: the context's ``tz``, else the user's, else UTC (None); unknown names
+    are skipped."""
+    user = model.env.db.tables.get("res.users", {}).get(model.env.uid) or {}
+    return _zone(model.env.context.get("tz")) or _zone(user.get("tz"))
+
+
+def _to_utc(naive: datetime, zone: ZoneInfo | None) -> datetime:
+    """pytz ``localize(value, is_dst=False)`` then UTC: an ambiguous or skipped local time takes the standard
+    (winter) offset, as Odoo's import does."""
+    if zone is None:
+        return naive
+    candidates = [naive.replace(tzinfo=zone, fold=fold) for fold in (0, 1)]
+    local = next((c for c in candidates if not c.dst()), candidates[0])
+    return local.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def _convert(model: "BaseModel", path: list[str], value: Any) -> tuple[Any, list[dict]]:
     """Convert one cell; returns (value, warnings) or raises _ImportError."""
     field = model._fields[path[0]]
@@ -84,12 +111,12 @@ def _convert(model: "BaseModel", path: list[str], value: Any) -> tuple[Any, list
             raise _ImportError("'%s' does not seem to be a valid date for field '%%(field)s'" % value,
                                {"moreinfo": "Use the format '2012-12-31'"})
     if t == "datetime":
-        # The sandbox's users have no timezone, so values are taken as UTC (Odoo converts from the user's tz).
         try:
-            return datetime_to_string(to_datetime(value)), []
+            parsed = to_datetime(value)
         except ValueError:
             raise _ImportError("'%s' does not seem to be a valid datetime for field '%%(field)s'" % value,
                                {"moreinfo": "Use the format '2012-12-31 23:59:59'"})
+        return datetime_to_string(_to_utc(parsed, _input_tz(model))), []
     if t == "selection":
         for key, label in field.selection:
             if value.lower() == str(key).lower() or value.lower() == label.lower():

@@ -26,6 +26,44 @@ def api_model(fn: Callable) -> Callable:
     return fn
 
 
+def since(major: int, private_from: int | None = None) -> Callable[[Callable], Callable]:
+    """A method Odoo has from series ``major`` on (older ones: no such attribute), private (not callable over
+    RPC, ``@api.private``) from ``private_from``."""
+    def mark(fn: Callable) -> Callable:
+        fn._since, fn._private_from = major, private_from
+        return fn
+    return mark
+
+
+def _default_get_19(self: "BaseModel", fields: list[str]) -> dict[str, Any]:
+    return type(self).default_get(self, fields)
+
+
+def _name_search_19(self: "BaseModel", name: str = "", domain: Any = None, operator: str = "ilike",
+                    limit: int = 100) -> list[list[Any]]:
+    return type(self).name_search(self, name, domain, operator, limit)
+
+
+_default_get_19._api = _name_search_19._api = "model"  # type: ignore[attr-defined]
+# Odoo 19 renamed these parameters (default_get(fields), name_search(..., domain, ...)): by name, only the
+# series' own spelling binds (JSON-2 passes every argument by name)
+_SERIES_19 = {"default_get": _default_get_19, "name_search": _name_search_19}
+
+
+def rpc_method(model: "BaseModel", name: str) -> Callable:
+    """The unbound method ``name`` as the model's Odoo series exposes it over RPC: AttributeError when the series
+    has no such method, AccessError when it is private there (odoo.service.model.get_public_method)."""
+    method = getattr(type(model), name, None)
+    if method is None or getattr(method, "_since", 0) > model.env.major:
+        raise AttributeError(f"type object '{model._name}' has no attribute '{name}'")
+    private_from = getattr(method, "_private_from", None)
+    if private_from is not None and model.env.major >= private_from:
+        raise AccessError(f"Private methods (such as '{model._name}.{name}') cannot be called remotely.")
+    if model.env.major >= 19 and name in _SERIES_19:
+        return _SERIES_19[name]
+    return method
+
+
 def api_model_create(fn: Callable) -> Callable:
     fn._api = "model_create"
     return fn
@@ -128,6 +166,11 @@ class Environment:
 
     def now(self) -> datetime:
         return self.db.clock()
+
+    @property
+    def major(self) -> int:
+        """The Odoo series played (``models.Registry.major``; 17 for a plain mapping), for rules that differ."""
+        return getattr(self.registry, "major", 17)
 
     def sudo(self) -> "Environment":
         return Environment(self.registry, self.db, self.uid, self.context, su=True)
@@ -246,7 +289,7 @@ class BaseModel:
             return getattr(self, field.compute)()
         if isinstance(field, One2many):
             co = self.env[field.comodel_name]
-            ids = [i for i, r in co._table.items() if r.get(field.inverse_name) == self._ids[0]]
+            ids = [i for i, r in co._table.items() if r.get(field.inverse_name) == self._ids[0] and field.matches(r)]
             return dom.sort_ids(co, ids, None)
         return row.get(fname, field.empty())
 
@@ -288,6 +331,17 @@ class BaseModel:
         info = ("This operation is allowed for the following groups:\n%s" % groups) if groups \
             else "No group currently allows this operation."
         raise AccessError(f"{head}\n\n{info}\n\nContact your administrator to request access if necessary.")
+
+    @since(18, private_from=19)
+    def check_access(self, operation: str) -> None:
+        """Odoo 18+: AccessError unless the user may do ``operation`` (model level; the sandbox has no record
+        rules); private (``@api.private``) from 19."""
+        self.check_access_rights(operation)
+
+    @since(18)
+    def has_access(self, operation: str) -> bool:
+        """Odoo 18+: whether the user may do ``operation``; replaces the deprecated check_access_rights."""
+        return self.check_access_rights(operation, raise_exception=False)
 
     # -- search -------------------------------------------------------------
     def _search(self, domain: Any, offset: int = 0, limit: int | None = None,

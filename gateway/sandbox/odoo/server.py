@@ -7,9 +7,9 @@ fail as in Odoo, no ``result`` key when a method returns None),
 ``/web/session/authenticate`` (session info + session_id cookie),
 ``/web/webclient/version_info``, ``/xmlrpc/2/<service>`` (integer fault codes;
 None cannot be marshalled, so a method returning None faults *after* its
-commit) and the legacy ``/xmlrpc/<service>`` (string fault codes), ``GET
-/web/version``, and from Odoo 19 ``/json/2/...`` (see ``json2.py``; a plain 404
-page before 19, as Odoo 16-18 have no such route).  The sandbox's own
+commit) and the legacy ``/xmlrpc/<service>`` (string fault codes), and from
+Odoo 19 ``GET /web/version`` (and ``/json/version``) and ``/json/2/...`` (see
+``json2.py``; a plain 404 page before 19, as Odoo 16-18 have no such routes).  The sandbox's own
 ``/sandbox/faults`` (loopback clients only) switches injected faults
 (``faults.py``); the handler applies a request's latency, proxy error page or
 dropped connection, the service its bad key or serialization failure.  The
@@ -97,7 +97,7 @@ class OdooApp:
             "/web/session/authenticate": self._session_authenticate,
             "/web/webclient/version_info": lambda p: version.exp_version(),
         }
-        if path == "/web/version":
+        if path in ("/web/version", "/json/version") and version.has_json2:  # Odoo 19's rpc addon; 404 before
             return _Reply(200, "application/json; charset=utf-8", json.dumps(version.web_version()).encode())
         if (path == "/json/2" or path.startswith("/json/2/")) and version.has_json2:
             return self._json2(method, path, content_type, body, headers or {})
@@ -355,7 +355,8 @@ class OdooSandbox:
         """Inject faults into the next requests (see ``faults.py``); no argument clears them.
 
         ``latency`` (s), ``http_status`` (e.g. 503), ``drop_connection``, ``serialization_failure``,
-        ``bad_key`` and ``count`` (the next N requests; default: until cleared).  Returns the state.
+        ``pool_error``, ``connection_closed``, ``cursor_closed``, ``bad_key`` and ``count`` (the next N
+        requests; default: until cleared).  Returns the state.
         """
         return self.faults.set(**faults)
 

@@ -21,10 +21,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from .errors import AccessDenied, AccessError, SerializationFailure, UserError, unknown_database
+from .errors import (AccessDenied, AccessError, InterfaceError, PoolError, SerializationFailure, UserError,
+                     unknown_database)
 from .faults import FaultSet
 from .models.base import check_password
-from .orm import BaseModel, Database, Environment
+from .orm import BaseModel, Database, Environment, rpc_method
 from .versions import DEFAULT, OdooVersion
 
 VERSION_INFO = DEFAULT.exp_version()  # Odoo 17's, kept for importers; a service reports its own version
@@ -158,12 +159,18 @@ class OdooService:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One model call: serialized, rolled back on any exception, persisted when it changed data."""
+        faults = self.faults()
+        if faults.pool_error:
+            raise PoolError()  # no cursor: nothing runs
         with self.lock:
             snap = self.db.snapshot()
             try:
                 yield
-                if self.faults().serialization_failure:
+                if faults.serialization_failure:
                     raise SerializationFailure()  # the fifth try failed too: Odoo gives up
+                if faults.connection_closed or faults.cursor_closed:  # Odoo stopped under the call: no commit
+                    raise InterfaceError("connection already closed" if faults.connection_closed
+                                         else "Cursor already closed")
             except BaseException:
                 self.db.restore(snap)
                 raise
@@ -173,7 +180,7 @@ class OdooService:
 
 def call_kw(model: BaseModel, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """odoo.api.call_kw: pick the calling convention from the method's decorator."""
-    method = getattr(type(model), name)
+    method = rpc_method(model, name)
     api = getattr(method, "_api", None)
     kwargs = dict(kwargs)
     context = kwargs.pop("context", None)

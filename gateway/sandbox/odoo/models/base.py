@@ -15,7 +15,7 @@ import secrets
 from typing import Any
 
 from ..errors import ValidationError, unique_violation
-from ..fields import Boolean, Char, Float, Integer, Many2many, Selection
+from ..fields import Boolean, Char, Float, Integer, Many2many, Many2one, Selection
 from ..orm import BaseModel, api_model
 from .groups import ACCESS_RIGHTS, INTERNAL, SETTINGS, STOCK_ADMIN, acl
 
@@ -132,6 +132,7 @@ class ProductProduct(BaseModel):
     active = Boolean("Active", default=True)
     type = Selection([("consu", "Consumable"), ("service", "Service"), ("product", "Storable Product")],
                      "Product Type", default="consu", required=True)
+    uom_id = Many2one("uom.uom", "Unit of Measure", default=lambda env: min(env["uom.uom"]._table, default=False))
     uom_name = Char("Unit of Measure Name", default="Units")
     qty_available = Float("Quantity On Hand", compute="_compute_qty_available")
 
@@ -141,7 +142,8 @@ class ProductProduct(BaseModel):
         return f"[{code}] {name}" if code else (name or "")
 
     def _compute_qty_available(self) -> float:
-        return self.env["stock.quant"].sudo()._quantity(self.id, None)
+        """On hand in internal locations, or in the context's ``location`` and its children."""
+        return self.env["stock.quant"].sudo()._quantity(self.id, self.env.context.get("location") or None)
 
     def _is_storable(self) -> bool:
         if "is_storable" in self._fields:

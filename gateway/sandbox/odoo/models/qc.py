@@ -15,7 +15,7 @@ computed from the lines, ``QC-000001`` names from the sequence) and
 ``qc.inspection.line`` (a quantitative line succeeds when ``min_value <=
 quantitative_value <= max_value``; confirming needs a unit of measure on it).
 The module's access rights, groups, categories and a demo test for PART-01
-come with ``install``, as do the units of measure (``uom.uom``) it relies on.
+come with ``install``; the units of measure it relies on are ``uom``'s.
 Not modelled: triggers, companies, the stock extension's picking and lot
 fields, activities and tracking messages.
 """
@@ -27,8 +27,9 @@ from ..errors import UserError, ValidationError
 from ..fields import Boolean, Char, Datetime, Float, Integer, Many2many, Many2one, One2many, Selection, Text, \
     now_string
 from ..orm import BaseModel, Database, Environment
-from .groups import INTERNAL, SETTINGS, acl
+from .groups import acl
 from .mail import MailThread
+from .uom import seed_uoms
 
 MODULES = ("quality_control_oca", "quality_control_stock_oca", "quality_control_mrp_oca")
 QC_USER = "Quality control/User"
@@ -64,31 +65,6 @@ def referenced(record: BaseModel, fname: str = "object_id") -> BaseModel | None:
         return None
     res_model, res_id = value.split(",")
     return record.env[res_model].sudo().browse(int(res_id)).exists() or None
-
-
-# -- units of measure (Odoo's uom app, which product depends on) -------------------------------
-
-class UomCategory(BaseModel):
-    _name = "uom.category"
-    _description = "Product UoM Categories"
-    _access = acl([INTERNAL], [SETTINGS])
-    name = Char("Unit of Measure Category", required=True)
-
-
-class UomUom(BaseModel):
-    _name = "uom.uom"
-    _description = "Product Unit of Measure"
-    _order = "factor DESC, id"
-    _access = acl([INTERNAL], [SETTINGS])
-    name = Char("Unit of Measure", required=True)
-    category_id = Many2one("uom.category", "Category", required=True, ondelete="cascade")
-    factor = Float("Ratio", default=1.0, required=True)
-    rounding = Float("Rounding Precision", default=0.01, required=True)
-    active = Boolean("Active", default=True)
-    uom_type = Selection([("bigger", "Bigger than the reference Unit of Measure"),
-                          ("reference", "Reference Unit of Measure for this category"),
-                          ("smaller", "Smaller than the reference Unit of Measure")], "Type",
-                         default="reference", required=True)
 
 
 # -- tests: what to check ------------------------------------------------------------------------
@@ -276,7 +252,7 @@ class QcInspectionLine(BaseModel):
 
 def models() -> list[type[BaseModel]]:
     """The model classes the modules add to the registry."""
-    return [UomCategory, UomUom, QcTestCategory, QcTest, QcTestQuestion, QcTestQuestionValue, QcInspection,
+    return [QcTestCategory, QcTest, QcTestQuestion, QcTestQuestionValue, QcInspection,
             QcInspectionLine]
 
 
@@ -294,22 +270,6 @@ def installed_in(db: Database) -> frozenset[str]:
     """The optional modules a (loaded) database shows as installed."""
     rows = db.tables.get("ir.module.module", {}).values()
     return frozenset(r["name"] for r in rows if r.get("name") in MODULES and r.get("state") == "installed")
-
-
-UOMS = [  # (category xml id, category, [(xml id, name, type, factor)])
-    ("product_uom_categ_unit", "Unit", [("product_uom_unit", "Units", "reference", 1.0),
-                                        ("product_uom_dozen", "Dozens", "bigger", 1 / 12)]),
-    ("product_uom_categ_kgm", "Weight", [("product_uom_kgm", "kg", "reference", 1.0),
-                                         ("product_uom_gram", "g", "smaller", 1000.0),
-                                         ("product_uom_ton", "t", "bigger", 0.001)]),
-    ("uom_categ_length", "Length / Distance", [("product_uom_meter", "m", "reference", 1.0),
-                                               ("product_uom_km", "km", "bigger", 0.001),
-                                               ("product_uom_cm", "cm", "smaller", 100.0),
-                                               ("product_uom_millimeter", "mm", "smaller", 1000.0)]),
-    ("product_uom_categ_vol", "Volume", [("product_uom_litre", "L", "reference", 1.0)]),
-    ("uom_categ_wtime", "Working Time", [("product_uom_day", "Days", "reference", 1.0),
-                                         ("product_uom_hour", "Hours", "smaller", 8.0)]),
-]
 
 
 def install(env: Environment) -> bool:
@@ -337,13 +297,8 @@ def install(env: Environment) -> bool:
         group = xmlid("quality_control_oca", group_xmlid,
                       env["res.groups"].create({"name": full_name.split("/")[1], "full_name": full_name}))
         admin.write({"groups_id": [(4, group.id)]})  # the manager group lists base.user_admin
-    uoms: dict[str, int] = {}
-    if not env["uom.uom"].search([]):
-        for cat_xmlid, cat_name, units in UOMS:
-            category = xmlid("uom", cat_xmlid, env["uom.category"].create({"name": cat_name}))
-            for uom_xmlid, name, uom_type, factor in units:
-                uoms[name] = xmlid("uom", uom_xmlid, env["uom.uom"].create(
-                    {"name": name, "category_id": category.id, "uom_type": uom_type, "factor": factor})).id
+    seed_uoms(env)  # a database saved before the sandbox had units of measure
+    uoms = {row["name"]: rid for rid, row in env["uom.uom"]._table.items()}
     generic = None
     for cat_xmlid, name in (("qc_test_template_category_generic", "Generic"),
                             ("qc_test_template_category_referenced", "Referenced")):

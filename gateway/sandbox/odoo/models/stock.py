@@ -1,8 +1,11 @@
 """Stock models: locations, quants, moves and scrap orders, enough for scrap and mark-done.
 
 Quantities on hand are kept per product and internal location in stock.quant;
-a scrap of a storable product with too little stock answers with Odoo's
-'Insufficient Quantity To Scrap' wizard action and stays draft.  The quantity
+a scrap of a storable product with too little stock at its source location
+answers with Odoo's 'Insufficient Quantity To Scrap' wizard action and stays
+draft (a finished product of an order in progress usually has none: Odoo's own
+order scrap offers the components); a scrap is named (SP/00001) when it is
+done, takes its product's unit and, from 18, its order's source location.  The quantity
 a move consumes is ``quantity`` + ``picked`` from Odoo 17 and ``quantity_done``
 in Odoo 16 (``move_model_16``); ``consume``/``consumed`` hide the difference
 from the other models.
@@ -55,12 +58,21 @@ class StockQuant(BaseModel):
     quantity = Float("Quantity")
 
     def _internal_locations(self, location_id: int | None) -> set[int]:
+        """Internal locations, all of them or those under ``location_id`` (itself included: child_of)."""
         locs = self.env["stock.location"].sudo()._table
-        return {i for i, r in locs.items() if r.get("usage") == "internal"
-                and (location_id is None or i == location_id)}
 
-    def _quantity(self, product_id: int, location_id: int | None) -> float:
-        places = self._internal_locations(location_id)
+        def under(i: int | None) -> bool:
+            seen: set[int] = set()
+            while i and i not in seen:
+                if i == location_id:
+                    return True
+                seen.add(i)
+                i = locs.get(i, {}).get("location_id")
+            return False
+        return {i for i, r in locs.items() if r.get("usage") == "internal" and (location_id is None or under(i))}
+
+    def _quantity(self, product_id: int, location_id: int | None, strict: bool = False) -> float:
+        places = {location_id} if strict else self._internal_locations(location_id)
         return sum(r["quantity"] for r in self._table.values()
                    if r["product_id"] == product_id and r["location_id"] in places)
 
@@ -80,6 +92,7 @@ class StockMove(BaseModel):
     _access = acl(STOCK, STOCK)
     name = Char("Description", required=True, default="New")
     product_id = Many2one("product.product", "Product", required=True)
+    product_uom = Many2one("uom.uom", "UoM")
     product_uom_qty = Float("Demand", default=0.0)
     quantity = Float("Quantity")
     picked = Boolean("Picked")
@@ -89,10 +102,28 @@ class StockMove(BaseModel):
     location_id = Many2one("stock.location", "Source Location", required=True)
     location_dest_id = Many2one("stock.location", "Destination Location", required=True)
     scrap_id = Many2one("stock.scrap", "Scrap operation")
+    manual_consumption = Boolean("Manual Consumption")
+    scrapped = Boolean("Scrapped")  # Odoo: related location_dest_id.scrap_location, stored
     raw_material_production_id = Many2one("mrp.production", "Production Order for components")
+    workorder_id = Many2one("mrp.workorder", "Work Order To Consume")
     production_id = Many2one("mrp.production", "Production Order for finished products")
     date = Datetime("Date Scheduled", default=now_string)
     unit_factor = Float("Unit Factor", compute="_compute_unit_factor")
+
+    def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
+        product = self.env["product.product"].sudo().browse(stored.get("product_id") or ()).exists()
+        if not stored.get("product_uom") and product:
+            stored["product_uom"] = product._get("uom_id") or False
+        dest = self.env["stock.location"].sudo().browse(stored.get("location_dest_id") or ()).exists()
+        stored["scrapped"] = bool(dest and dest._get("scrap_location"))
+        return stored
+
+    def _after_write(self) -> None:
+        super()._after_write()
+        mos = {self._table[rid].get(f) for rid in self._ids if rid in self._table
+               for f in ("raw_material_production_id", "production_id")} - {None, False}
+        if mos:  # a picked component or a done move changes the order's computed state
+            self.env["mrp.production"].sudo().browse(sorted(mos)).exists()._compute_state()
 
     def _compute_unit_factor(self) -> float:
         """Demand per unit still to produce (mrp's stock.move._compute_unit_factor)."""
@@ -128,7 +159,7 @@ def done_quantity(move: BaseModel) -> float:
     return move._get("quantity_done" if "quantity_done" in move._fields else "quantity")
 
 
-def _default_stock_location(env: Any) -> int | bool:
+def default_stock_location(env: Any) -> int | bool:
     locs = env["stock.location"].sudo().search([("usage", "=", "internal")], limit=1, order="id")
     return locs.id if locs else False
 
@@ -146,8 +177,9 @@ class StockScrap(MailThread, BaseModel):
     name = Char("Reference", required=True, default="New")
     origin = Char("Source Document")
     product_id = Many2one("product.product", "Product", required=True)
+    product_uom_id = Many2one("uom.uom", "Unit of Measure", required=True)
     scrap_qty = Float("Quantity", required=True, default=1.0)
-    location_id = Many2one("stock.location", "Source Location", required=True, default=_default_stock_location)
+    location_id = Many2one("stock.location", "Source Location", required=True)
     scrap_location_id = Many2one("stock.location", "Scrap Location", required=True,
                                  default=_default_scrap_location)
     production_id = Many2one("mrp.production", "Manufacturing Order")
@@ -157,16 +189,47 @@ class StockScrap(MailThread, BaseModel):
     date_done = Datetime("Date")
 
     def _prepare_create(self, stored: dict[str, Any]) -> dict[str, Any]:
-        if not stored.get("name") or stored["name"] == "New":
-            stored["name"] = "SP/%05d" % self.env.db.next_sequence("stock.scrap")
+        """The unit is the product's when not given (16: create, 17+: precompute); the source location is the
+        order's (18+ ``_compute_location_id``: its components' source until it is done, then its destination;
+        16 and 17 set it in a form onchange only) or the warehouse stock.  The name stays 'New' until
+        validation, as in Odoo."""
+        product = self.env["product.product"].sudo().browse(stored.get("product_id") or ()).exists()
+        if not stored.get("product_uom_id") and product:
+            stored["product_uom_id"] = product._get("uom_id") or False
+        if not stored.get("location_id"):
+            stored["location_id"] = self._computed_location(stored) or default_stock_location(self.env)
         return stored
+
+    def _computed_location(self, stored: dict[str, Any]) -> int | bool:
+        if self.env.major < 18:
+            return False
+        mo = self.env["mrp.production"].sudo().browse(stored.get("production_id") or ()).exists()
+        if mo:
+            return mo._get("location_src_id" if mo._get("state") != "done" else "location_dest_id")
+        wo = self.env["mrp.workorder"].sudo().browse(stored.get("workorder_id") or ()).exists()
+        if wo:
+            return self.env["mrp.production"].sudo().browse(wo._get("production_id"))._get("location_src_id")
+        return False
+
+    def _production_link(self) -> dict[str, int]:
+        """mrp's _prepare_move_values: a finished product's scrap moves on production_id, a component's on
+        raw_material_production_id (the move is 'scrapped', so it is in neither list of the order)."""
+        mo = self.env["mrp.production"].sudo().browse(self._get("production_id") or ()).exists()
+        if not mo:
+            return {}
+        finished = {m._get("product_id") for m in self.env["stock.move"].sudo().browse(mo._get("move_finished_ids"))}
+        finished.add(mo._get("product_id"))  # the sandbox's orders may have no finished move
+        key = "production_id" if self._get("product_id") in finished else "raw_material_production_id"
+        return {key: mo.id}
 
     def action_validate(self) -> Any:
         self.ensure_one()
         if self._get("scrap_qty") <= 0:
             raise UserError("You can only enter positive quantities.")
         product = self.env["product.product"].sudo().browse(self._get("product_id"))
-        available = self.env["stock.quant"].sudo()._quantity(product.id, self._get("location_id"))
+        # 16: quants of that very location (_gather strict); 17+: qty_available there and below (child_of)
+        available = self.env["stock.quant"].sudo()._quantity(product.id, self._get("location_id"),
+                                                              strict=self.env.major <= 16)
         if product._is_storable() and available < self._get("scrap_qty"):
             return {"name": product._display_name() + ": Insufficient Quantity To Scrap", "view_mode": "form",
                     "res_model": "stock.warn.insufficient.qty.scrap", "view_id": 630,
@@ -180,11 +243,13 @@ class StockScrap(MailThread, BaseModel):
 
     def do_scrap(self) -> bool:
         for scrap in self:
+            scrap.write({"name": "SP/%05d" % self.env.db.next_sequence("stock.scrap")})  # named when done
             qty = scrap._get("scrap_qty")
             move = self.env["stock.move"].sudo().create({
                 "name": scrap._get("name"), "product_id": scrap._get("product_id"), "product_uom_qty": qty,
-                "location_id": scrap._get("location_id"), "location_dest_id": scrap._get("scrap_location_id"),
-                "scrap_id": scrap.id})
+                "product_uom": scrap._get("product_uom_id"), "location_id": scrap._get("location_id"),
+                "location_dest_id": scrap._get("scrap_location_id"), "scrap_id": scrap.id,
+                **scrap._production_link()})
             consume(move, qty)
             move.write({"state": "done"})
             self.env["stock.quant"].sudo()._update(scrap._get("product_id"), scrap._get("location_id"), -qty)
