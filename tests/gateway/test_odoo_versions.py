@@ -173,3 +173,17 @@ def test_a_quality_result_is_one_note_on_the_order_even_when_delivered_twice(tmp
         sb.stop()
     (n,) = notes
     assert "Quality FAIL: bore diameter = 12.07 mm (limits 11.95 .. 12.05)" in n["body"] and n["res_id"] == 1
+
+
+def test_odoo_check_over_json2_on_19_has_no_false_blockers(tmp_path):
+    """check_access_rights is a model method (no ids) and deprecated from 18: no 'cannot call ... with ids'."""
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="admin", version="19.0")
+    sb.start()
+    try:
+        good = demo_config_text().replace("http://127.0.0.1:8069", sb.url)
+        out = _check(tmp_path, good)  # protocol auto: JSON-2 on 19
+    finally:
+        sb.stop()
+    assert "with ids" not in out.stdout, out.stdout
+    assert "OK      mrp.workorder: read, write allowed" in out.stdout
+    assert out.returncode == 0, out.stdout + out.stderr

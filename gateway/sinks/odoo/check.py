@@ -3,7 +3,8 @@
 It owns the pre-flight findings an integrator reads on commissioning day:
 reachability and version, database and API key, the installed apps the
 configured event kinds need, read/write access on every model the sink will
-touch (Odoo's public `check_access_rights`), and that every configured machine
+touch (Odoo's public `has_access` on an empty recordset from Odoo 18, where
+`check_access_rights` is deprecated; `check_access_rights` before), and that every configured machine
 maps to an existing work center / equipment, every loss reason and the scrap
 location exist, each work center has an open work order, and where quality
 results will go (inspections with OCA's quality_control_oca and its configured
@@ -17,8 +18,8 @@ from typing import Any
 from gateway.config import AlarmRuleConfig, Config, CounterRuleConfig, OdooSinkConfig
 from gateway.rules.config import (EdgeRuleConfig, MachineStateRuleConfig, ThresholdRuleConfig,
                                   WeightRuleConfig)
-from gateway.errors import DeliveryError
-from gateway.sinks.odoo.protocol import LazyClient
+from gateway.errors import DeliveryError, PermanentDeliveryError
+from gateway.sinks.odoo.protocol import LazyClient, major_of
 from gateway.sinks.odoo.masterdata import MasterData
 
 #: model -> operations, per event kind the configuration produces
@@ -80,8 +81,10 @@ async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) ->
     own = client is None
     client = client or LazyClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout, sink.protocol)
     try:
+        major = 0
         try:
             info = await client.version()
+            major = major_of(info)
             findings.append(Finding("ok", f"Odoo {info.get('server_version')} answers at {sink.url} "
                                           f"(protocol {client.protocol})"))
         except DeliveryError as exc:
@@ -93,9 +96,9 @@ async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) ->
             return findings + [Finding("blocker", f"login {sink.login!r} on database {sink.database!r}: {exc}")]
         kinds = configured_kinds(cfg)
         findings += await _apps(client, kinds)
-        findings += await _access(client, kinds)
+        findings += await _access(client, kinds, major)
         findings += await _mappings(client, cfg, sink, kinds)
-        findings += await _quality(client, sink, kinds)
+        findings += await _quality(client, sink, kinds, major)
     finally:
         if own:
             await client.close()
@@ -118,21 +121,36 @@ async def _apps(client: Any, kinds: set[str]) -> list[Finding]:
     return out
 
 
-async def _access(client: Any, kinds: set[str]) -> list[Finding]:
+async def _access(client: Any, kinds: set[str], major: int) -> list[Finding]:
     needs: dict[str, set[str]] = {}
     for kind in kinds:
         for model, ops in NEEDS.get(kind, {}).items():
             needs.setdefault(model, set()).update(ops)
-    return await _rights(client, needs)
+    return await _rights(client, needs, major)
 
 
-async def _rights(client: Any, needs: dict[str, set[str]]) -> list[Finding]:
+async def may(client: Any, model: str, operation: str, major: int) -> bool:
+    """Whether the integration user may `operation` on `model` in general (model access rights).
+
+    From Odoo 18 `has_access` on an empty recordset (a record method: the ids are
+    `[]`); before, and on a server without `has_access`, the model method
+    `check_access_rights(operation, raise_exception=False)`.
+    """
+    if major >= 18:
+        try:
+            return bool(await client.execute_kw(model, "has_access", [[], operation]))
+        except PermanentDeliveryError:
+            pass  # no has_access on this server (the sandbox): the deprecated method still answers
+    return bool(await client.execute_kw(model, "check_access_rights", [operation], {"raise_exception": False}))
+
+
+async def _rights(client: Any, needs: dict[str, set[str]], major: int) -> list[Finding]:
     out = []
     for model in sorted(needs):
         missing = []
         for op in sorted(needs[model]):
             try:
-                ok = await client.execute_kw(model, "check_access_rights", [op], {"raise_exception": False})
+                ok = await may(client, model, op, major)
             except DeliveryError as exc:
                 out.append(Finding("blocker", f"{model}: {exc}"))
                 break
@@ -191,7 +209,7 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
     return out
 
 
-async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str]) -> list[Finding]:
+async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str], major: int) -> list[Finding]:
     """Where quality results go: inspections with OCA's quality_control_oca, else notes on the order."""
     if "quality_result" not in kinds:
         return []
@@ -205,7 +223,7 @@ async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str]) -> list[F
         return [Finding("warn", "quality_control_oca is not installed: quality results become notes on the "
                                 f"manufacturing order{unused}")]
     out = [Finding("ok", "quality_control_oca installed: quality results become inspections (qc.inspection)")]
-    out += await _rights(client, {model: set(ops) for model, ops in QC_NEEDS.items()})
+    out += await _rights(client, {model: set(ops) for model, ops in QC_NEEDS.items()}, major)
     if not sink.quality_test:
         return out + [Finding("ok", "no quality_test set: each result uses the test that asks its characteristic")]
     try:

@@ -25,9 +25,28 @@ PROTOCOLS = ("jsonrpc", "xmlrpc", "json2", "auto")
 # PostgreSQL concurrency failures that survived Odoo's own retries: trying again later helps
 TRANSIENT_NAMES = {"psycopg2.errors.SerializationFailure", "psycopg2.errors.LockNotAvailable",
                    "psycopg2.errors.DeadlockDetected", "psycopg2.extensions.TransactionRollbackError",
-                   "odoo.exceptions.ConcurrencyError", "odoo.exceptions.LockError"}
+                   "odoo.exceptions.ConcurrencyError", "odoo.exceptions.LockError",
+                   # Odoo restarting mid-request: its pool or the connection under a cursor went away,
+                   # the transaction was rolled back (nothing ran twice)
+                   "psycopg2.pool.PoolError", "psycopg2.InterfaceError", "psycopg2.errors.AdminShutdown",
+                   "psycopg2.errors.CannotConnectNow"}
 TRANSIENT_HINTS = ("could not serialize access", "concurrent update", "lock not available",
-                   "deadlock detected", "SerializationFailure", "LockNotAvailable", "DeadlockDetected")
+                   "deadlock detected", "SerializationFailure", "LockNotAvailable", "DeadlockDetected",
+                   "connection already closed", "cursor already closed", "connection pool exhausted",
+                   "server closed the connection unexpectedly", "terminating connection due to administrator",
+                   "the database system is starting up", "the database system is shutting down")
+#: Odoo's refusals of the request itself: the same request gets the same answer, whatever the write
+BUSINESS_REJECTIONS = {"odoo.exceptions.UserError", "odoo.exceptions.ValidationError",
+                       "odoo.exceptions.MissingError", "odoo.exceptions.AccessError",
+                       "odoo.exceptions.AccessDenied", "odoo.exceptions.RedirectWarning",
+                       "odoo.exceptions.except_orm", "odoo.exceptions.Warning",
+                       # the arguments themselves are wrong (an unknown field, a bad value): a contract error
+                       "builtins.ValueError", "builtins.TypeError", "ValueError", "TypeError",
+                       "linebridge.json2.unnamed_argument"}
+#: calls the sink makes that are safe to repeat as they are: reads, absolute writes (the sink writes
+#: counts and end times, never increments), and `load`, an upsert keyed by the event's external id
+IDEMPOTENT_METHODS = frozenset({"read", "search", "search_read", "search_count", "fields_get", "load", "write",
+                                "check_object_reference", "check_access_rights", "has_access", "context_get"})
 
 
 class UnknownOutcomeError(DeliveryError):
@@ -160,6 +179,32 @@ def not_odoo_reply(resp: httpx.Response, what: str) -> DeliveryError:
 
 def is_transient_name(name: str, message: str = "") -> bool:
     return name in TRANSIENT_NAMES or any(h in f"{name}: {message}" for h in TRANSIENT_HINTS)
+
+
+def is_business_rejection(exc: DeliveryError) -> bool:
+    """Whether Odoo refused the request itself (a UserError, a wrong argument), not failed while serving it.
+
+    A reply that is an HTTP status page, not Odoo's error (no remote name), is judged by the
+    wire's classification alone (a 4xx that is not a conflict stays permanent).
+    """
+    name = exc.remote_name
+    if name is None:
+        return True
+    return name in BUSINESS_REJECTIONS or (name.startswith("odoo.exceptions.") and not is_transient_name(name))
+
+
+def by_kind_of_write(method: str, exc: DeliveryError) -> DeliveryError:
+    """The error as the sink must treat it: a server failure of an idempotent call is worth a retry.
+
+    Any server error of a read, an absolute write or an external-id upsert that is
+    not a business rejection (a pool or connection error while Odoo restarts, a
+    KeyError in a half-loaded registry, ...) becomes transient: repeating the call
+    cannot apply anything twice. Other calls keep the wire's classification.
+    """
+    if isinstance(exc, PermanentDeliveryError) and method in IDEMPOTENT_METHODS and not is_business_rejection(exc):
+        return TransientDeliveryError(f"{exc} (server error on an idempotent {method}: retried)",
+                                      remote_name=exc.remote_name)
+    return exc
 
 
 def major_of(info: dict[str, Any]) -> int:
