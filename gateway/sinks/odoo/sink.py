@@ -180,6 +180,7 @@ class OdooSink:
                     delay = backoff.next_delay()
                     paused = isinstance(exc, AuthDeliveryError)
                     self.stats.state = "paused" if paused else "retrying"
+                    self.stats.extra["retry_in"] = round(delay, 3)
                     self.md.forget()
                     if paused:
                         self.raw_client.uid = None
