@@ -6,7 +6,10 @@ configured event kinds need, read/write access on every model the sink will
 touch (Odoo's public `has_access` on an empty recordset from Odoo 18, where
 `check_access_rights` is deprecated; `check_access_rights` before), and that every configured machine
 maps to an existing work center / equipment, every loss reason and the scrap
-location exist, each work center has an open work order, and where quality
+location exist, each work center has an open work order, what a scrap would
+take from stock (`scrap_mode`: the order's components, or the finished
+product, which has no stock while its order runs) and whether Odoo would
+refuse it with its insufficient-quantity wizard, and where quality
 results will go (inspections with OCA's quality_control_oca and its configured
 test, else notes). Each finding is one line; a blocker makes the command exit 1.
 """
@@ -25,7 +28,8 @@ from gateway.sinks.odoo.masterdata import MasterData
 #: model -> operations, per event kind the configuration produces
 NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
     "production": {"mrp.workcenter": ("read",), "mrp.workorder": ("read", "write")},
-    "scrap": {"mrp.workorder": ("read",), "stock.scrap": ("read", "create", "write"), "stock.location": ("read",)},
+    "scrap": {"mrp.workorder": ("read",), "stock.scrap": ("read", "create", "write"), "stock.location": ("read",),
+              "mrp.production": ("read",), "stock.move": ("read",), "product.product": ("read",)},
     "downtime_start": {"mrp.workcenter": ("read",), "mrp.workcenter.productivity": ("read", "create", "write"),
                        "mrp.workcenter.productivity.loss": ("read",), "ir.model.data": ("read",)},
     "alarm": {"maintenance.equipment": ("read",), "maintenance.request": ("read", "create")},
@@ -183,6 +187,9 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
                 out.append(Finding("ok", f"machine {name}: open work order {wo.name} of {wo.production}"))
             except DeliveryError as exc:
                 out.append(Finding("warn", f"machine {name}: {exc}; production would be dead-lettered"))
+            else:
+                if "scrap" in kinds:
+                    out += await _scrap_stock(client, md, sink, name, wo)
         if "alarm" in kinds:
             if not m.equipment:
                 out.append(Finding("blocker", f"machine {name}: alarms need an equipment under [machines.{name}]"))
@@ -206,6 +213,62 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
             out.append(Finding("ok", f"scrap location {sink.scrap_location!r} exists"))
         except DeliveryError as exc:
             out.append(Finding("blocker", str(exc)))
+    return out
+
+
+async def _on_hand(client: Any, product: int, location: int) -> tuple[str, float, bool]:
+    """(name, quantity on hand in `location`, whether Odoo checks its stock) of a product."""
+    fields = ["display_name", "qty_available", "type"]
+    storable_field = "is_storable" in (await client.execute_kw("product.product", "fields_get", [],
+                                                                {"attributes": ["type"]}) or {})
+    if storable_field:
+        fields.append("is_storable")  # Odoo 18+: goods are 'consu', stock tracked by this flag
+    (row,) = await client.execute_kw("product.product", "read", [[product]],
+                                     {"fields": fields, "context": {"location": location}})
+    storable = bool(row.get("is_storable")) if storable_field else row.get("type") == "product"
+    return str(row.get("display_name")), float(row.get("qty_available") or 0.0), storable
+
+
+async def _scrap_stock(client: Any, md: MasterData, sink: OdooSinkConfig, machine: str, wo: Any) -> list[Finding]:
+    """What Odoo would refuse when this machine's scrap arrives: the stock the scrap is taken from.
+
+    Odoo validates a scrap of a stock-tracked product only when the source location has
+    the quantity; otherwise it answers with its insufficient-quantity wizard (a dead letter,
+    or negative stock with scrap_mode = do_scrap).
+    """
+    from gateway.sinks.odoo.scrap import ScrapPoster
+    try:
+        if sink.scrap_mode != "components":
+            location = await md.lookup("location", sink.scrap_location)
+            name, qty, storable = await _on_hand(client, wo.product_id, location)
+            if not storable or qty > 0:
+                return [Finding("ok", f"machine {machine}: scrap of {name} from {sink.scrap_location} "
+                                      f"({qty:g} on hand)")]
+            if sink.scrap_mode == "do_scrap":
+                return [Finding("warn", f"machine {machine}: finished product {name} has no stock in "
+                                        f"{sink.scrap_location} while {wo.production} runs: scrap_mode = do_scrap "
+                                        "drives its stock negative; scrap_mode = components scraps the bad "
+                                        "part's components as Odoo's own order scrap does")]
+            return [Finding("blocker", f"machine {machine}: finished product {name} has no stock in "
+                                       f"{sink.scrap_location} while {wo.production} runs: Odoo would answer each "
+                                       "scrap with its insufficient-quantity wizard (dead letters); scrap_mode = "
+                                       "components scraps the bad part's components as Odoo's own order scrap does")]
+        parts = await ScrapPoster(client, md, sink.name, sink.scrap_location).components(wo)
+    except DeliveryError as exc:
+        return [Finding("warn", f"machine {machine}: cannot tell what scrap would take from stock ({exc})")]
+    if not parts:
+        return [Finding("blocker", f"machine {machine}: {wo.production} has no open component to scrap "
+                                   "(scrap_mode = components): scrap would be dead-lettered")]
+    out = []
+    for part in parts:
+        name, qty, storable = await _on_hand(client, part["product"], part["location"])
+        if storable and qty < part["per_part"]:
+            out.append(Finding("blocker", f"machine {machine}: component {name} of {wo.production} has "
+                                          f"{qty:g} on hand where the order takes it: Odoo would answer a scrap "
+                                          "with its insufficient-quantity wizard (dead letters)"))
+        else:
+            out.append(Finding("ok", f"machine {machine}: a bad part scraps {part['per_part']:g} x {name} "
+                                     f"of {wo.production} ({qty:g} on hand)"))
     return out
 
 
