@@ -4,9 +4,9 @@ It owns the pace at which one sink talks to Odoo, so a backlog after an outage
 is flushed steadily instead of hammering the ERP: each call takes one token of
 a bucket refilled at `rate` per second (gateway.sinks.common.TokenBucket) and
 one of `max_in_flight` slots. A permanent error of an idempotent call that is
-not a business rejection is turned transient here (`protocol.by_kind_of_write`). It also keeps the latency of every call in a
-cumulative histogram (plain JSON data, exported as a Prometheus histogram by
-the web UI's /metrics).
+not a business rejection is turned transient here (`protocol.by_kind_of_write`).
+It also keeps the latency of every call in a cumulative histogram (plain JSON
+data, exported as a Prometheus histogram by the web UI's /metrics).
 """
 from __future__ import annotations
 

@@ -97,8 +97,9 @@ class ScrapPoster:
             raise PermanentDeliveryError(f"manufacturing order {wo.production} has no open component to scrap "
                                          "(scrap_mode = components); scrap the finished product with "
                                          "scrap_mode = validate")
-        return [(stored, [xml_id(f"{ev['id']}_{c['product']}"), str(c["product"]), f"{round(qty * c['per_part'], 6):g}",
-                          str(wo.production_id), str(wo.id), str(c["location"]), origin]
+        return [(stored, [xml_id(f"{ev['id']}_{c['product']}"), str(c["product"]),
+                          f"{round(qty * c['per_part'], 6):g}", str(wo.production_id), str(wo.id),
+                          str(c["location"]), origin]
                  + ([str(c["uom"]) if c["uom"] else ""] if uom else [])) for c in parts]
 
     async def post(self, items: list[Stored], out: Outcome) -> None:

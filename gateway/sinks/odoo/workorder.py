@@ -11,7 +11,8 @@ work center without an open order makes a start wait like production does
 (see `pending`). A finish calls `button_finish` on the open work order only
 when it is in progress; with no open order, or one not started yet, there is
 nothing to finish (a planner finished it, or a repeated signal, which must not
-end the next order): the event is delivered without effect and says so. Events are delivered in order, so a finish lands after the counts of
+end the next order): the event is delivered without effect and says so.
+Events are delivered in order, so a finish lands after the counts of
 the order it ends and before those of the next; the cache is dropped after a
 finish, so the next count resolves the next order.
 """
