@@ -183,3 +183,21 @@ def test_an_alarm_is_posted_before_the_production_and_finish_ahead_of_it(odoo, t
     assert order[0] == "alarm" and order.index("count") < order.index("finish"), order
     seqs = [item[1] for e in store.journal_entries(100) for item in e["items"]]
     assert seqs == sorted(seqs)  # acknowledged in the events' order all the same
+
+
+def test_a_scrap_does_not_force_a_count_write_but_a_consumption_does(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+
+    async def go():
+        sink = OdooSink(_cfg(odoo.url, count_interval=3600), store)
+        writes = []
+        for batch in (_parts(0, 1), _parts(1, 2) + [_ev("scrap", "s1", {"quantity": 1})],
+                      _parts(3, 1) + [_ev("consumption", "c1", {"material": "STEEL-BAR", "quantity": 4})]):
+            store.append(batch)
+            await sink.deliver(store.read("odoo", 100))
+            writes.append(sink.production.writes)
+        await sink.raw_client.close()
+        return writes, sink.stats.dead_lettered
+
+    writes, dead = asyncio.run(go())
+    assert dead == 0 and writes == [1, 1, 2]

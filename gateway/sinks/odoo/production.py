@@ -13,8 +13,8 @@ write adds a stock.move.line in Odoo, so a write per poll makes an order's cost
 quadratic in its size): the first count of an order at once, later counts once
 the interval passed (`flush(due_only=True)`, called by the sink's writer), and
 every count still unwritten before anything that depends on it: a work order
-start or finish, auto-finish, scrap, consumption, quality, a shift
-reconciliation, and shutdown (`flush()`). The counts not written yet are kept in
+start or finish, auto-finish, consumption, a shift reconciliation, and
+shutdown (`flush()`). The counts not written yet are kept in
 the store with the events' acknowledgement (`UNWRITTEN`), so a restart writes
 them first; the absolute count keeps Odoo exact whatever was skipped.
 

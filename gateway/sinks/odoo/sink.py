@@ -58,8 +58,12 @@ log = logging.getLogger("linebridge.sinks.odoo")
 BARRIERS = frozenset({"workorder_start", "workorder_finish"})
 #: kinds posted first in a batch, whatever comes before them: they depend on no order or count
 FIRST = frozenset({"alarm", "maintenance_due"})
-#: the order of posters within a run; kinds not listed come after, once the counts are written
+#: the order of posters within a run; kinds not listed come last
 RANK = {"alarm": 0, "maintenance_due": 0, "downtime_start": 1, "downtime_end": 1, "production": 2}
+#: kinds that depend on the count in Odoo: every count is written before them (a start or finish
+#: ends the order the counts go to, a shift summary compares it, Odoo re-derives the component
+#: moves a consumption writes from it); scrap and quality results do not
+AFTER_COUNTS = frozenset({"workorder_start", "workorder_finish", "production_summary", "consumption"})
 
 
 class OdooSink:
@@ -316,7 +320,8 @@ class OdooSink:
         """Hand `events` to the posters of their kinds (each poster's share in seq order).
 
         Downtimes first, then production (its counts are only tallied, or written when
-        due), then, once every count is written, what depends on the counts.
+        due), then the rest; what depends on the counts (`AFTER_COUNTS`) once every count
+        is written.
         """
         by_kind: dict[str, list[Stored]] = {}
         for stored in events:
@@ -332,7 +337,7 @@ class OdooSink:
             if id(poster) in done_posters:
                 continue
             done_posters.add(id(poster))
-            if kind not in RANK and not flushed:
+            if kind in AFTER_COUNTS and not flushed:
                 await self.production.flush(with_pending=True)
                 flushed = True
             items = [s for k in poster.kinds for s in by_kind.get(k, [])]
