@@ -47,3 +47,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# Real Odoo peers for tests/real_odoo (PostgreSQL, one venv and template database per version, cached):
+# only where LINEBRIDGE_ODOO_PEERS names the folder of Odoo tarballs or trees (see README).
+bash tests/setup_odoo.sh

@@ -1,0 +1,105 @@
+"""Fixtures of the real-Odoo conformance suite: one running Odoo per version and session, a fresh database per test.
+
+Every test here is marked `real_odoo` and parametrized over the Odoo it runs
+against: the real versions of $LINEBRIDGE_ODOO_VERSIONS (default 16.0 17.0
+18.0 19.0, built by tests/setup.sh from $LINEBRIDGE_ODOO_PEERS) and "sandbox"
+(the Odoo sandbox: the same scenarios as contract tests). Tests marked
+`real_odoo_smoke` run on every version; the others only on the versions of
+$LINEBRIDGE_ODOO_FULL (default: all). A version that is not built FAILS with a
+message naming the variable; it is never skipped.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+from tests.real_odoo.harness import VERSIONS, OdooDb, OdooServer, PeerMissing, SandboxOdoo, find_peer
+from tests.real_odoo.line import Line
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> list[str]:
+    value = os.environ.get(name)
+    return value.split() if value else list(default)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "odoo_server" not in metafunc.fixturenames:
+        return
+    targets = _env_list("LINEBRIDGE_ODOO_VERSIONS", VERSIONS + ("sandbox",))
+    if metafunc.definition.get_closest_marker("real_odoo_smoke") is None:
+        full = _env_list("LINEBRIDGE_ODOO_FULL", VERSIONS + ("sandbox",))
+        targets = [t for t in targets if t in full]
+    if metafunc.definition.get_closest_marker("real_odoo_only"):
+        targets = [t for t in targets if t != "sandbox"]
+    if metafunc.definition.get_closest_marker("real_odoo_quality"):  # OCA's quality_control_oca is built on 17.0
+        targets = [t for t in targets if t in ("17.0", "sandbox")]
+    metafunc.parametrize("odoo_server", targets, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, gone = [], []
+    for item in items:
+        if "odoo_server" not in getattr(item, "fixturenames", ()):
+            keep.append(item)
+        elif "odoo_server" not in getattr(getattr(item, "callspec", None), "params", {}):
+            gone.append(item)  # no target of this scenario in this run: deselected, not skipped
+        else:
+            item.add_marker(pytest.mark.real_odoo)
+            keep.append(item)
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def odoo_server(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[OdooServer | SandboxOdoo]:
+    target = request.param
+    work = tmp_path_factory.mktemp(f"odoo-{target}")
+    if target == "sandbox":
+        server: OdooServer | SandboxOdoo = SandboxOdoo(work)
+        yield server
+        server.drop_all()
+        return
+    try:
+        peer = find_peer(target)
+    except PeerMissing as exc:
+        pytest.fail(f"real Odoo {target}: {exc}", pytrace=False)
+    server = OdooServer(peer, work)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.drop_all()
+
+
+@pytest.fixture
+def odoo(odoo_server: OdooServer | SandboxOdoo) -> OdooDb:
+    """A fresh database (template copy, or a new sandbox) in the session's Odoo of this parameter."""
+    if odoo_server.proc is None and not odoo_server.sandbox:
+        odoo_server.start()  # a test that stopped Odoo and failed before starting it again
+    return odoo_server.new_db()
+
+
+@pytest.fixture
+def odoo_qc(odoo_server: OdooServer | SandboxOdoo) -> OdooDb:
+    """As `odoo`, with OCA's quality_control_oca installed (17.0 and the sandbox)."""
+    if odoo_server.proc is None and not odoo_server.sandbox:
+        odoo_server.start()
+    return odoo_server.new_db(quality=True)
+
+
+@pytest.fixture
+def line_factory(tmp_path) -> Iterator:
+    lines: list[Line] = []
+
+    def make(odoo: OdooDb, **kw) -> Line:
+        line = Line(tmp_path / f"line{len(lines)}", odoo, **kw)
+        lines.append(line)
+        return line
+
+    yield make
+    for line in lines:
+        line.close()
