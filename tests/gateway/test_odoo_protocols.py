@@ -209,11 +209,11 @@ def test_auto_picks_json2_from_19_and_jsonrpc_before(odoo_factory, version, expe
     run(go())
 
 
-def test_auto_falls_back_to_common_version_without_web_version(odoo_factory):
+def test_auto_asks_web_version_where_jsonrpc_is_missing(odoo_factory):
     sb = odoo_factory("19.0")
 
     async def go() -> None:
-        sb.set_faults(http_status=404, count=1)  # as a server without GET /web/version answers it
+        sb.set_faults(http_status=404, count=1)  # as a server without /jsonrpc answers common.version
         client, major = await connect(sb.url, "sandbox", "admin", KEY, timeout=5.0)
         async with client:
             assert (major, client.protocol) == (19, "json2")

@@ -221,26 +221,34 @@ def major_of(info: dict[str, Any]) -> int:
 
 async def detect_version(url: str, timeout: float = 10.0,
                          transport: httpx.AsyncBaseTransport | None = None) -> tuple[int, dict[str, Any]]:
-    """(major, info): ``GET /web/version``, or JSON-RPC ``common.version`` where that route is missing."""
+    """(major, info): JSON-RPC ``common.version``, or ``GET /web/version`` where /jsonrpc is missing.
+
+    ``common.version`` first: every Odoo up to 19 serves it at once, while an Odoo 16
+    has no /web/version and renders its 404 page slowly (10-18 s on a real 16.0),
+    which made every connect and every probe of a sink wait for it.
+    """
     url = url.rstrip("/")
-    async with new_http(timeout, transport) as http:
-        resp = await send(http, "GET", f"{url}/web/version", "GET /web/version")
-        if resp.status_code == 200:
-            try:
-                info = resp.json()
-            except ValueError:
-                info = None
-            if isinstance(info, dict) and ("version" in info or "version_info" in info):
-                return major_of(info), info
-        elif resp.status_code == 429 or resp.status_code >= 500:
-            raise not_odoo_reply(resp, "GET /web/version")
     from gateway.sinks.odoo.client import OdooClient
     probe = OdooClient(url, "", "", "", timeout=timeout, transport=transport)
     try:
         info = await probe.version()
+        if isinstance(info, dict):
+            return major_of(info), info
+    except (AuthDeliveryError, PermanentDeliveryError):
+        pass  # no JSON-RPC here (a 404, a refusal): Odoo 19+ may have it switched off
     finally:
         await probe.close()
-    return major_of(info), info
+    async with new_http(timeout, transport) as http:
+        resp = await send(http, "GET", f"{url}/web/version", "GET /web/version")
+        if resp.status_code != 200:
+            raise not_odoo_reply(resp, "GET /web/version")
+        try:
+            info = resp.json()
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or not ("version" in info or "version_info" in info):
+            raise TransientDeliveryError(f"unexpected reply to GET /web/version from {url}: {excerpt(resp)!r}")
+        return major_of(info), info
 
 
 async def connect(url: str, database: str, login: str, api_key: str, timeout: float = 10.0,
