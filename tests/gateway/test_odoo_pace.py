@@ -201,3 +201,24 @@ def test_a_scrap_does_not_force_a_count_write_but_a_consumption_does(odoo, tmp_p
 
     writes, dead = asyncio.run(go())
     assert dead == 0 and writes == [1, 1, 2]
+
+
+def test_counts_on_both_sides_of_a_start_in_one_batch_add_up(odoo, tmp_path):
+    """A start splits a batch in two runs; the second run's count starts from the first's, not the store's."""
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append(_parts(0, 2) + [_ev("consumption", "c1", {"material": "STEEL-BAR", "quantity": 101})]
+                 + [_ev("workorder_start", "s1", {})]
+                 + _parts(2, 3) + [_ev("consumption", "c2", {"material": "STEEL-BAR", "quantity": 101})])
+
+    async def go():
+        sink = OdooSink(_cfg(odoo.url), store)
+        await sink.deliver(store.read("odoo", 100))
+        await sink.raw_client.close()
+        moves = await _call(odoo.url, "stock.move", "search_read", [[["product_id.default_code", "=", "STEEL-BAR"]]],
+                            {"fields": ["quantity"]})
+        return sink.stats.dead_lettered, (await _wo(odoo.url))["qty_producing"], moves
+
+    dead, qty, moves = asyncio.run(go())
+    assert dead == 0 and qty == 5.0
+    # 2 picked by the count written before the first consumption (1 bar a part), then 101 twice
+    assert [m["quantity"] for m in moves] == [204.0]
