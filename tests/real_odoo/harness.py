@@ -145,6 +145,7 @@ class OdooServer:
         self.data_dir = work / "odoo-data"
         self.proc: subprocess.Popen | None = None
         self.databases: list[str] = []
+        self.extra_options: list[str] = []  # more odoo-bin options, e.g. --log-level=debug_sql
 
     # -- databases --
     def new_db(self, quality: bool = False) -> "OdooDb":
@@ -171,7 +172,7 @@ class OdooServer:
         addons = self.peer.addons_path + (f",{self.peer.qc_addons_path}" if self.peer.qc_addons_path else "")
         return [str(self.peer.python), "odoo-bin", "--db_host=", f"--addons-path={addons}",
                 f"--data-dir={self.data_dir}", "--http-interface=127.0.0.1", f"--http-port={self.port}",
-                "--workers=0", f"--db-filter=^{self.prefix}_.*$", "--log-level=info"]
+                "--workers=0", f"--db-filter=^{self.prefix}_.*$", "--log-level=info", *self.extra_options]
 
     def start(self, timeout: float = 120.0) -> None:
         log = open(self.log_path, "ab")
