@@ -11,7 +11,8 @@ nothing.
 The count is written at most once per work order per `interval` seconds (each
 write adds a stock.move.line in Odoo, so a write per poll makes an order's cost
 quadratic in its size): the first count of an order at once, later counts once
-the interval passed (`flush(due_only=True)`, called by the sink's writer), and
+the interval passed, by the sink's writer task beside the delivery loop
+(`flush(due_only=True)`), so an alarm never waits behind a count write; and
 every count still unwritten before anything that depends on it: a work order
 start or finish, auto-finish, consumption, a shift reconciliation, and
 shutdown (`flush()`). The counts not written yet are kept in
@@ -159,7 +160,9 @@ class ProductionPoster:
                 base = await self.odoo_baseline(wo_id)
                 await asyncio.to_thread(self.store.put_state, key, encode_tally(base))
             qty = base + sum(float(s.event["data"]["quantity"]) for s in group)
-            if self._due(wo_id):
+            if self.interval <= 0 or wo_id not in self._written_at:
+                # every batch (interval 0), or the order's first count: at once. Later counts are the
+                # writer's (`flush(due_only=True)`), so a delivery pass never waits for a count write
                 try:
                     await self._write(wo, qty)
                 except PermanentDeliveryError as exc:
