@@ -57,9 +57,14 @@ class OdooSinkConfig:
     alarm_codes: dict[int, AlarmCode] = field(default_factory=dict)
     scrap_location: str = "WH/Stock"   # stock.location full name scrapped parts are taken from
     auto_finish: bool = False          # finish the work order and mark the order done at its quantity
-    scrap_mode: str = "validate"       # validate: a wizard answer is a dead letter | do_scrap: scrap anyway
+    scrap_mode: str = "components"     # components: the bad part's components, from the order's source
+    #                                    location (Odoo's own MO scrap) | validate: the finished product from
+    #                                    scrap_location, a wizard answer is a dead letter | do_scrap: the
+    #                                    finished product, scrapped even where stock goes negative
     pending_timeout: float = 600.0     # s an event waits for an open work order before it is a dead letter
     quality_test: str | None = None    # qc.test name for inspections (OCA quality_control_oca); None: located
+    count_interval: float = 5.0        # s between two qty_producing writes of one work order (0: every batch)
+    probe_interval: float = 1.0        # s between probes of a down Odoo while a retry waits (jittered)
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
-                                       "auto_finish", "scrap_mode", "pending_timeout", "quality_test"})
+                                       "auto_finish", "scrap_mode", "pending_timeout", "quality_test",
+                                       "count_interval", "probe_interval"})
         c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -156,11 +162,15 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
         out[name] = OdooSinkConfig(name, (url or "").rstrip("/"), database, login, api_key or "",
                                    protocol, timeout, batch, cap, rate, in_flight, loss, codes, scrap_location,
                                    c.get(section, path, "auto_finish", bool, default=False),
-                                   c.get(section, path, "scrap_mode", str, default="validate",
-                                         choices=("validate", "do_scrap")),
+                                   c.get(section, path, "scrap_mode", str, default="components",
+                                         choices=("components", "validate", "do_scrap")),
                                    c.get(section, path, "pending_timeout", float, default=600.0, minimum=0,
                                          maximum=7 * 86400),
-                                   c.get(section, path, "quality_test", str) or None)
+                                   c.get(section, path, "quality_test", str) or None,
+                                   c.get(section, path, "count_interval", float, default=5.0, minimum=0,
+                                         maximum=3600),
+                                   c.get(section, path, "probe_interval", float, default=1.0, minimum=0.1,
+                                         maximum=60))
     return out
 
 

@@ -22,9 +22,9 @@ def odoo(tmp_path):
     sb.stop()
 
 
-def _cfg(url: str) -> OdooSinkConfig:
+def _cfg(url: str, **kw) -> OdooSinkConfig:
     return OdooSinkConfig("odoo", url, "sandbox", "admin", "k", timeout=5.0, rate=200.0,
-                          alarm_codes={101: AlarmCode("Spindle overload", "3", "Equipment Failure")})
+                          alarm_codes={101: AlarmCode("Spindle overload", "3", "Equipment Failure")}, **kw)
 
 
 def _ev(kind: str, key: str, data: dict, ts: str = "2026-11-23T07:00:00.000Z", ctx: dict | None = None) -> dict:
@@ -40,9 +40,9 @@ async def _call(url: str, model: str, method: str, args: list, kw: dict | None =
         await c.close()
 
 
-def _deliver_all(url: str, store: Store, times: int = 1) -> OdooSink:
+def _deliver_all(url: str, store: Store, times: int = 1, **kw) -> OdooSink:
     async def go():
-        sink = OdooSink(_cfg(url), store)
+        sink = OdooSink(_cfg(url, **kw), store)
         for _ in range(times):
             while batch := store.read("odoo", 100):
                 await sink.deliver(batch)
@@ -51,25 +51,52 @@ def _deliver_all(url: str, store: Store, times: int = 1) -> OdooSink:
     return asyncio.run(go())
 
 
-def test_scrap_becomes_validated_scrap_orders_on_the_running_order(odoo, tmp_path):
+def test_scrap_of_a_bad_part_scraps_its_components_from_the_orders_location(odoo, tmp_path):
+    """As Odoo's own MO scrap during production: the open components, per part, booked on the order."""
     store = Store(tmp_path / "s", sinks=["odoo"])
     store.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
     sink = _deliver_all(odoo.url, store)
     rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]],
-                             {"fields": ["scrap_qty", "state", "production_id", "product_id", "origin"]}))
-    assert sorted(r["scrap_qty"] for r in rows) == [1.0, 2.0]
-    assert all(r["state"] == "done" and r["production_id"][1] == "WH/MO/00001" for r in rows)
-    assert sink.stats.delivered == 2 and sink.client.calls <= 8  # one load for both, not one per event
+                             {"fields": ["scrap_qty", "state", "production_id", "workorder_id", "product_id",
+                                         "location_id", "origin"]}))
+    got = sorted((r["product_id"][1], r["scrap_qty"]) for r in rows)
+    assert got == [("[SCREW-M4] Screw M4", 4.0), ("[SCREW-M4] Screw M4", 8.0),
+                   ("[STEEL-BAR] Steel Bar", 1.0), ("[STEEL-BAR] Steel Bar", 2.0)]
+    assert all(r["state"] == "done" and r["production_id"][1] == "WH/MO/00001" and r["workorder_id"]
+               and r["location_id"][1] == "WH/Stock" for r in rows)
+    assert sink.stats.delivered == 2 and sink.stats.dead_lettered == 0
+    assert sink.client.calls <= 12  # one load for all four scraps, not one per event
+    # delivered again (a crash before the acknowledgement): the same four scraps, by external id
+    again = Store(tmp_path / "again", sinks=["odoo"])
+    again.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
+    assert _deliver_all(odoo.url, again).stats.delivered == 2
+    assert len(asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["id"]}))) == 4
+
+
+def test_scrap_while_the_finished_product_has_no_stock_needs_no_wizard_and_no_negative_stock(odoo, tmp_path):
+    """Real Odoo 17: the finished product has no stock while its order runs; scrapping it asks the wizard."""
+    asyncio.run(_call(odoo.url, "stock.quant", "write", [[1], {"quantity": 0.0}]))  # PART-01's 1000 on hand
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    store.append([_ev("scrap", "s1", {"quantity": 3})])
+    sink = _deliver_all(odoo.url, store)
+    assert sink.stats.dead_lettered == 0 and store.dead_letters("odoo") == []
+    quants = asyncio.run(_call(odoo.url, "stock.quant", "search_read", [[]], {"fields": ["quantity"]}))
+    assert min(q["quantity"] for q in quants) >= 0
+    # the old behaviour, kept as an explicit option: the finished product, a dead letter on the wizard
+    store.append([_ev("scrap", "s2", {"quantity": 1})])
+    _deliver_all(odoo.url, store, scrap_mode="validate")
+    (letter,) = store.dead_letters("odoo")
+    assert "stock.warn.insufficient.qty.scrap" in letter["error"]
 
 
 def test_scrap_odoo_cannot_validate_is_dead_lettered_with_the_reason_and_replays_to_the_same_record(odoo, tmp_path):
     store = Store(tmp_path / "s", sinks=["odoo"])
     store.append([_ev("scrap", "big", {"quantity": 5000})])  # more than the 1000 parts on hand
-    _deliver_all(odoo.url, store)
+    _deliver_all(odoo.url, store, scrap_mode="validate")
     (letter,) = store.dead_letters("odoo")
     assert "did not validate scrap" in letter["error"] and "stock.warn.insufficient.qty.scrap" in letter["error"]
     store.replay("odoo", kind="scrap")
-    _deliver_all(odoo.url, store)
+    _deliver_all(odoo.url, store, scrap_mode="validate")
     rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["state"]}))
     assert len(rows) == 1 and rows[0]["state"] == "draft"  # the same draft, not a second scrap
     assert store.dead_letters("odoo")[0]["attempts"] == 2

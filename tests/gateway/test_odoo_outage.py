@@ -40,7 +40,7 @@ def test_odoo_down_then_up_the_backlog_drains_in_order_at_the_configured_pace(tm
     sb.start()
     store = Store(tmp_path / "store", sinks=["odoo"])
     cfg = OdooSinkConfig("odoo", f"http://127.0.0.1:{port}", "sandbox", "admin", "k", timeout=2.0,
-                         batch_size=5, retry_cap=1.5, rate=10.0, max_in_flight=1)
+                         batch_size=5, retry_cap=1.5, rate=10.0, max_in_flight=1, count_interval=0)
 
     async def go():
         sink = OdooSink(cfg, store)
@@ -79,10 +79,42 @@ def test_odoo_down_then_up_the_backlog_drains_in_order_at_the_configured_pace(tm
     finally:
         back.stop()
     assert wo[0]["qty_producing"] == 23.0
-    assert [(s["scrap_qty"], s["state"]) for s in scrap] == [(2.0, "done")] and reqs == 1
+    assert sorted((s["scrap_qty"], s["state"]) for s in scrap) == [(2.0, "done"), (8.0, "done")] and reqs == 1
     seqs = [item[1] for e in store.journal_entries(1000) for item in e["items"]]
     assert seqs == sorted(seqs) and len(seqs) == 25  # in order, each once
     assert calls <= 10.0 * elapsed + 10  # within the token bucket: rate 10/s plus its burst
+
+
+def test_delivery_resumes_within_seconds_of_odoo_answering_again_whatever_the_backoff(tmp_path):
+    """The backoff grew long during the outage; a cheap probe ends the wait when Odoo is back."""
+    port = free_port()
+    data = tmp_path / "odoo.json"
+    sb = OdooSandbox(host="127.0.0.1", port=port, data_path=data, api_key="k")
+    sb.start()
+    sb.stop()  # the database exists; Odoo is down
+    store = Store(tmp_path / "store", sinks=["odoo"])
+    cfg = OdooSinkConfig("odoo", f"http://127.0.0.1:{port}", "sandbox", "admin", "k", timeout=2.0,
+                         retry_cap=60.0, probe_interval=0.5)
+
+    async def go():
+        sink = OdooSink(cfg, store)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sink.run(stop))
+        store.append([_ev("alarm", 1, {"code": 9})])
+        sink.wake.set()
+        # the outage goes on until a retry waits 8 s or more
+        await _wait(lambda: sink.stats.extra.get("retry_in", 0) >= 8, 60, "a long backoff")
+        back = OdooSandbox(host="127.0.0.1", port=port, data_path=data, api_key="k")
+        back.start()
+        t0 = time.monotonic()
+        await _wait(lambda: store.backlog("odoo") == 0, 30, "the alarm")
+        elapsed = time.monotonic() - t0
+        stop.set()
+        await task
+        back.stop()
+        return elapsed
+
+    assert asyncio.run(go()) < 5.0
 
 
 def test_a_refused_key_pauses_the_sink_with_an_alarm_and_no_login_storm(tmp_path, caplog):

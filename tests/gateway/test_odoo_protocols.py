@@ -209,11 +209,11 @@ def test_auto_picks_json2_from_19_and_jsonrpc_before(odoo_factory, version, expe
     run(go())
 
 
-def test_auto_falls_back_to_common_version_without_web_version(odoo_factory):
+def test_auto_asks_web_version_where_jsonrpc_is_missing(odoo_factory):
     sb = odoo_factory("19.0")
 
     async def go() -> None:
-        sb.set_faults(http_status=404, count=1)  # as a server without GET /web/version answers it
+        sb.set_faults(http_status=404, count=1)  # as a server without /jsonrpc answers common.version
         client, major = await connect(sb.url, "sandbox", "admin", KEY, timeout=5.0)
         async with client:
             assert (major, client.protocol) == (19, "json2")
@@ -260,6 +260,8 @@ def test_json2_named_argument_mapping():
     ("psycopg2.OperationalError", AuthDeliveryError),
     ("odoo.exceptions.AccessError", AuthDeliveryError),
     ("odoo.exceptions.ValidationError", PermanentDeliveryError),
+    ("psycopg2.pool.PoolError", TransientDeliveryError),
+    ("psycopg2.InterfaceError", TransientDeliveryError),
 ])
 def test_jsonrpc_classifier(name, expected):
     error = classify({"code": 200, "message": "Odoo Server Error", "data": {"name": name, "message": "m"}})
@@ -277,3 +279,24 @@ def test_non_odoo_http_replies_are_classified_by_status():
         error = not_odoo_reply(_httpx.Response(status, text="<html>nginx</html>", request=request), "execute_kw")
         assert type(error) is kind, status
         assert f"HTTP {status}" in str(error) and "nginx" in str(error)
+
+
+@pytest.mark.parametrize("name, message, method, expected", [
+    # Odoo restarting mid-request, on any call
+    ("psycopg2.pool.PoolError", "The Connection Pool Is Full", "button_start", TransientDeliveryError),
+    ("psycopg2.InterfaceError", "connection already closed", "action_validate", TransientDeliveryError),
+    ("psycopg2.OperationalError", "server closed the connection unexpectedly", "write", TransientDeliveryError),
+    # any other server error of an idempotent call (absolute write, external-id upsert, read): retried
+    ("builtins.KeyError", "'mrp.workorder'", "write", TransientDeliveryError),
+    ("builtins.AttributeError", "'NoneType' object has no attribute 'cursor'", "load", TransientDeliveryError),
+    ("builtins.KeyError", "'mrp.workorder'", "button_finish", PermanentDeliveryError),
+    # business rejections stay permanent whatever the call
+    ("odoo.exceptions.UserError", "no", "write", PermanentDeliveryError),
+    ("odoo.exceptions.ValidationError", "no", "load", PermanentDeliveryError),
+    ("odoo.exceptions.MissingError", "gone", "read", PermanentDeliveryError),
+    ("builtins.ValueError", "Invalid field 'x'", "write", PermanentDeliveryError),
+])
+def test_server_errors_are_classified_by_the_kind_of_write(name, message, method, expected):
+    from gateway.sinks.odoo.protocol import by_kind_of_write
+    wire = classify({"code": 200, "message": "Odoo Server Error", "data": {"name": name, "message": message}})
+    assert type(by_kind_of_write(method, wire)) is expected

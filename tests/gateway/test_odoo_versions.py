@@ -65,7 +65,7 @@ def test_each_kind_lands_once_whatever_the_wire(tmp_path, version, protocol, exp
     assert used == expected
     assert stats.dead_lettered == 0 and store.backlog("odoo") == 0
     assert wo[0]["qty_producing"] == 7.0
-    assert [s["state"] for s in scraps] == ["done"] and reqs == 1
+    assert [s["state"] for s in scraps] == ["done", "done"] and reqs == 1  # one scrap per component
     assert [lg["date_end"] for lg in logs] == ["2026-11-23 07:30:00"]
 
 
@@ -173,3 +173,44 @@ def test_a_quality_result_is_one_note_on_the_order_even_when_delivered_twice(tmp
         sb.stop()
     (n,) = notes
     assert "Quality FAIL: bore diameter = 12.07 mm (limits 11.95 .. 12.05)" in n["body"] and n["res_id"] == 1
+
+
+def test_odoo_check_over_json2_on_19_has_no_false_blockers(tmp_path):
+    """check_access_rights is a model method (no ids) and deprecated from 18: no 'cannot call ... with ids'."""
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="admin", version="19.0")
+    sb.start()
+    try:
+        good = demo_config_text().replace("http://127.0.0.1:8069", sb.url)
+        out = _check(tmp_path, good)  # protocol auto: JSON-2 on 19
+    finally:
+        sb.stop()
+    assert "with ids" not in out.stdout, out.stdout
+    assert "OK      mrp.workorder: read, write allowed" in out.stdout
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_odoo_check_names_the_scrap_odoo_would_refuse(tmp_path):
+    """The finished product has no stock while its order runs (real Odoo 17): the old mode would dead-letter."""
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=None, api_key="admin")
+    sb.start()
+    try:
+        asyncio.run(_rpc(sb.url, "stock.quant", "write", [[1], {"quantity": 0.0}]))  # PART-01: none on hand
+        good = demo_config_text().replace("http://127.0.0.1:8069", sb.url)
+        out = _check(tmp_path, good)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "a bad part scraps 4 x [SCREW-M4] Screw M4 of WH/MO/00001" in out.stdout
+        old = good.replace('scrap_location = "WH/Stock"', 'scrap_location = "WH/Stock"\nscrap_mode = "validate"')
+        out = _check(tmp_path, old)
+        assert out.returncode == 1
+        assert ("BLOCKER machine CNC-01: finished product [PART-01] Demo Part has no stock in WH/Stock while "
+                "WH/MO/00001 runs: Odoo would answer each scrap with its insufficient-quantity wizard") in out.stdout
+    finally:
+        sb.stop()
+
+
+async def _rpc(url: str, model: str, method: str, args: list, kw: dict | None = None):
+    c = OdooClient(url, "sandbox", "admin", "admin")
+    try:
+        return await c.execute_kw(model, method, args, kw)
+    finally:
+        await c.close()

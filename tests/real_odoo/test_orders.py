@@ -83,9 +83,15 @@ def test_the_older_wires_deliver_exactly(odoo: OdooDb, line_factory, protocol: s
     line.start_gateway()
     truth = line.final_truth(60)
     line.drained(120)
-    time.sleep(0.5)
-    qty = sum(w["qty_producing"] for w in rpc("mrp.workorder", "read", list(plant.workorders),
-                                              fields=["qty_producing"]))
+
+    def count() -> float:
+        return sum(w["qty_producing"] for w in rpc("mrp.workorder", "read", list(plant.workorders),
+                                                   fields=["qty_producing"]))
+    try:  # the count is written at most once per count_interval (5 s) per work order
+        wait_for(lambda: count() == truth["parts"], 15, "the count")
+    except AssertionError:
+        pass
+    qty = count()
     logs = rpc("mrp.workcenter.productivity", "search_count",
                [["workcenter_id", "=", plant.workcenter], ["loss_type", "!=", "productive"]])
     problems = []

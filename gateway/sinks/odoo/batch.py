@@ -49,14 +49,21 @@ def odoo_datetime(iso: str) -> str:
 
 
 async def load_rows(client: Any, model: str, fields: list[str], rows: list[tuple[Stored, list[str]]],
-                    out: Outcome) -> dict[str, int]:
-    """Upsert `rows` with one `load` call; returns event id -> record id for the rows that landed."""
+                    out: Outcome, by_xml_id: bool = False) -> dict[str, int]:
+    """Upsert `rows` with one `load` call; returns event id -> record id for the rows that landed.
+
+    `by_xml_id`: keyed by each row's external id (its first column) instead, for events
+    that make several records. A bad row fails its event, and the event's other rows
+    are left out of the repeated call.
+    """
     remaining = list(rows)
     while remaining:
         result = await client.execute_kw(model, "load", [fields, [r for _, r in remaining]],
                                          {"context": {"tz": "UTC"}})
         ids = result.get("ids") if isinstance(result, dict) else None
         if ids:
+            if by_xml_id:
+                return {row[0]: rid for (_, row), rid in zip(remaining, ids)}
             return {stored.event["id"]: rid for (stored, _), rid in zip(remaining, ids)}
         messages = (result or {}).get("messages") or [] if isinstance(result, dict) else []
         bad: dict[int, str] = {}
@@ -69,7 +76,10 @@ async def load_rows(client: Any, model: str, fields: list[str], rows: list[tuple
                 bad.setdefault(idx, text)
         if not bad:
             raise PermanentDeliveryError(f"{model}.load refused the batch without naming a row: {messages!r}")
+        failed = set()
         for idx, text in bad.items():
-            out.fail(remaining[idx][0], text)
-        remaining = [r for i, r in enumerate(remaining) if i not in bad]
+            if id(remaining[idx][0]) not in failed:
+                out.fail(remaining[idx][0], text)
+                failed.add(id(remaining[idx][0]))
+        remaining = [r for r in remaining if id(r[0]) not in failed]
     return {}

@@ -3,9 +3,13 @@
 It owns the pre-flight findings an integrator reads on commissioning day:
 reachability and version, database and API key, the installed apps the
 configured event kinds need, read/write access on every model the sink will
-touch (Odoo's public `check_access_rights`), and that every configured machine
+touch (Odoo's public `has_access` on an empty recordset from Odoo 18, where
+`check_access_rights` is deprecated; `check_access_rights` before), and that every configured machine
 maps to an existing work center / equipment, every loss reason and the scrap
-location exist, each work center has an open work order, and where quality
+location exist, each work center has an open work order, what a scrap would
+take from stock (`scrap_mode`: the order's components, or the finished
+product, which has no stock while its order runs) and whether Odoo would
+refuse it with its insufficient-quantity wizard, and where quality
 results will go (inspections with OCA's quality_control_oca and its configured
 test, else notes). Each finding is one line; a blocker makes the command exit 1.
 """
@@ -17,14 +21,15 @@ from typing import Any
 from gateway.config import AlarmRuleConfig, Config, CounterRuleConfig, OdooSinkConfig
 from gateway.rules.config import (EdgeRuleConfig, MachineStateRuleConfig, ThresholdRuleConfig,
                                   WeightRuleConfig)
-from gateway.errors import DeliveryError
-from gateway.sinks.odoo.protocol import LazyClient
+from gateway.errors import DeliveryError, PermanentDeliveryError
+from gateway.sinks.odoo.protocol import LazyClient, major_of
 from gateway.sinks.odoo.masterdata import MasterData
 
 #: model -> operations, per event kind the configuration produces
 NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
     "production": {"mrp.workcenter": ("read",), "mrp.workorder": ("read", "write")},
-    "scrap": {"mrp.workorder": ("read",), "stock.scrap": ("read", "create", "write"), "stock.location": ("read",)},
+    "scrap": {"mrp.workorder": ("read",), "stock.scrap": ("read", "create", "write"), "stock.location": ("read",),
+              "mrp.production": ("read",), "stock.move": ("read",), "product.product": ("read",)},
     "downtime_start": {"mrp.workcenter": ("read",), "mrp.workcenter.productivity": ("read", "create", "write"),
                        "mrp.workcenter.productivity.loss": ("read",), "ir.model.data": ("read",)},
     "alarm": {"maintenance.equipment": ("read",), "maintenance.request": ("read", "create")},
@@ -80,8 +85,10 @@ async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) ->
     own = client is None
     client = client or LazyClient(sink.url, sink.database, sink.login, sink.api_key, sink.timeout, sink.protocol)
     try:
+        major = 0
         try:
             info = await client.version()
+            major = major_of(info)
             findings.append(Finding("ok", f"Odoo {info.get('server_version')} answers at {sink.url} "
                                           f"(protocol {client.protocol})"))
         except DeliveryError as exc:
@@ -93,9 +100,9 @@ async def check(cfg: Config, sink: OdooSinkConfig, client: Any | None = None) ->
             return findings + [Finding("blocker", f"login {sink.login!r} on database {sink.database!r}: {exc}")]
         kinds = configured_kinds(cfg)
         findings += await _apps(client, kinds)
-        findings += await _access(client, kinds)
+        findings += await _access(client, kinds, major)
         findings += await _mappings(client, cfg, sink, kinds)
-        findings += await _quality(client, sink, kinds)
+        findings += await _quality(client, sink, kinds, major)
     finally:
         if own:
             await client.close()
@@ -118,21 +125,36 @@ async def _apps(client: Any, kinds: set[str]) -> list[Finding]:
     return out
 
 
-async def _access(client: Any, kinds: set[str]) -> list[Finding]:
+async def _access(client: Any, kinds: set[str], major: int) -> list[Finding]:
     needs: dict[str, set[str]] = {}
     for kind in kinds:
         for model, ops in NEEDS.get(kind, {}).items():
             needs.setdefault(model, set()).update(ops)
-    return await _rights(client, needs)
+    return await _rights(client, needs, major)
 
 
-async def _rights(client: Any, needs: dict[str, set[str]]) -> list[Finding]:
+async def may(client: Any, model: str, operation: str, major: int) -> bool:
+    """Whether the integration user may `operation` on `model` in general (model access rights).
+
+    From Odoo 18 `has_access` on an empty recordset (a record method: the ids are
+    `[]`); before, and on a server without `has_access`, the model method
+    `check_access_rights(operation, raise_exception=False)`.
+    """
+    if major >= 18:
+        try:
+            return bool(await client.execute_kw(model, "has_access", [[], operation]))
+        except PermanentDeliveryError:
+            pass  # no has_access on this server (the sandbox): the deprecated method still answers
+    return bool(await client.execute_kw(model, "check_access_rights", [operation], {"raise_exception": False}))
+
+
+async def _rights(client: Any, needs: dict[str, set[str]], major: int) -> list[Finding]:
     out = []
     for model in sorted(needs):
         missing = []
         for op in sorted(needs[model]):
             try:
-                ok = await client.execute_kw(model, "check_access_rights", [op], {"raise_exception": False})
+                ok = await may(client, model, op, major)
             except DeliveryError as exc:
                 out.append(Finding("blocker", f"{model}: {exc}"))
                 break
@@ -165,6 +187,9 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
                 out.append(Finding("ok", f"machine {name}: open work order {wo.name} of {wo.production}"))
             except DeliveryError as exc:
                 out.append(Finding("warn", f"machine {name}: {exc}; production would be dead-lettered"))
+            else:
+                if "scrap" in kinds:
+                    out += await _scrap_stock(client, md, sink, name, wo)
         if "alarm" in kinds:
             if not m.equipment:
                 out.append(Finding("blocker", f"machine {name}: alarms need an equipment under [machines.{name}]"))
@@ -191,7 +216,63 @@ async def _mappings(client: Any, cfg: Config, sink: OdooSinkConfig, kinds: set[s
     return out
 
 
-async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str]) -> list[Finding]:
+async def _on_hand(client: Any, product: int, location: int) -> tuple[str, float, bool]:
+    """(name, quantity on hand in `location`, whether Odoo checks its stock) of a product."""
+    fields = ["display_name", "qty_available", "type"]
+    storable_field = "is_storable" in (await client.execute_kw("product.product", "fields_get", [],
+                                                                {"attributes": ["type"]}) or {})
+    if storable_field:
+        fields.append("is_storable")  # Odoo 18+: goods are 'consu', stock tracked by this flag
+    (row,) = await client.execute_kw("product.product", "read", [[product]],
+                                     {"fields": fields, "context": {"location": location}})
+    storable = bool(row.get("is_storable")) if storable_field else row.get("type") == "product"
+    return str(row.get("display_name")), float(row.get("qty_available") or 0.0), storable
+
+
+async def _scrap_stock(client: Any, md: MasterData, sink: OdooSinkConfig, machine: str, wo: Any) -> list[Finding]:
+    """What Odoo would refuse when this machine's scrap arrives: the stock the scrap is taken from.
+
+    Odoo validates a scrap of a stock-tracked product only when the source location has
+    the quantity; otherwise it answers with its insufficient-quantity wizard (a dead letter,
+    or negative stock with scrap_mode = do_scrap).
+    """
+    from gateway.sinks.odoo.scrap import ScrapPoster
+    try:
+        if sink.scrap_mode != "components":
+            location = await md.lookup("location", sink.scrap_location)
+            name, qty, storable = await _on_hand(client, wo.product_id, location)
+            if not storable or qty > 0:
+                return [Finding("ok", f"machine {machine}: scrap of {name} from {sink.scrap_location} "
+                                      f"({qty:g} on hand)")]
+            if sink.scrap_mode == "do_scrap":
+                return [Finding("warn", f"machine {machine}: finished product {name} has no stock in "
+                                        f"{sink.scrap_location} while {wo.production} runs: scrap_mode = do_scrap "
+                                        "drives its stock negative; scrap_mode = components scraps the bad "
+                                        "part's components as Odoo's own order scrap does")]
+            return [Finding("blocker", f"machine {machine}: finished product {name} has no stock in "
+                                       f"{sink.scrap_location} while {wo.production} runs: Odoo would answer each "
+                                       "scrap with its insufficient-quantity wizard (dead letters); scrap_mode = "
+                                       "components scraps the bad part's components as Odoo's own order scrap does")]
+        parts = await ScrapPoster(client, md, sink.name, sink.scrap_location).components(wo)
+    except DeliveryError as exc:
+        return [Finding("warn", f"machine {machine}: cannot tell what scrap would take from stock ({exc})")]
+    if not parts:
+        return [Finding("blocker", f"machine {machine}: {wo.production} has no open component to scrap "
+                                   "(scrap_mode = components): scrap would be dead-lettered")]
+    out = []
+    for part in parts:
+        name, qty, storable = await _on_hand(client, part["product"], part["location"])
+        if storable and qty < part["per_part"]:
+            out.append(Finding("blocker", f"machine {machine}: component {name} of {wo.production} has "
+                                          f"{qty:g} on hand where the order takes it: Odoo would answer a scrap "
+                                          "with its insufficient-quantity wizard (dead letters)"))
+        else:
+            out.append(Finding("ok", f"machine {machine}: a bad part scraps {part['per_part']:g} x {name} "
+                                     f"of {wo.production} ({qty:g} on hand)"))
+    return out
+
+
+async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str], major: int) -> list[Finding]:
     """Where quality results go: inspections with OCA's quality_control_oca, else notes on the order."""
     if "quality_result" not in kinds:
         return []
@@ -205,7 +286,7 @@ async def _quality(client: Any, sink: OdooSinkConfig, kinds: set[str]) -> list[F
         return [Finding("warn", "quality_control_oca is not installed: quality results become notes on the "
                                 f"manufacturing order{unused}")]
     out = [Finding("ok", "quality_control_oca installed: quality results become inspections (qc.inspection)")]
-    out += await _rights(client, {model: set(ops) for model, ops in QC_NEEDS.items()})
+    out += await _rights(client, {model: set(ops) for model, ops in QC_NEEDS.items()}, major)
     if not sink.quality_test:
         return out + [Finding("ok", "no quality_test set: each result uses the test that asks its characteristic")]
     try:

@@ -72,7 +72,8 @@ class ConsumptionPoster:
             groups.setdefault(move, []).append(stored)
         for move, group in groups.items():
             key = f"sink/{self.sink}/move/{move}/qty"
-            base = decode_tally(await asyncio.to_thread(self.store.get_state, key))
+            raw = out.state.get(key)  # consumed earlier in this very pass (before a start or finish)
+            base = decode_tally(raw if raw is not None else await asyncio.to_thread(self.store.get_state, key))
             if base is None:
                 base = await self._odoo_qty(move)
                 await asyncio.to_thread(self.store.put_state, key, encode_tally(base))

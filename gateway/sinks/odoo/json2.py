@@ -10,7 +10,8 @@ them (:func:`named_arguments`):
   ``load(fields, data)``, ``fields_get(allfields, attributes)``,
   ``default_get(fields_list)``, ``name_create(name)``,
   ``name_search(name, domain, operator, limit)`` (``args`` before Odoo 18),
-  ``check_object_reference(module, xml_id)``, ``context_get()``;
+  ``check_object_reference(module, xml_id)``, ``check_access_rights(operation,
+  raise_exception)`` (deprecated from 18: use the record method ``has_access``), ``context_get()``;
 - record methods: ``args[0]`` is ``ids``, then ``read(fields, load)``,
   ``write(vals)``, ``unlink()``, ``copy(default)``, ``message_post()``
   (keywords only), and any other method (``action_*``, ``button_*``, ``unblock``,
@@ -48,6 +49,7 @@ MODEL_METHODS: dict[str, tuple[str, ...]] = {
     "name_create": ("name",),
     "name_search": ("name", "domain", "operator", "limit"),
     "check_object_reference": ("module", "xml_id"),
+    "check_access_rights": ("operation", "raise_exception"),
     "context_get": (),
 }
 RECORD_METHODS: dict[str, tuple[str, ...]] = {
@@ -56,6 +58,7 @@ RECORD_METHODS: dict[str, tuple[str, ...]] = {
     "unlink": (),
     "copy": ("default",),
     "exists": (),
+    "has_access": ("operation",),
 }
 _RETURNS_ONE_ID = {"message_post"}
 _TRANSIENT_STATUS = {409, 429, 502, 503, 504}

@@ -25,9 +25,28 @@ PROTOCOLS = ("jsonrpc", "xmlrpc", "json2", "auto")
 # PostgreSQL concurrency failures that survived Odoo's own retries: trying again later helps
 TRANSIENT_NAMES = {"psycopg2.errors.SerializationFailure", "psycopg2.errors.LockNotAvailable",
                    "psycopg2.errors.DeadlockDetected", "psycopg2.extensions.TransactionRollbackError",
-                   "odoo.exceptions.ConcurrencyError", "odoo.exceptions.LockError"}
+                   "odoo.exceptions.ConcurrencyError", "odoo.exceptions.LockError",
+                   # Odoo restarting mid-request: its pool or the connection under a cursor went away,
+                   # the transaction was rolled back (nothing ran twice)
+                   "psycopg2.pool.PoolError", "psycopg2.InterfaceError", "psycopg2.errors.AdminShutdown",
+                   "psycopg2.errors.CannotConnectNow"}
 TRANSIENT_HINTS = ("could not serialize access", "concurrent update", "lock not available",
-                   "deadlock detected", "SerializationFailure", "LockNotAvailable", "DeadlockDetected")
+                   "deadlock detected", "SerializationFailure", "LockNotAvailable", "DeadlockDetected",
+                   "connection already closed", "cursor already closed", "connection pool exhausted",
+                   "server closed the connection unexpectedly", "terminating connection due to administrator",
+                   "the database system is starting up", "the database system is shutting down")
+#: Odoo's refusals of the request itself: the same request gets the same answer, whatever the write
+BUSINESS_REJECTIONS = {"odoo.exceptions.UserError", "odoo.exceptions.ValidationError",
+                       "odoo.exceptions.MissingError", "odoo.exceptions.AccessError",
+                       "odoo.exceptions.AccessDenied", "odoo.exceptions.RedirectWarning",
+                       "odoo.exceptions.except_orm", "odoo.exceptions.Warning",
+                       # the arguments themselves are wrong (an unknown field, a bad value): a contract error
+                       "builtins.ValueError", "builtins.TypeError", "ValueError", "TypeError",
+                       "linebridge.json2.unnamed_argument"}
+#: calls the sink makes that are safe to repeat as they are: reads, absolute writes (the sink writes
+#: counts and end times, never increments), and `load`, an upsert keyed by the event's external id
+IDEMPOTENT_METHODS = frozenset({"read", "search", "search_read", "search_count", "fields_get", "load", "write",
+                                "check_object_reference", "check_access_rights", "has_access", "context_get"})
 
 
 class UnknownOutcomeError(DeliveryError):
@@ -162,6 +181,32 @@ def is_transient_name(name: str, message: str = "") -> bool:
     return name in TRANSIENT_NAMES or any(h in f"{name}: {message}" for h in TRANSIENT_HINTS)
 
 
+def is_business_rejection(exc: DeliveryError) -> bool:
+    """Whether Odoo refused the request itself (a UserError, a wrong argument), not failed while serving it.
+
+    A reply that is an HTTP status page, not Odoo's error (no remote name), is judged by the
+    wire's classification alone (a 4xx that is not a conflict stays permanent).
+    """
+    name = exc.remote_name
+    if name is None:
+        return True
+    return name in BUSINESS_REJECTIONS or (name.startswith("odoo.exceptions.") and not is_transient_name(name))
+
+
+def by_kind_of_write(method: str, exc: DeliveryError) -> DeliveryError:
+    """The error as the sink must treat it: a server failure of an idempotent call is worth a retry.
+
+    Any server error of a read, an absolute write or an external-id upsert that is
+    not a business rejection (a pool or connection error while Odoo restarts, a
+    KeyError in a half-loaded registry, ...) becomes transient: repeating the call
+    cannot apply anything twice. Other calls keep the wire's classification.
+    """
+    if isinstance(exc, PermanentDeliveryError) and method in IDEMPOTENT_METHODS and not is_business_rejection(exc):
+        return TransientDeliveryError(f"{exc} (server error on an idempotent {method}: retried)",
+                                      remote_name=exc.remote_name)
+    return exc
+
+
 def major_of(info: dict[str, Any]) -> int:
     """The major version from common.version or /web/version ('saas~18.2' counts as 18)."""
     vinfo = info.get("server_version_info") or info.get("version_info")
@@ -176,26 +221,34 @@ def major_of(info: dict[str, Any]) -> int:
 
 async def detect_version(url: str, timeout: float = 10.0,
                          transport: httpx.AsyncBaseTransport | None = None) -> tuple[int, dict[str, Any]]:
-    """(major, info): ``GET /web/version``, or JSON-RPC ``common.version`` where that route is missing."""
+    """(major, info): JSON-RPC ``common.version``, or ``GET /web/version`` where /jsonrpc is missing.
+
+    ``common.version`` first: every Odoo up to 19 serves it at once, while an Odoo 16
+    has no /web/version and renders its 404 page slowly (10-18 s on a real 16.0),
+    which made every connect and every probe of a sink wait for it.
+    """
     url = url.rstrip("/")
-    async with new_http(timeout, transport) as http:
-        resp = await send(http, "GET", f"{url}/web/version", "GET /web/version")
-        if resp.status_code == 200:
-            try:
-                info = resp.json()
-            except ValueError:
-                info = None
-            if isinstance(info, dict) and ("version" in info or "version_info" in info):
-                return major_of(info), info
-        elif resp.status_code == 429 or resp.status_code >= 500:
-            raise not_odoo_reply(resp, "GET /web/version")
     from gateway.sinks.odoo.client import OdooClient
     probe = OdooClient(url, "", "", "", timeout=timeout, transport=transport)
     try:
         info = await probe.version()
+        if isinstance(info, dict):
+            return major_of(info), info
+    except (AuthDeliveryError, PermanentDeliveryError):
+        pass  # no JSON-RPC here (a 404, a refusal): Odoo 19+ may have it switched off
     finally:
         await probe.close()
-    return major_of(info), info
+    async with new_http(timeout, transport) as http:
+        resp = await send(http, "GET", f"{url}/web/version", "GET /web/version")
+        if resp.status_code != 200:
+            raise not_odoo_reply(resp, "GET /web/version")
+        try:
+            info = resp.json()
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or not ("version" in info or "version_info" in info):
+            raise TransientDeliveryError(f"unexpected reply to GET /web/version from {url}: {excerpt(resp)!r}")
+        return major_of(info), info
 
 
 async def connect(url: str, database: str, login: str, api_key: str, timeout: float = 10.0,

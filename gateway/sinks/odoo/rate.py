@@ -3,9 +3,10 @@
 It owns the pace at which one sink talks to Odoo, so a backlog after an outage
 is flushed steadily instead of hammering the ERP: each call takes one token of
 a bucket refilled at `rate` per second (gateway.sinks.common.TokenBucket) and
-one of `max_in_flight` slots. It also keeps the latency of every call in a
-cumulative histogram (plain JSON data, exported as a Prometheus histogram by
-the web UI's /metrics).
+one of `max_in_flight` slots. A permanent error of an idempotent call that is
+not a business rejection is turned transient here (`protocol.by_kind_of_write`).
+It also keeps the latency of every call in a cumulative histogram (plain JSON
+data, exported as a Prometheus histogram by the web UI's /metrics).
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import asyncio
 import time
 from typing import Any
 
+from gateway.errors import PermanentDeliveryError
 from gateway.sinks.common import TokenBucket
+from gateway.sinks.odoo.protocol import by_kind_of_write
 
 
 #: upper bounds (seconds) of the call latency histogram's buckets
@@ -40,6 +43,8 @@ class PacedClient:
             started = time.monotonic()
             try:
                 return await self.inner.execute_kw(model, method, args, kwargs)
+            except PermanentDeliveryError as exc:
+                raise by_kind_of_write(method, exc) from exc
             finally:
                 self._observe(time.monotonic() - started)
 

@@ -7,7 +7,10 @@ start), which batches its calls where Odoo accepts lists; the cursor, the
 posters' state, the journal receipts and any dead letters are then committed in
 one store transaction. Calls are paced by a token bucket and a cap on calls in
 flight.
-Transient failures retry the same batch with capped, jittered backoff; an
+Transient failures retry the same batch with capped, jittered backoff; while it
+waits, a cheap probe (Odoo's version, no database) every `probe_interval`
+seconds (jittered) ends the wait as soon as Odoo answers again after an outage,
+so delivery resumes within seconds of Odoo's return, not after the backoff. An
 authentication or rights failure pauses the sink (slow retries, an alarm in the
 log); a permanent failure sends only the events concerned to the dead letters
 with Odoo's own message, and delivery goes on. An event whose work center has
@@ -16,11 +19,19 @@ the other work centers go on; the held lanes are retried with backoff until the
 order appears or `pending_timeout` passes. Events, held ones too, are read through
 the signature check (`gateway.sinks.screen`): a tampered one is dead-lettered,
 never posted.
+
+Near-real-time first: alarms (maintenance requests) of a batch are posted before
+anything else in it, and within each run between two work order starts or
+finishes, downtimes are posted before production; production counts are
+written to Odoo by the production poster at most once per `count_interval` per
+work order (a writer task of this sink flushes them), and before anything that
+depends on them (see `production`).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
@@ -50,6 +61,14 @@ from store.queue import Store, Stored
 log = logging.getLogger("linebridge.sinks.odoo")
 #: kinds that change which work order is open: posted at their place in the order of events
 BARRIERS = frozenset({"workorder_start", "workorder_finish"})
+#: kinds posted first in a batch, whatever comes before them: they depend on no order or count
+FIRST = frozenset({"alarm", "maintenance_due"})
+#: the order of posters within a run; kinds not listed come last
+RANK = {"alarm": 0, "maintenance_due": 0, "downtime_start": 1, "downtime_end": 1, "production": 2}
+#: kinds that depend on the count in Odoo: every count is written before them (a start or finish
+#: ends the order the counts go to, a shift summary compares it, Odoo re-derives the component
+#: moves a consumption writes from it); scrap and quality results do not
+AFTER_COUNTS = frozenset({"workorder_start", "workorder_finish", "production_summary", "consumption"})
 
 
 class OdooSink:
@@ -70,16 +89,17 @@ class OdooSink:
         self.client = PacedClient(self.raw_client, cfg.rate, cfg.max_in_flight)
         self.md = MasterData(self.client)
         self.pending = Pending(self.md, cfg.pending_timeout, clock)
-        self.production = ProductionPoster(self.client, self.md, store, self.name, cfg.auto_finish)
+        self.production = ProductionPoster(self.client, self.md, store, self.name, cfg.auto_finish,
+                                           cfg.count_interval)
         self.finisher = OrderFinisher(self.production)
         posters = [self.production,
-                   ScrapPoster(self.client, self.md, self.name, cfg.scrap_location, cfg.scrap_mode == "do_scrap"),
+                   ScrapPoster(self.client, self.md, self.name, cfg.scrap_location, cfg.scrap_mode),
                    DowntimePoster(self.client, self.md, self.name, cfg.loss, cfg.alarm_codes),
                    MaintenancePoster(self.client, self.md, self.name, cfg.alarm_codes),
                    ConsumptionPoster(self.client, self.md, store, self.name),
                    QualityPoster(self.client, self.md, self.name, cfg.quality_test),
                    SummaryPoster(self.production),
-                   WorkorderStartPoster(self.client, self.md, self.name),
+                   WorkorderStartPoster(self.client, self.md, self.name, self.production),
                    WorkorderFinishPoster(self.client, self.md, self.name),
                    ImplausiblePoster(self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
@@ -89,7 +109,58 @@ class OdooSink:
         self.screen = Screen(self.name, verify, self.stats)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; the batch in flight is finished first."""
+        """Deliver until `stop` is set; the batch in flight is finished first, the counts written last."""
+        await asyncio.to_thread(self.production.load)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._writer(stop))
+                await self._deliver_loop(stop)
+        finally:
+            await self.production.close(self.cfg.timeout)
+            await self.raw_client.close()
+            self.stats.state = "stopped"
+
+    async def _writer(self, stop: asyncio.Event) -> None:
+        """Writes each work order's count once its interval passed, beside the delivery loop."""
+        tick = max(0.2, min(1.0, self.cfg.count_interval / 4))
+        while not stop.is_set():
+            await wait_any(stop, timeout=tick)
+            if not self.production.unwritten or stop.is_set():
+                continue
+            try:
+                await self.production.flush(due_only=True)
+            except DeliveryError as exc:  # the delivery loop meets the same trouble and backs off
+                log.warning("event=count_write_retry sink=%s workorders=%d error=%r", self.name,
+                            len(self.production.unwritten), str(exc))
+                await wait_any(stop, timeout=self.cfg.probe_interval)
+
+    async def _wait_for_odoo(self, stop: asyncio.Event, delay: float, outage: bool) -> bool:
+        """Wait up to `delay` s; sooner when a probe finds Odoo answering after it did not. True then.
+
+        `outage`: the failure itself said Odoo could not be reached, so the first probe that
+        answers ends the wait. Otherwise (Odoo answered with a transient error) only a probe
+        that answers after one that failed does: a busy Odoo gets the whole backoff.
+        """
+        deadline = time.monotonic() + delay
+        down = outage
+        while not stop.is_set():
+            step = min(deadline - time.monotonic(), self.cfg.probe_interval * (0.75 + random.random() / 2))
+            if step <= 0:
+                return False
+            await wait_any(stop, timeout=step)
+            if stop.is_set() or time.monotonic() >= deadline:
+                return False
+            try:
+                await asyncio.wait_for(self.raw_client.version(), timeout=max(1.0, 2 * self.cfg.probe_interval))
+            except (DeliveryError, asyncio.TimeoutError):
+                down = True
+                continue
+            if down:
+                log.info("event=odoo_answers_again sink=%s retry=now", self.name)
+                return True
+        return False
+
+    async def _deliver_loop(self, stop: asyncio.Event) -> None:
         backoff = Backoff(initial=0.5, cap=self.cfg.retry_cap)
         held_backoff = Backoff(initial=1.0, cap=self.cfg.retry_cap)
         held_next = 0.0
@@ -122,15 +193,18 @@ class OdooSink:
                     delay = backoff.next_delay()
                     paused = isinstance(exc, AuthDeliveryError)
                     self.stats.state = "paused" if paused else "retrying"
+                    self.stats.extra["retry_in"] = round(delay, 3)
                     self.md.forget()
                     if paused:
                         self.raw_client.uid = None
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq if batch else 0, len(batch), delay, str(exc))
-                    await wait_any(stop, timeout=delay)
+                    if paused:
+                        await wait_any(stop, timeout=delay)
+                    elif await self._wait_for_odoo(stop, delay, exc.remote_name is None):
+                        backoff.reset()
         finally:
-            await self.raw_client.close()
             self.stats.state = "stopped"
 
     def _remap(self, stored: Stored) -> Stored:
@@ -167,11 +241,13 @@ class OdooSink:
         acknowledgement (see `pending`).
         """
         batch = [self._remap(s) if s.cls == "replay" else s for s in batch]
+        self.production.begin()
         lanes = set() if self.stats.extra.get("held") == 0 else \
             {h.lane for h in await asyncio.to_thread(self.store.held, self.name)}
         out = Outcome()
         done, hold = await self._in_order(batch, lanes, out)
         await asyncio.to_thread(self.store.ack, self.name, done, out.state, out.dead, out.receipts, hold)
+        self.production.acknowledged()
         self._delivered(done, out)
         for stored, lane, _, _ in hold:
             log.warning("event=delivery_pending sink=%s seq=%d event_id=%s kind=%s work_center=%s "
@@ -195,12 +271,14 @@ class OdooSink:
         if not due.ready and not due.expired:
             return False
         out = Outcome()
+        self.production.begin()
         for stored, reason in due.expired:
             out.fail(stored, reason)
         # in order again: after a finish in a lane, its next events wait for the next order
         delivered, _still_held = await self._in_order(due.ready, set(), out)
         done = sorted([*delivered, *(s for s, _ in due.expired)], key=lambda s: s.seq)
         await asyncio.to_thread(self.store.release, self.name, done, out.state, out.dead, out.receipts)
+        self.production.acknowledged()
         self._delivered(done, out)
         self.stats.extra["held"] = len(held) - len(done)
         log.info("event=held_released sink=%s delivered=%d dead_lettered=%d still_held=%d", self.name,
@@ -218,9 +296,16 @@ class OdooSink:
         the events after it are looked at again (`pending.triage`), so the counts before a
         finish land on the order it ends, and the counts after it on the next order, or wait
         in their lane for it. `lanes` (work centers holding events) grows with what is held.
+        Alarms go first, all of them: a maintenance request depends on no order or count.
+        `done` keeps the events' seq order (the store acknowledges in order).
         """
         done: list[Stored] = []
         hold: list[tuple[Stored, str, str, float]] = []
+        urgent = [s for s in events if s.event["kind"] in FIRST]
+        if urgent:  # independent of orders and counts: never behind them
+            await self._post_run(urgent, out)
+            done += urgent
+            events = [s for s in events if s.event["kind"] not in FIRST]
         run: list[Stored] = []
         for stored in [*events, None]:
             if stored is not None and stored.event["kind"] not in BARRIERS:
@@ -237,10 +322,16 @@ class OdooSink:
                 done += triage.done
                 hold += triage.hold
             run = []
+        done.sort(key=lambda s: s.seq)
         return done, hold
 
     async def _post_run(self, events: list[Stored], out: Outcome) -> None:
-        """Hand `events` to the posters of their kinds (each poster's share in seq order)."""
+        """Hand `events` to the posters of their kinds (each poster's share in seq order).
+
+        Downtimes first, then production (its counts are only tallied, or written when
+        due), then the rest; what depends on the counts (`AFTER_COUNTS`) once every count
+        is written.
+        """
         by_kind: dict[str, list[Stored]] = {}
         for stored in events:
             kind = stored.event["kind"]
@@ -249,11 +340,15 @@ class OdooSink:
                 continue
             by_kind.setdefault(kind, []).append(stored)
         done_posters = set()
-        for kind in by_kind:
+        flushed = False
+        for kind in sorted(by_kind, key=lambda k: RANK.get(k, len(RANK))):
             poster = self.posters[kind]
             if id(poster) in done_posters:
                 continue
             done_posters.add(id(poster))
+            if kind in AFTER_COUNTS and not flushed:
+                await self.production.flush(with_pending=True)
+                flushed = True
             items = [s for k in poster.kinds for s in by_kind.get(k, [])]
             items.sort(key=lambda s: s.seq)
             await poster.post(items, out)

@@ -4,23 +4,28 @@ It owns the `workorder_start` and `workorder_finish` kinds. The event's work
 center resolves (through the master-data cache) to its open work order; the
 order's state is read first and `button_start` is called only when it is not
 running yet, so the first run of each order starts it, a later run or a
-retried delivery changes nothing, and a planner's own start is respected. A
+retried delivery changes nothing, and a planner's own start is respected; the
+order's count before the start is kept as the baseline of this sink's count
+(Odoo's start proposes the whole remaining quantity as `qty_producing`). A
 work center without an open order makes a start wait like production does
 (see `pending`). A finish calls `button_finish` on the open work order only
 when it is in progress; with no open order, or one not started yet, there is
 nothing to finish (a planner finished it, or a repeated signal, which must not
-end the next order): the event is delivered without effect and says so. Events are delivered in order, so a finish lands after the counts of
+end the next order): the event is delivered without effect and says so.
+Events are delivered in order, so a finish lands after the counts of
 the order it ends and before those of the next; the cache is dropped after a
 finish, so the next count resolves the next order.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from gateway.errors import PermanentDeliveryError
 from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.masterdata import MasterData, NoOpenWorkorder
+from gateway.sinks.odoo.production import encode_tally
 from store.queue import Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
@@ -33,10 +38,11 @@ class _WorkorderPoster:
     method = ""
     done = ""
 
-    def __init__(self, client: Any, masterdata: MasterData, sink: str) -> None:
+    def __init__(self, client: Any, masterdata: MasterData, sink: str, production: Any = None) -> None:
         self.client = client
         self.md = masterdata
         self.sink = sink
+        self.production = production  # the production poster, whose count baseline a start sets
 
     async def post(self, items: list[Stored], out: Outcome) -> None:
         for stored in items:
@@ -48,7 +54,8 @@ class _WorkorderPoster:
                 wo = await self._order(ev, ctx["work_center"], out)
                 if wo is None:
                     continue
-                rows = await self.client.execute_kw("mrp.workorder", "read", [[wo.id]], {"fields": ["state"]})
+                rows = await self.client.execute_kw("mrp.workorder", "read", [[wo.id]],
+                                                    {"fields": ["state", "qty_producing"]})
                 if not rows:
                     raise PermanentDeliveryError(f"work order {wo.id} no longer exists in Odoo")
                 state = rows[0].get("state")
@@ -56,6 +63,7 @@ class _WorkorderPoster:
                 if skip:
                     out.receipts[ev["id"]] = f"mrp.workorder,{wo.id} {skip}"
                     continue
+                await self.before(wo, rows[0], out)
                 await self.client.execute_kw("mrp.workorder", self.method, [[wo.id]])
             except PermanentDeliveryError as exc:
                 out.fail(stored, str(exc))
@@ -76,6 +84,9 @@ class _WorkorderPoster:
     def after(self) -> None:
         """What changes once the method was called."""
 
+    async def before(self, wo: Any, row: dict[str, Any], out: Outcome) -> None:
+        """What must be kept before the method is called (`row`: the order's state and count)."""
+
 
 class WorkorderStartPoster(_WorkorderPoster):
     kinds = ("workorder_start",)
@@ -84,6 +95,15 @@ class WorkorderStartPoster(_WorkorderPoster):
 
     def skip(self, state: str | None) -> str | None:
         return f"already {state}" if state in ("progress", "done", "cancel") else None
+
+    async def before(self, wo: Any, row: dict[str, Any], out: Outcome) -> None:
+        # Odoo's button_start proposes the whole remaining quantity as qty_producing: the count
+        # this sink adds to starts from what Odoo had before the start, not from the proposal
+        if self.production is None:
+            return
+        key = self.production.tally_key(wo.id)
+        if key not in out.state and await asyncio.to_thread(self.production.store.get_state, key) is None:
+            out.state[key] = encode_tally(float(row.get("qty_producing") or 0.0))
 
 
 class WorkorderFinishPoster(_WorkorderPoster):
