@@ -60,6 +60,7 @@ class OdooSinkConfig:
     scrap_mode: str = "validate"       # validate: a wizard answer is a dead letter | do_scrap: scrap anyway
     pending_timeout: float = 600.0     # s an event waits for an open work order before it is a dead letter
     quality_test: str | None = None    # qc.test name for inspections (OCA quality_control_oca); None: located
+    allow_insecure: bool = False       # a prod gateway accepts an http:// url only with this set
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class MqttSinkConfig:
     batch_size: int = 100
     retry_cap: float = 60.0
     timeout: float = 10.0            # connect and PUBACK wait, seconds
+    allow_insecure: bool = False     # a prod gateway accepts an mqtt:// url only with this set
 
     @property
     def url(self) -> str:
@@ -120,7 +122,8 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
-                                       "auto_finish", "scrap_mode", "pending_timeout", "quality_test"})
+                                       "auto_finish", "scrap_mode", "pending_timeout", "quality_test",
+                                       "allow_insecure"})
         c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -160,13 +163,14 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
                                          choices=("validate", "do_scrap")),
                                    c.get(section, path, "pending_timeout", float, default=600.0, minimum=0,
                                          maximum=7 * 86400),
-                                   c.get(section, path, "quality_test", str) or None)
+                                   c.get(section, path, "quality_test", str) or None,
+                                   bool(c.get(section, path, "allow_insecure", bool, default=False)))
     return out
 
 
 _MQTT_KEYS = {"type", "url", "client_id", "username", "password", "password_env", "password_file",
               "ca_file", "certfile", "keyfile", "qos", "keepalive", "topic_prefix", "kinds", "telemetry",
-              "rate", "batch_size", "retry_cap", "timeout"}
+              "rate", "batch_size", "retry_cap", "timeout", "allow_insecure"}
 _TOPIC_LEVEL = re.compile(r"^[^+#/\x00]+$")
 
 
@@ -226,7 +230,8 @@ def _mqtt_sink(c: ConfigCollector, name: str, section: dict[str, Any], path: str
         rate=c.get(section, path, "rate", float, default=100.0, minimum=0.1, maximum=100000),
         batch_size=c.get(section, path, "batch_size", int, default=100, minimum=1, maximum=10000),
         retry_cap=c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600),
-        timeout=c.get(section, path, "timeout", float, default=10.0, minimum=0.5, maximum=300))
+        timeout=c.get(section, path, "timeout", float, default=10.0, minimum=0.5, maximum=300),
+        allow_insecure=bool(c.get(section, path, "allow_insecure", bool, default=False)))
 
 
 def _readable(c: ConfigCollector, section: dict[str, Any], path: str, key: str) -> str | None:
