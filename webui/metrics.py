@@ -41,14 +41,14 @@ class _Out:
         self.lines: list[str] = []
         self._seen: set[str] = set()
 
-    def metric(self, name: str, kind: str, help_: str, value: Any, **labels: Any) -> None:
+    def metric(self, name: str, kind: str, help_: str, value: Any, /, **labels: Any) -> None:
         if name not in self._seen:
             self._seen.add(name)
             self.lines.append(f"# HELP {name} {help_}")
             self.lines.append(f"# TYPE {name} {kind}")
         self.sample(name, value, **labels)
 
-    def sample(self, name: str, value: Any, **labels: Any) -> None:
+    def sample(self, name: str, value: Any, /, **labels: Any) -> None:
         if value is None:
             return
         lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
