@@ -137,3 +137,42 @@ interval = 0.5
     assert 10.0 <= alarm["p50_s"] < 40.0 and 3600.0 <= alarm["max_s"] < 3640.0
     assert production["acknowledged"] == 2 and production["within_target"] == 0.0
     assert production["target_s"] == 900.0 and 1200.0 <= production["p95_s"] < 1240.0
+
+
+def test_the_odoo_sink_counts_what_odoo_acknowledged_and_not_its_dead_letters(tmp_path):
+    """Against the Odoo sandbox, with the environment in the events' context (the posters ignore it)."""
+    from gateway.config import OdooSinkConfig
+    from gateway.sandbox.odoo import OdooSandbox
+    from gateway.sinks.odoo import OdooSink
+    from store.queue import Store
+
+    sandbox = OdooSandbox(host="127.0.0.1", port=0, data_path=tmp_path / "odoo.json", api_key="secret-key")
+    sandbox.start()
+    try:
+        store = Store(tmp_path / "store", sinks=["odoo"])
+        events = []
+        for total in (3, 5, 9):
+            ev = _event(total, "production", 100.0)
+            ev["data"] = {"quantity": 2, "counter": total, "total": total, "reset": False}
+            ev["context"] |= {"work_center": "CNC-01", "environment": "prod"}
+            events.append(ev)
+        orphan = _event(1, "alarm", 5.0) | {"kind": "downtime_start", "id": "evt_" + "0" * 32}
+        orphan["data"] = {"code": 7}                     # no work center: Odoo cannot take it
+        store.append(events + [orphan])
+
+        async def go() -> OdooSink:
+            sink = OdooSink(OdooSinkConfig("odoo", sandbox.url, "sandbox", "admin", "secret-key", timeout=5.0),
+                            store)
+            while batch := store.read("odoo", 100):
+                await sink.deliver(batch)
+            await sink.client.close()
+            return sink
+
+        sink = asyncio.run(go())
+        levels = sink.stats.as_dict()["service_levels"]
+        assert sink.stats.delivered == 3 and sink.stats.dead_lettered == 1
+        assert list(levels) == ["production"]
+        assert levels["production"]["acknowledged"] == 3 and levels["production"]["within_target"] == 1.0
+        assert 100.0 <= levels["production"]["p50_s"] < 140.0
+    finally:
+        sandbox.stop()
