@@ -162,6 +162,7 @@ def run(paths: list[Path], state_dir: Path | None) -> int:
 
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
+        sup.config_layers = [p.resolve() for p in paths[:-1]]   # the console validates its edits over them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -202,7 +202,7 @@ def load(path: Path | str | list[Path] | list[str], state_dir: Path | None = Non
     if isinstance(path, list):
         return load_layers([Path(p) for p in path], state_dir)
     p = Path(path)
-    return parse(_read(p), source=p.name, state_dir=state_dir)
+    return parse(read_text(p), source=p.name, state_dir=state_dir)
 
 
 def load_layers(paths: list[Path], state_dir: Path | None = None) -> Config:
@@ -210,17 +210,33 @@ def load_layers(paths: list[Path], state_dir: Path | None = None) -> Config:
     as one; each problem names the file that set the value it is about."""
     if len(paths) == 1:
         return load(paths[0], state_dir)
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
+    texts: list[tuple[str, str]] = []
     problems: list[str] = []
     for p in paths:
         try:
-            _merge(merged, _toml(_read(p), p.name), p.name, origin, "")
+            texts.append((p.name, read_text(p)))
         except ConfigError as exc:
             problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    source = "+".join(p.name for p in paths)
+    return parse_layers(texts, state_dir)
+
+
+def parse_layers(layers: list[tuple[str, str]], state_dir: Path | None = None) -> Config:
+    """Validate the TOML texts `layers` (file name, text) merged in order, as `load_layers` does."""
+    if len(layers) == 1:
+        return parse(layers[0][1], source=layers[0][0], state_dir=state_dir)
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    problems: list[str] = []
+    for name, text in layers:
+        try:
+            _merge(merged, _toml(text, name), name, origin, "")
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    source = "+".join(name for name, _ in layers)
     try:
         return validate(merged, source, state_dir)
     except RecursionError:
@@ -263,7 +279,7 @@ def _blame(problem: str, source: str, origin: dict[str, str]) -> str:
     return problem
 
 
-def _read(p: Path) -> str:
+def read_text(p: Path) -> str:
     """The text of the configuration file `p`, refused when unreadable, too large or not UTF-8."""
     try:
         with p.open("rb") as fh:

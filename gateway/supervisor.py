@@ -89,6 +89,9 @@ class Supervisor:
     """Owns the store, the drivers, the pipelines and the sinks of one gateway."""
 
     def __init__(self, config: Config, state_dir: Path) -> None:
+        #: the configuration files under the last one, when `run` was given layers (the console
+        #: validates its edits of the last file merged over them)
+        self.config_layers: list[Path] = []
         self.config = config
         self.state_dir = Path(state_dir)
         sc = config.store

@@ -134,3 +134,17 @@ def test_check_config_takes_layers_and_names_the_file_on_errors(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("site.toml+line3.toml: ok: gateway line3")
+
+
+def test_the_console_validates_an_edit_of_the_last_layer_merged_over_the_ones_below(tmp_path):
+    from webui.configfile import ConfigFile, ConfigRejected
+    (tmp_path / "site.toml").write_text(SITE)
+    own = tmp_path / "line3.toml"
+    own.write_text('[gateway]\nid = "line3"\n')
+    cf = ConfigFile(own, tmp_path / "state", [tmp_path / "site.toml"])
+    cfg, _ = cf.replace('[gateway]\nid = "line3"\n\n[service_levels]\nproduction = 600\n', "admin")
+    assert cfg.gateway.environment == "prod" and cfg.service_levels["production"] == 600.0
+    assert "odoo" in cfg.sinks                                       # from the site template
+    with pytest.raises(ConfigRejected) as err:
+        cf.replace('[gateway]\nid = "line3"\n[sinks.odoo]\nurl = "http://erp.example.com"\n', "admin")
+    assert any(p.startswith("line3.toml: sinks.odoo.url: a prod gateway") for p in err.value.problems)
