@@ -16,17 +16,22 @@ from gateway import __version__, config as config_mod, logs
 from gateway.errors import ConfigError
 
 
+LAYERS = ("a configuration file; repeat for layers (a site template, then the gateway's own file): "
+          "later files win per key, tables merge, validated as one")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="linebridge", description="Linebridge edge gateway")
     p.add_argument("--version", action="version", version=f"linebridge {__version__}")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    c = sub.add_parser("check-config", help="validate a configuration file and exit")
-    c.add_argument("path", type=Path)
+    c = sub.add_parser("check-config", help="validate a configuration (one file, or layers merged in order) and exit")
+    c.add_argument("path", type=Path, nargs="*", help="configuration file(s); later ones win per key")
+    c.add_argument("--config", type=Path, action="append", default=[], help=LAYERS)
 
     r = sub.add_parser("run", help="run the gateway")
-    r.add_argument("--config", type=Path, required=True)
+    r.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
     r.add_argument("--state-dir", type=Path, default=None,
                    help="queue and keys (default /var/lib/linebridge as root, else ~/.local/state/linebridge)")
 
@@ -45,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("odoo", help="Odoo connection tools")
     os_ = o.add_subparsers(dest="odoo_cmd", metavar="WHAT", required=True)
     oc = os_.add_parser("check", help="can this configuration deliver to its Odoo? one finding per line")
-    oc.add_argument("--config", type=Path, required=True)
+    oc.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
 
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
     b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
@@ -80,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.log_level)
     if args.command == "check-config":
-        return check_config(args.path)
+        paths = [*args.path, *args.config]
+        if not paths:
+            print("check-config: name a configuration file", file=sys.stderr)
+            return 2
+        return check_config(paths)
     if args.command == "run":
         return run(args.config, args.state_dir)
     if args.command == "demo":
@@ -124,29 +133,30 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _load(path: Path, count: bool = False, state_dir: Path | None = None) -> "config_mod.Config | None":
-    """The validated config, or None after printing every problem (and their count) to stderr."""
+def _load(paths: list[Path], count: bool = False, state_dir: Path | None = None) -> "config_mod.Config | None":
+    """The validated config (layers merged), or None after printing every problem (and their count)."""
     try:
-        return config_mod.load(path, state_dir=state_dir)
+        return config_mod.load(list(paths), state_dir=state_dir)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         if count:
-            print(f"{path.name}: {len(exc.problems)} error(s)", file=sys.stderr)
+            print(f"{'+'.join(p.name for p in paths)}: {len(exc.problems)} error(s)", file=sys.stderr)
         return None
 
 
-def check_config(path: Path) -> int:
-    cfg = _load(path, count=True)
+def check_config(paths: list[Path]) -> int:
+    cfg = _load(paths, count=True)
     if cfg is None:
         return 1
     print(cfg.summary())
     return 0
 
 
-def run(path: Path, state_dir: Path | None) -> int:
+def run(paths: list[Path], state_dir: Path | None) -> int:
     from gateway.supervisor import Supervisor, default_state_dir
-    cfg = _load(path, state_dir=state_dir)
+    cfg = _load(paths, state_dir=state_dir)
+    path = paths[-1]   # the console edits the gateway's own file, the last layer
     if cfg is None:
         return 1
 
@@ -156,6 +166,7 @@ def run(path: Path, state_dir: Path | None) -> int:
 
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
+        sup.config_layers = [p.resolve() for p in paths[:-1]]   # the console validates its edits over them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -191,9 +202,9 @@ def run(path: Path, state_dir: Path | None) -> int:
     return 0
 
 
-def odoo_check(path: Path) -> int:
+def odoo_check(paths: list[Path]) -> int:
     from gateway.sinks.odoo.check import check
-    cfg = _load(path)
+    cfg = _load(paths)
     if cfg is None:
         return 1
     blockers = 0

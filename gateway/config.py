@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drivers.base import ConfigCollector, Driver
 from gateway.context import ShiftCalendar, parse_shifts
 from gateway.errors import ConfigError
+from gateway.events import KINDS
+from gateway.servicelevel import DEFAULT_TARGETS
 from gateway.registry import driver_class, driver_types
 from gateway.rules import config as rule_config
 from gateway.rules.plausible import DEFAULT_MAX_RATE
@@ -56,6 +58,9 @@ class GatewayConfig:
     #: seconds a supervised task may keep dying (no stable run in between) before the gateway
     #: stops feeding systemd's watchdog, so that systemd restarts the whole process
     restart_window_s: float = 600.0
+    #: dev | test | prod: shown in the console, the heartbeat and every event's context; a prod
+    #: gateway refuses a sandbox Odoo and non-TLS destinations (see `_environment`)
+    environment: str = "dev"
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,8 @@ class Config:
     shifts: ShiftCalendar | None = None
     webui: WebUIConfig | None = None
     files: FilesConfig = FilesConfig()
+    #: seconds from an event's source time to its acknowledgement, per kind (`default`: the rest)
+    service_levels: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
 
     def sinks_of(self, kind: type) -> dict[str, Any]:
         return {n: s for n, s in self.sinks.items() if isinstance(s, kind)}
@@ -178,16 +185,102 @@ class Config:
                 f"{len(self.sinks)} sink(s)")
 
 
-_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui", "files"}
+_TOP = {"gateway", "store", "devices", "rules", "machines", "sinks", "heartbeat", "shifts", "webui", "files",
+        "service_levels"}
+ENVIRONMENTS = ("dev", "test", "prod")
+#: the database `linebridge sandbox odoo` serves by default: a prod gateway never delivers there
+SANDBOX_DATABASE = "sandbox"
 
 
 #: a configuration file larger than this is refused unread (the sample with every driver is ~10 KiB)
 MAX_CONFIG_BYTES = 4 << 20
 
 
-def load(path: Path | str, state_dir: Path | None = None) -> Config:
-    """Read and validate `path`; raise ConfigError listing every problem."""
+def load(path: Path | str | list[Path] | list[str], state_dir: Path | None = None) -> Config:
+    """Read and validate `path` (or layers: a list of files, later ones win); raise ConfigError
+    listing every problem."""
+    if isinstance(path, list):
+        return load_layers([Path(p) for p in path], state_dir)
     p = Path(path)
+    return parse(read_text(p), source=p.name, state_dir=state_dir)
+
+
+def load_layers(paths: list[Path], state_dir: Path | None = None) -> Config:
+    """Merge the files in order (a later file wins per key, tables merge) and validate the result
+    as one; each problem names the file that set the value it is about."""
+    if len(paths) == 1:
+        return load(paths[0], state_dir)
+    texts: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for p in paths:
+        try:
+            texts.append((p.name, read_text(p)))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return parse_layers(texts, state_dir)
+
+
+def parse_layers(layers: list[tuple[str, str]], state_dir: Path | None = None) -> Config:
+    """Validate the TOML texts `layers` (file name, text) merged in order, as `load_layers` does."""
+    if len(layers) == 1:
+        return parse(layers[0][1], source=layers[0][0], state_dir=state_dir)
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    problems: list[str] = []
+    for name, text in layers:
+        try:
+            _merge(merged, _toml(text, name), name, origin, "")
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    source = "+".join(name for name, _ in layers)
+    try:
+        return validate(merged, source, state_dir)
+    except RecursionError:
+        raise ConfigError([f"{source}: values nested too deeply"]) from None
+    except ConfigError as exc:
+        raise ConfigError([_blame(problem, source, origin) for problem in exc.problems]) from None
+
+
+def _merge(into: dict[str, Any], layer: dict[str, Any], name: str, origin: dict[str, str], path: str) -> None:
+    for key, value in layer.items():
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            origin.setdefault(where, origin.get(where, name))
+            _merge(into[key], value, name, origin, where)
+            continue
+        into[key] = value
+        for inner in [k for k in origin if k == where or k.startswith(where + ".")]:
+            del origin[inner]
+        origin[where] = name
+        if isinstance(value, dict):
+            _origins(value, name, origin, where)
+
+
+def _origins(table: dict[str, Any], name: str, origin: dict[str, str], path: str) -> None:
+    for key, value in table.items():
+        origin[f"{path}.{key}"] = name
+        if isinstance(value, dict):
+            _origins(value, name, origin, f"{path}.{key}")
+
+
+def _blame(problem: str, source: str, origin: dict[str, str]) -> str:
+    """`source: key.path: reason` with `source` replaced by the file that set `key.path` (or its
+    nearest table); a key no file set keeps the joined name."""
+    issue = problem[len(source) + 2:] if problem.startswith(source + ": ") else problem
+    key = re.sub(r"\[\d+\]", "", issue.split(": ", 1)[0])
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in origin:
+            return f"{origin['.'.join(parts[:n])]}: {issue}"
+    return problem
+
+
+def read_text(p: Path) -> str:
+    """The text of the configuration file `p`, refused when unreadable, too large or not UTF-8."""
     try:
         with p.open("rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
@@ -201,18 +294,22 @@ def load(path: Path | str, state_dir: Path | None = None) -> Config:
         line = data[:exc.start].count(b"\n") + 1
         raise ConfigError([f"{p.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
                            "save the file as UTF-8"]) from None
-    return parse(text, source=p.name, state_dir=state_dir)
+    return text
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from exc
+    except RecursionError:
+        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply"]) from None
 
 
 def parse(text: str, source: str = "<config>", state_dir: Path | None = None) -> Config:
     """Validate TOML text; `source` names the file in error messages, `state_dir` is the gateway's
     (its own files are refused as file-path settings, as are the default state directory's)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from exc
-    except RecursionError:
-        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply"]) from None
+    raw = _toml(text, source)
     try:
         return validate(raw, source, state_dir)
     except RecursionError:
@@ -227,7 +324,7 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     _check_paths(c, raw, files, state_dir)
 
     g = _table(c, raw, "gateway")
-    c.unknown_keys(g, "gateway", {"id", "site", "restart_window_s"})
+    c.unknown_keys(g, "gateway", {"id", "site", "restart_window_s", "environment"})
     gid = c.get(g, "gateway", "id", str, required=True, default="gateway")
     site = c.get(g, "gateway", "site", str, default="default")
     for key, val in (("id", gid), ("site", site)):
@@ -235,7 +332,8 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
             c.add(f"gateway.{key}", f"must be letters, digits, '-', '_' or '.', got {val!r}")
     window = c.get(g, "gateway", "restart_window_s", float, default=GatewayConfig.restart_window_s,
                    minimum=10.0, maximum=7 * 86400.0)
-    gateway = GatewayConfig(gid, site, window)
+    environment = c.get(g, "gateway", "environment", str, default="dev", choices=ENVIRONMENTS)
+    gateway = GatewayConfig(gid, site, window, environment or "dev")
 
     store = _store(c, _table(c, raw, "store"))
 
@@ -249,6 +347,9 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
     sinks = parse_sinks(c, _table(c, raw, "sinks"), gateway)
     heartbeat = parse_heartbeat(c, raw, sinks)
+    if gateway.environment == "prod":
+        _prod_destinations(c, sinks)
+    levels = _service_levels(c, _table(c, raw, "service_levels"))
     shifts = parse_shifts(c, raw.get("shifts"))
 
     for name, dev in devices.items():
@@ -263,7 +364,34 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
 
     if c.issues:
         raise ConfigError([f"{source}: {issue}" for issue in c.issues])
-    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts, webui, files)
+    return Config(source, gateway, store, devices, rules, machines, sinks, heartbeat, shifts, webui, files, levels)
+
+
+def _prod_destinations(c: ConfigCollector, sinks: dict[str, SinkConfig]) -> None:
+    """A prod gateway delivers over TLS to a real Odoo: http:// and mqtt:// only with `allow_insecure`."""
+    for name, sink in sinks.items():
+        path = f"sinks.{name}"
+        if isinstance(sink, OdooSinkConfig):
+            if sink.database == SANDBOX_DATABASE:
+                c.add(f"{path}.database", f"a prod gateway ([gateway] environment) refuses the sandbox Odoo "
+                                          f"(database {SANDBOX_DATABASE!r})")
+            if sink.url.startswith("http://") and not sink.allow_insecure:
+                c.add(f"{path}.url", f"a prod gateway ([gateway] environment) needs https://, got {sink.url!r} "
+                                     "(set allow_insecure = true on this sink to accept it)")
+        elif isinstance(sink, MqttSinkConfig) and not sink.tls and not sink.allow_insecure:
+            c.add(f"{path}.url", f"a prod gateway ([gateway] environment) needs mqtts://, got {sink.url!r} "
+                                 "(set allow_insecure = true on this sink to accept it)")
+
+
+def _service_levels(c: ConfigCollector, t: dict[str, Any]) -> dict[str, float]:
+    """`[service_levels]`: seconds per event kind (or `default`) within which delivery is on target."""
+    c.unknown_keys(t, "service_levels", set(KINDS) | {"default"})
+    out = dict(DEFAULT_TARGETS)
+    for kind in sorted(set(t) & (set(KINDS) | {"default"})):
+        value = c.get(t, "service_levels", kind, float, minimum=1.0, maximum=30 * 86400.0)
+        if value is not None:
+            out[kind] = float(value)
+    return out
 
 
 def _files(c: ConfigCollector, f: dict[str, Any]) -> FilesConfig:

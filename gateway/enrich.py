@@ -17,9 +17,12 @@ from gateway.events import Event
 
 
 def enrich(event: Event, machines: dict[str, MachineConfig], context: MachineContext | None = None,
-           shifts: ShiftCalendar | None = None) -> Event:
+           shifts: ShiftCalendar | None = None, environment: str | None = None) -> Event:
     """Fill work center, equipment and product from the mapping, then operator, lot,
-    work order from `context` and the shift from `shifts`."""
+    work order from `context`, the shift from `shifts` and the gateway's `environment`
+    (dev, test, prod: signed with the rest of the context)."""
+    if environment is not None:
+        event.context.setdefault("environment", environment)
     machine = event.context.get("machine")
     mapping = machines.get(machine) if machine else None
     if mapping and mapping.work_center:

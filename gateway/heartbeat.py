@@ -2,9 +2,9 @@
 
 It owns what the plant's monitoring sees of the gateway over MQTT: every
 `interval` seconds (and at once after each reconnect) a retained
-`linebridge.status/1` message with the state (`online`), version, uptime,
+`linebridge.status/1` message with the state (`online`), environment, version, uptime,
 backlog and dead letters per sink, the age of the oldest unacknowledged event,
-per-driver health, the supervised tasks (state and restarts), the box's CPU, memory and disk (from /proc and statvfs), and
+per-driver health, each sink's service levels per event kind, the supervised tasks (state and restarts), the box's CPU, memory and disk (from /proc and statvfs), and
 the gateway's public key and key id, the events each sink refused as
 tampered, and the journal's latest signed checkpoint (`journal`, see
 `gateway.checkpoint`). The last will, set on the same MQTT
@@ -116,7 +116,7 @@ class Heartbeat:
 
     def _base(self, state: str) -> dict[str, Any]:
         return {"schema": SCHEMA, "state": state, "gateway": self.gateway.id, "site": self.gateway.site,
-                "version": __version__, "ts": iso_utc(self.clock()),
+                "environment": self.gateway.environment, "version": __version__, "ts": iso_utc(self.clock()),
                 "key": {"alg": ALG, "kid": self.key.kid, "public_key": self.key.public.b64}}
 
     def offline(self, reason: str) -> bytes:
@@ -152,6 +152,9 @@ class Heartbeat:
                       "map_size_bytes": stats["map_size"]},
             "system": self.probe.sample(),
             "tampered": {n: s.get("tampered", 0) for n, s in st["sinks"].items()},
+            # per sink and event kind: delay from source time to acknowledgement (p50, p95, max over
+            # the latest acknowledgements) and the share within the kind's [service_levels] target
+            "service_levels": {n: s.get("service_levels", {}) for n, s in st["sinks"].items()},
             "journal": checkpoint.make(self.store.journal_head(), self.key, self.gateway.id, self.clock()),
         }
         return self.key.sign(body)

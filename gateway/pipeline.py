@@ -221,7 +221,7 @@ class DevicePipeline:
         machine = event.context.get("machine")
         key = context_key(machine) if machine else None
         ctx = pending[key] if key in pending else (self.context.get(key) if key else None)
-        return enrich(event, self.config.machines, ctx, self.config.shifts)
+        return enrich(event, self.config.machines, ctx, self.config.shifts, self.config.gateway.environment)
 
     def _telemetry(self, batch: list[Sample]) -> list[dict[str, Any]]:
         """One compact raw-sample record per device and batch, for MQTT historians (never for Odoo)."""

@@ -89,6 +89,9 @@ class Supervisor:
     """Owns the store, the drivers, the pipelines and the sinks of one gateway."""
 
     def __init__(self, config: Config, state_dir: Path) -> None:
+        #: the configuration files under the last one, when `run` was given layers (the console
+        #: validates its edits of the last file merged over them)
+        self.config_layers: list[Path] = []
         self.config = config
         self.state_dir = Path(state_dir)
         sc = config.store
@@ -146,11 +149,16 @@ class Supervisor:
         return driver, pipeline
 
     def _build_sink(self, cfg: SinkConfig) -> tuple[OdooSink | MqttSink, MqttLink | None]:
+        sink: OdooSink | MqttSink
+        link: MqttLink | None = None
         if isinstance(cfg, MqttSinkConfig):
             link = MqttLink(cfg)
-            return MqttSink(cfg, self.store, asyncio.Event(), link, verify=self.key.public), link
-        return OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,
-                        verify=self.key.public), None
+            sink = MqttSink(cfg, self.store, asyncio.Event(), link, verify=self.key.public)
+        else:
+            sink = OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,
+                            verify=self.key.public)
+        sink.stats.levels.configure(self.config.service_levels)
+        return sink, link
 
     def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
         hb = config.heartbeat
@@ -306,6 +314,8 @@ class Supervisor:
                 self.pipelines[n].telemetry = cfg.wants_telemetry
             self._refresh_machines(cfg, [*dev.changed, *dev.added], reload=not clean)
             self.config = cfg
+            for sink in self.sinks.values():   # new targets apply to the kept sinks' windows too
+                sink.stats.levels.configure(cfg.service_levels)
             self._start_sinks([*snk.changed, *snk.added], plan.heartbeat)
             self._start_devices([*dev.changed, *dev.added])
             return self._report(plan, old_hb)
@@ -358,6 +368,7 @@ class Supervisor:
         """A snapshot for progress lines, the demo summary, the heartbeat and the web UI."""
         sinks, drivers = self.sinks, self.drivers
         return {
+            "environment": self.config.gateway.environment,
             "uptime": round(time.time() - self.started, 1),
             "read": self.intake.samples,
             "bad_samples": self.intake.bad_samples,

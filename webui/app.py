@@ -38,7 +38,7 @@ class Console:
     def identity(self) -> dict[str, Any]:
         key = self.bridge.sup.key
         return {"gateway": self.bridge.config.gateway.id, "site": self.bridge.config.gateway.site,
-                "key_id": key.kid, "public_key": key.public.b64,
+                "environment": self.bridge.config.gateway.environment, "key_id": key.kid, "public_key": key.public.b64,
                 "tls_fingerprint_sha256": self.tls_fingerprint}
 
 

@@ -69,7 +69,8 @@ class Bridge:
             hb = getattr(self.sup, "heartbeat", None)
             st["heartbeat"] = ({"sink": hb.cfg.sink, "interval": hb.cfg.interval, "sent": hb.sent,
                                 "last_error": getattr(hb, "last_error", None)} if hb is not None else None)
-            st["gateway"] = {"id": self.sup.config.gateway.id, "site": self.sup.config.gateway.site}
+            st["gateway"] = {"id": self.sup.config.gateway.id, "site": self.sup.config.gateway.site,
+                             "environment": self.sup.config.gateway.environment}
             return st
         return self.call(snap)
 

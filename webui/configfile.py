@@ -97,8 +97,11 @@ def _plain(item: Any) -> Any:
 class ConfigFile:
     """One configuration file with its history; all methods are safe across threads."""
 
-    def __init__(self, path: Path, state_dir: Path) -> None:
+    def __init__(self, path: Path, state_dir: Path, layers: list[Path] | None = None) -> None:
         self.path = Path(path)
+        #: the files under this one (`run --config site.toml --config line3.toml`: site.toml); an
+        #: edit is validated merged with them, as the gateway will load it
+        self.layers = [Path(p) for p in layers or []]
         self.state_dir = Path(state_dir)
         self.history_dir = Path(state_dir) / "webui" / "history"
         self.history_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +210,8 @@ class ConfigFile:
 
     def validate_text(self, text: str) -> config_mod.Config:
         try:
-            return config_mod.parse(text, source=self.path.name, state_dir=self.state_dir)
+            below = [(p.name, config_mod.read_text(p)) for p in self.layers]
+            return config_mod.parse_layers([*below, (self.path.name, text)], state_dir=self.state_dir)
         except ConfigError as exc:
             raise ConfigRejected(exc.problems) from exc
 

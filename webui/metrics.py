@@ -3,7 +3,9 @@
 It owns the metric names and their help text: queue depth per sink and class,
 events delivered and dead-lettered per sink, dead letters waiting, intake
 counters, driver state and poll latency per device, and the Odoo call latency
-histogram per sink, and each supervised task's restarts. Built by hand from
+histogram per sink, each supervised task's restarts, the environment, and
+the service levels per sink and event kind (delay quantiles, target, share
+within it, acknowledged totals). Built by hand from
 `Supervisor.status()` and the store's stats: the format is small and a client
 library would be one more dependency on the appliance (prometheus_client is
 only a test dependency, whose parser reads this back). Values are printed
@@ -39,14 +41,14 @@ class _Out:
         self.lines: list[str] = []
         self._seen: set[str] = set()
 
-    def metric(self, name: str, kind: str, help_: str, value: Any, **labels: Any) -> None:
+    def metric(self, name: str, kind: str, help_: str, value: Any, /, **labels: Any) -> None:
         if name not in self._seen:
             self._seen.add(name)
             self.lines.append(f"# HELP {name} {help_}")
             self.lines.append(f"# TYPE {name} {kind}")
         self.sample(name, value, **labels)
 
-    def sample(self, name: str, value: Any, **labels: Any) -> None:
+    def sample(self, name: str, value: Any, /, **labels: Any) -> None:
         if value is None:
             return
         lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
@@ -56,6 +58,9 @@ class _Out:
 def render(status: dict[str, Any], stats: dict[str, Any]) -> str:
     out = _Out()
     out.metric("linebridge_uptime_seconds", "gauge", "Seconds since the gateway started.", status.get("uptime"))
+    if status.get("environment"):
+        out.metric("linebridge_environment", "gauge", "1, labelled with the gateway's [gateway] environment.",
+                   1, environment=status["environment"])
     for key, help_ in (("read", "Samples read from devices."), ("bad_samples", "Samples with a bad quality."),
                        ("events", "Business events made by the rules."), ("stored", "Events stored durably."),
                        ("refused", "Batches the store refused (full); held and retried.")):
@@ -95,6 +100,23 @@ def render(status: dict[str, Any], stats: dict[str, Any]) -> str:
         out.sample(f"{metric}_bucket", lat["count"], sink=name, le="+Inf")
         out.sample(f"{metric}_sum", lat["sum"], sink=name)
         out.sample(f"{metric}_count", lat["count"], sink=name)
+    for name, s in status.get("sinks", {}).items():
+        for kind, lv in (s.get("service_levels") or {}).items():
+            for q, key in (("0.5", "p50_s"), ("0.95", "p95_s"), ("1", "max_s")):
+                out.metric("linebridge_delivery_delay_seconds", "gauge",
+                           "Delay from an event's source time to its acknowledgement, over the latest "
+                           "acknowledgements of its kind (quantile 1: the maximum).",
+                           lv.get(key), sink=name, kind=kind, quantile=q)
+            out.metric("linebridge_delivery_target_seconds", "gauge",
+                       "The kind's delivery target ([service_levels]).", lv.get("target_s"), sink=name, kind=kind)
+            out.metric("linebridge_delivery_within_target_ratio", "gauge",
+                       "Share of the latest acknowledgements of the kind delivered within its target.",
+                       lv.get("within_target"), sink=name, kind=kind)
+            out.metric("linebridge_acknowledged_total", "counter", "Events a sink acknowledged, per kind.",
+                       lv.get("acknowledged", 0), sink=name, kind=kind)
+            out.metric("linebridge_acknowledged_within_target_total", "counter",
+                       "Events a sink acknowledged within the kind's target.",
+                       lv.get("within_target_total", 0), sink=name, kind=kind)
     for name, d in status.get("devices", {}).items():
         out.metric("linebridge_device_connected", "gauge", "1 when the driver is connected.",
                    1 if d.get("connected") else 0, device=name)

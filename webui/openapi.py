@@ -223,6 +223,7 @@ def document() -> dict[str, Any]:
                                                 "version": {"type": "string"}}},
                 "Identity": {"type": "object", "required": ["gateway", "key_id", "public_key"],
                              "properties": {"gateway": {"type": "string"}, "site": {"type": "string"},
+                                            "environment": {"type": "string", "enum": ["dev", "test", "prod"]},
                                             "key_id": {"type": "string"}, "public_key": {"type": "string"},
                                             "tls_fingerprint_sha256": {"type": ["string", "null"]}}},
                 "Time": {"type": "object", "required": ["managed", "ntp", "synchronized"],

@@ -64,7 +64,8 @@ class WebService:
         self.console = Console(
             bridge=Bridge(self.sup, asyncio.get_running_loop()), accounts=accounts,
             throttle=Throttle(self.cfg.login_attempts, self.cfg.login_window_s),
-            sessions=Sessions(self.cfg.session_minutes), config_file=ConfigFile(self.config_path, state),
+            sessions=Sessions(self.cfg.session_minutes), config_file=ConfigFile(self.config_path, state,
+                                                                   getattr(self.sup, "config_layers", None)),
             logs=self.logs, state_dir=state, tls_fingerprint=fp, metrics_token=metrics_token(state))
         app = create_app(self.console, secure_cookies=self.cfg.tls)
         self._app, self._adapter = app, adapter

@@ -2,7 +2,7 @@
 
 It owns the small pieces the Odoo and MQTT sinks both need, so neither sink
 imports the other: `SinkStats` (the figures progress lines, the heartbeat and
-the demo read), `wait_any` (wait for the first of several events, or a
+the demo read, with each sink's service levels), `wait_any` (wait for the first of several events, or a
 timeout) and `TokenBucket` (calls or messages per second, for throttled
 flushes after an outage).
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+from gateway.servicelevel import ServiceLevels
 
 
 @dataclass
@@ -23,9 +25,16 @@ class SinkStats:
     last_error: str | None = None
     last_delivery: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    levels: ServiceLevels = field(default_factory=ServiceLevels)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
+        return ({k: v for k, v in self.__dict__.items() if k not in ("extra", "levels")} | self.extra
+                | {"service_levels": self.levels.snapshot()})
+
+    def acknowledged(self, events: Iterable[Any]) -> None:
+        """The one hook where a sink's acknowledgements count: `events` (each `Stored`) are delivered now."""
+        self.last_delivery = time.time()
+        self.levels.acknowledged((s.event for s in events), self.last_delivery)
 
 
 async def wait_any(*events: asyncio.Event, timeout: float | None) -> None:

@@ -65,6 +65,7 @@ class OdooSinkConfig:
     quality_test: str | None = None    # qc.test name for inspections (OCA quality_control_oca); None: located
     count_interval: float = 5.0        # s between two qty_producing writes of one work order (0: every batch)
     probe_interval: float = 1.0        # s between probes of a down Odoo while a retry waits (jittered)
+    allow_insecure: bool = False       # a prod gateway accepts an http:// url only with this set
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class MqttSinkConfig:
     batch_size: int = 100
     retry_cap: float = 60.0
     timeout: float = 10.0            # connect and PUBACK wait, seconds
+    allow_insecure: bool = False     # a prod gateway accepts an mqtt:// url only with this set
 
     @property
     def url(self) -> str:
@@ -126,7 +128,8 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
                                        "auto_finish", "scrap_mode", "pending_timeout", "quality_test",
-                                       "count_interval", "probe_interval"})
+                                       "count_interval", "probe_interval",
+                                       "allow_insecure"})
         c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
@@ -170,13 +173,14 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
                                    c.get(section, path, "count_interval", float, default=5.0, minimum=0,
                                          maximum=3600),
                                    c.get(section, path, "probe_interval", float, default=1.0, minimum=0.1,
-                                         maximum=60))
+                                         maximum=60),
+                                   bool(c.get(section, path, "allow_insecure", bool, default=False)))
     return out
 
 
 _MQTT_KEYS = {"type", "url", "client_id", "username", "password", "password_env", "password_file",
               "ca_file", "certfile", "keyfile", "qos", "keepalive", "topic_prefix", "kinds", "telemetry",
-              "rate", "batch_size", "retry_cap", "timeout"}
+              "rate", "batch_size", "retry_cap", "timeout", "allow_insecure"}
 _TOPIC_LEVEL = re.compile(r"^[^+#/\x00]+$")
 
 
@@ -236,7 +240,8 @@ def _mqtt_sink(c: ConfigCollector, name: str, section: dict[str, Any], path: str
         rate=c.get(section, path, "rate", float, default=100.0, minimum=0.1, maximum=100000),
         batch_size=c.get(section, path, "batch_size", int, default=100, minimum=1, maximum=10000),
         retry_cap=c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600),
-        timeout=c.get(section, path, "timeout", float, default=10.0, minimum=0.5, maximum=300))
+        timeout=c.get(section, path, "timeout", float, default=10.0, minimum=0.5, maximum=300),
+        allow_insecure=bool(c.get(section, path, "allow_insecure", bool, default=False)))
 
 
 def _readable(c: ConfigCollector, section: dict[str, Any], path: str, key: str) -> str | None:

@@ -49,7 +49,7 @@ def test_check_config_reports_unknown_keys_missing_sections_and_broken_toml(tmp_
     path.write_text('[gateway]\nid = "gw"\ncolour = "blue"\n')
     out = _run("check-config", str(path))
     assert out.returncode == 1
-    assert "bad.toml: gateway.colour: unknown key (allowed: id, restart_window_s, site)" in out.stderr
+    assert "bad.toml: gateway.colour: unknown key (allowed: environment, id, restart_window_s, site)" in out.stderr
     assert "bad.toml: sinks: at least one sink is required" in out.stderr
     path.write_text("[gateway\n")
     out = _run("check-config", str(path))

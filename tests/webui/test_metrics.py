@@ -69,3 +69,29 @@ def test_any_counter_and_gauge_value_survives_the_round_trip(n, x):
     samples = _samples(render(_status(read=n, uptime=x), STATS))
     assert samples[("linebridge_intake_read_total", ())] == n  # the parser reads integers as int: exact
     assert samples[("linebridge_uptime_seconds", ())] == x
+
+
+def test_service_levels_and_the_environment_are_exposed_exactly_per_sink_and_kind():
+    from gateway.servicelevel import ServiceLevels
+    levels = ServiceLevels({"alarm": 60.0, "production": 900.0})
+    for delay in range(1, 101):
+        levels.record("alarm", float(delay))
+    levels.record("production", 1234.567)
+    snapshot = levels.snapshot()
+    snapshot["production"]["acknowledged"] = YEAR_AT_1KHZ      # a year's count stays exact
+    status = _status(environment="prod")
+    status["sinks"]["odoo"]["service_levels"] = snapshot
+    samples = _samples(render(status, STATS))
+    alarm = (("kind", "alarm"), ("sink", "odoo"))
+    assert samples[("linebridge_environment", (("environment", "prod"),))] == 1
+    assert samples[("linebridge_delivery_delay_seconds", (*alarm[:1], ("quantile", "0.5"), alarm[1]))] == 50.0
+    assert samples[("linebridge_delivery_delay_seconds", (*alarm[:1], ("quantile", "0.95"), alarm[1]))] == 95.0
+    assert samples[("linebridge_delivery_delay_seconds", (*alarm[:1], ("quantile", "1"), alarm[1]))] == 100.0
+    assert samples[("linebridge_delivery_target_seconds", alarm)] == 60.0
+    assert samples[("linebridge_delivery_within_target_ratio", alarm)] == 0.6
+    assert samples[("linebridge_acknowledged_within_target_total", alarm)] == 60
+    production = (("kind", "production"), ("sink", "odoo"))
+    assert samples[("linebridge_acknowledged_total", production)] == YEAR_AT_1KHZ
+    assert samples[("linebridge_delivery_delay_seconds",
+                    (production[0], ("quantile", "1"), production[1]))] == 1234.567
+    assert samples[("linebridge_delivery_within_target_ratio", production)] == 0.0

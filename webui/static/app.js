@@ -104,6 +104,13 @@ async function overview() {
     el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state), title: s.held ? `${s.held} event(s) wait for an open work order` : undefined },
       s.state + (s.held ? ` (${s.held} held)` : "")), el("td", {}, s.backlog),
     el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, s.last_error || ""))), "No connections configured.");
+  const secs = v => v == null ? "—" : v.toFixed(1) + " s";
+  const levels = sinks.flatMap(([n, s]) => Object.entries(s.service_levels || {}).map(([k, l]) => el("tr", { id: `level-${n}-${k}` },
+    el("td", {}, n), el("td", {}, k), el("td", {}, l.acknowledged), el("td", {}, secs(l.p50_s)), el("td", {}, secs(l.p95_s)),
+    el("td", {}, secs(l.max_s)), el("td", {}, secs(l.target_s)),
+    el("td", { class: l.within_target == null || l.within_target >= 0.95 ? "state-ok" : "state-bad" },
+      l.within_target == null ? "—" : (100 * l.within_target).toFixed(1) + " %"))));
+  fill(document.querySelector("#levels-table tbody"), levels, "Nothing acknowledged yet.");
   const hb = st.heartbeat;
   document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
 }

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any
 
 from drivers.base import Backoff
@@ -166,7 +165,7 @@ class MqttSink:
             self.stats.dead_lettered += len(dead_done)
             self.stats.extra["published"] += published
             self.stats.extra["skipped"] += sum(1 for s in done if self.topic_for(s) is None)
-            self.stats.last_delivery = time.time()
+            self.stats.acknowledged(batch[i] for i, _ in sent if i < acked_upto)
             for stored, error in dead_done:
                 log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                           stored.seq, stored.event["id"], stored.event["kind"], error)

@@ -356,7 +356,8 @@ class OdooSink:
     def _delivered(self, done: list[Stored], out: Outcome) -> None:
         self.stats.delivered += len(done) - len(out.dead)
         self.stats.dead_lettered += len(out.dead)
-        self.stats.last_delivery = time.time()
+        dead = {id(stored) for stored, _ in out.dead}
+        self.stats.acknowledged(s for s in done if id(s) not in dead)
         for stored, error in out.dead:
             log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                       stored.seq, stored.event["id"], stored.event["kind"], error)
