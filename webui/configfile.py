@@ -149,6 +149,8 @@ class ConfigFile:
             raise ConfigRejected([f"{kind}: not a section the console edits"])
         if table is not None and not isinstance(table, dict):
             raise ConfigRejected([f"{kind}.{name}: must be a table (a JSON object)"])
+        if table is not None and (nulls := _nulls(table, f"{kind}.{name}")):
+            raise ConfigRejected([f"{path}: TOML has no null; leave the key out instead" for path in nulls])
         doc = tomlkit.parse(text)
         if kind == "shifts":
             old = doc.get("shifts")
@@ -346,3 +348,14 @@ def _mask(text: str, before: str | None = None) -> str:
         container[key] = CHANGED if old is not None and old.get(path) != _plain(item) else REDACTED
     _each_secret(doc, mask)
     return tomlkit.dumps(doc)
+
+
+def _nulls(value: Any, path: str) -> list[str]:
+    """Key paths holding a JSON null (TOML has none), in tables and lists at any depth."""
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nulls(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _nulls(v, f"{path}[{i}]")]
+    return []

@@ -88,14 +88,12 @@ def test_any_text_in_the_raw_editor_is_saved_or_refused(console_file, text):
     console_file.path.write_text(before, encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason=(
-    "found by fuzzing, not fixed here (webui/ belongs to another part): a JSON null anywhere in a table "
-    "raises tomlkit's ConvertError out of ConfigFile._render, a 500 for the client instead of a 400; "
-    "the fix is to refuse None values in _render with ConfigRejected naming the key"))
 def test_a_null_in_a_json_table_is_refused_not_a_500(console_file):
     before = console_file.text()
-    with pytest.raises(ConfigRejected):
-        console_file.put("machines", "CNC-01", {"work_center": None}, "fuzz")
+    with pytest.raises(ConfigRejected) as refused:
+        console_file.put("machines", "CNC-01", {"work_center": None, "tags": [1, None]}, "fuzz")
+    assert refused.value.problems == ["machines.CNC-01.work_center: TOML has no null; leave the key out instead",
+                                      "machines.CNC-01.tags[1]: TOML has no null; leave the key out instead"]
     assert console_file.text() == before
 
 
