@@ -85,7 +85,7 @@ def setup_plant(rpc: Rpc, major: int, *, order_qty: float = 100_000, quality: bo
 def setup_quality(rpc: Rpc) -> int:
     """An OCA quality test with one quantitative question on the plant's scrap count (0..5 passes)."""
     (uom,) = rpc("uom.uom", "search", [["name", "in", ["Units", "Unit(s)"]]], limit=1)
-    return rpc("qc.test", "create", {"name": QC_TEST, "type": "generic", "test_lines": [(0, 0, {
+    return rpc("qc.test", "create", {"name": QC_TEST, "test_lines": [(0, 0, {
         "name": QC_CHARACTERISTIC, "type": "quantitative", "min_value": 0.0, "max_value": 5.0, "uom_id": uom})]})
 
 
