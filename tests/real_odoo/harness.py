@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -137,14 +138,15 @@ def _copy_template(template: str, db: str) -> None:
     """`createdb -T`; the template first refuses connections (19.0's cron thread visits every database,
     and a template with a session cannot be copied), so only a copy in progress can hold it."""
     _psql("psql", "-q", "-d", "postgres", "-c", f'ALTER DATABASE "{template}" WITH ALLOW_CONNECTIONS false')
-    for attempt in range(5):
+    deadline = time.monotonic() + 120  # other sessions on this machine copy the same template
+    while True:
         try:
             _psql("createdb", "-T", template, db)
             return
         except RuntimeError as exc:
-            if "being accessed by other users" not in str(exc) or attempt == 4:
+            if "being accessed by other users" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(1.0 + attempt)
+            time.sleep(0.5 + random.random())
 
 
 class OdooServer:
