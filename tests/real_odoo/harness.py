@@ -183,7 +183,7 @@ class OdooServer:
     def drop_all(self) -> None:
         self.stop()
         for db in self.databases:
-            subprocess.run(["dropdb", "--if-exists", db], capture_output=True, timeout=120)
+            subprocess.run(["dropdb", "--if-exists", "--force", db], capture_output=True, timeout=120)
         self.databases.clear()
 
     # -- process --
