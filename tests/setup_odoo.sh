@@ -60,7 +60,7 @@ steps() {  # steps VERSION SOURCE DIR: run by its own `bash -e`, so any failing 
         qc="${db}_qc"
         # OCA's wheel requires a distribution named odoo: the tree itself (its dependencies are in already)
         "$dir/venv/bin/pip" install -q --no-deps -e "$dir/src"
-        "$dir/venv/bin/pip" install -q "odoo-addon-quality_control_oca>=17.0,<17.1"
+        "$dir/venv/bin/pip" install -q --no-deps "odoo-addon-quality_control_oca>=17.0,<17.1"  # its one requirement: odoo
         extra=$(cd / && "$dir/venv/bin/python" -c 'import odoo.addons; print(",".join(p for p in odoo.addons.__path__ if "site-packages" in p))')
         [ -n "$extra" ]
         dropdb --if-exists "$qc" && createdb -T "$db" "$qc"
@@ -94,7 +94,14 @@ build() {  # build VERSION SOURCE(tarball or tree)
     if [ -f "$source" ]; then key=$(sha256sum "$source" | cut -c1-16)
     else key=$(cat "$source/odoo/release.py" "$source/requirements.txt" | sha256sum | cut -c1-16); fi
     dir="$CACHE/$ver-$key"
-    if [ -f "$dir/peer.json" ]; then echo "odoo $ver: cached in $dir"; return 0; fi
+    if [ -f "$dir/peer.json" ]; then
+        local tpl
+        tpl=$(sed -n 's/^ *"template": "\(.*\)",$/\1/p' "$dir/peer.json")
+        if [ -n "$(psql -tAc "select 1 from pg_database where datname='$tpl'" postgres)" ]; then
+            echo "odoo $ver: cached in $dir"; return 0
+        fi
+        echo "odoo $ver: template database $tpl is gone, building again"
+    fi
     rm -rf "$dir" && mkdir -p "$dir"
     echo "odoo $ver: building in $dir (log: $dir/build.log)"
     if ! bash -euo pipefail -c 'steps "$@"' _ "$ver" "$source" "$dir" >"$dir/build.log" 2>&1; then

@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +129,24 @@ class Rpc:
 
 
 def _psql(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {out.stderr.strip()}")
+
+
+def _copy_template(template: str, db: str) -> None:
+    """`createdb -T`; the template first refuses connections (19.0's cron thread visits every database,
+    and a template with a session cannot be copied), so only a copy in progress can hold it."""
+    _psql("psql", "-q", "-d", "postgres", "-c", f'ALTER DATABASE "{template}" WITH ALLOW_CONNECTIONS false')
+    deadline = time.monotonic() + 120  # other sessions on this machine copy the same template
+    while True:
+        try:
+            _psql("createdb", "-T", template, db)
+            return
+        except RuntimeError as exc:
+            if "being accessed by other users" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5 + random.random())
 
 
 class OdooServer:
@@ -154,7 +173,7 @@ class OdooServer:
         if template is None:
             raise PeerMissing(f"Odoo {self.peer.version} has no quality_control_oca template (17.0 has one)")
         db = f"{self.prefix}_{len(self.databases) + 1}"
-        _psql("createdb", "-T", template, db)
+        _copy_template(template, db)
         self.databases.append(db)
         src = self.peer.data_dir / "filestore" / template
         if src.exists():
@@ -164,7 +183,7 @@ class OdooServer:
     def drop_all(self) -> None:
         self.stop()
         for db in self.databases:
-            subprocess.run(["dropdb", "--if-exists", db], capture_output=True, timeout=120)
+            subprocess.run(["dropdb", "--if-exists", "--force", db], capture_output=True, timeout=120)
         self.databases.clear()
 
     # -- process --

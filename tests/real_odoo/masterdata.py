@@ -5,8 +5,8 @@ database with mrp, stock and maintenance installed and no demo data: the work
 center CNC-01 (its `code` is the plant's machine), a storable finished product
 PART-01 with a bill of materials (one operation on CNC-01, components Steel Bar
 1/part and Screw M4 4/part, consumed with the order's quantity; Coolant,
-1/part, with manual consumption: only `consumption` events book it), component stock in WH/Stock through an inventory
-adjustment, a confirmed and planned manufacturing order with its work order,
+1/part, whose move is set to manual consumption: only `consumption` events book
+it), component stock in WH/Stock through an inventory adjustment, a confirmed and planned manufacturing order with its work order,
 the maintenance equipment with serial number CNC-01, and (with OCA's
 quality_control_oca) a quality test. Odoo's standard loss reasons come with mrp.
 The finished product has no stock: an order in progress has none yet, which is
@@ -71,11 +71,15 @@ def setup_plant(rpc: Rpc, major: int, *, order_qty: float = 100_000, quality: bo
         components[code] = rpc("product.product", "create", {"name": name, "default_code": code, **storable(major)})
         add_stock(rpc, components[code], location, 10 * order_qty * 4)
     lines = [(0, 0, {"product_id": components[code], "product_qty": per}) for _, code, per in COMPONENTS]
-    lines.append((0, 0, {"product_id": components[MANUAL[1]], "product_qty": MANUAL[2], "manual_consumption": True}))
+    lines.append((0, 0, {"product_id": components[MANUAL[1]], "product_qty": MANUAL[2]}))
     bom = rpc("mrp.bom", "create", {
         "product_tmpl_id": tmpl["product_tmpl_id"][0], "product_qty": 1.0, "bom_line_ids": lines,
         "operation_ids": [(0, 0, {"name": "Machining", "workcenter_id": wc, "time_cycle_manual": 1.0})]})
     mo, wos = make_order(rpc, product, bom, order_qty)
+    # stock.move carries the flag on 16.0-19.0 (the BoM line only up to 18.0)
+    manual = rpc("stock.move", "search", [["raw_material_production_id", "=", mo],
+                                          ["product_id", "=", components[MANUAL[1]]]])
+    rpc("stock.move", "write", manual, {"manual_consumption": True})
     equipment = rpc("maintenance.equipment", "create", {"name": MACHINE, "serial_no": MACHINE})
     if quality:
         setup_quality(rpc)
@@ -85,7 +89,7 @@ def setup_plant(rpc: Rpc, major: int, *, order_qty: float = 100_000, quality: bo
 def setup_quality(rpc: Rpc) -> int:
     """An OCA quality test with one quantitative question on the plant's scrap count (0..5 passes)."""
     (uom,) = rpc("uom.uom", "search", [["name", "in", ["Units", "Unit(s)"]]], limit=1)
-    return rpc("qc.test", "create", {"name": QC_TEST, "type": "generic", "test_lines": [(0, 0, {
+    return rpc("qc.test", "create", {"name": QC_TEST, "test_lines": [(0, 0, {
         "name": QC_CHARACTERISTIC, "type": "quantitative", "min_value": 0.0, "max_value": 5.0, "uom_id": uom})]})
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, default=5, help="parts between two writes")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop Odoo and drop the database on the way out
     r = measure(args.version, args.parts, args.step)
     if args.json:
         print(json.dumps(r))
