@@ -26,6 +26,10 @@ log = logging.getLogger("linebridge.drivers.sql")
 MARK_KEY = "watermark"
 
 
+def _text(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 class SqlDriver(Driver):
     """Polls one table or view; one batch of samples per row, in watermark order."""
 
@@ -56,7 +60,7 @@ class SqlDriver(Driver):
         self.mark = decode_mark(raw) if raw else None
         self._started = True
         log.info("event=sql_start device=%s table=%s watermark=%s", self.name, self.config.table,
-                 "-" if self.mark is None else self.mark)
+                 "-" if self.mark is None else ",".join(_text(v) for v in self.mark))
 
     async def stop(self) -> None:
         """End `samples()` at its next wait; safe to call twice."""
