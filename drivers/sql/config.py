@@ -12,7 +12,6 @@ identifiers, so they can be quoted into SQL safely. It opens no connection.
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,7 @@ class SqlConfig:
     watermark: str = "id"
     database: str | None = None        # sqlite: the file
     dsn: str | None = field(default=None, repr=False)   # postgresql: libpq connection string
-    password: str | None = field(default=None, repr=False)
+    password_env: str | None = None    # read when connecting, never stored in the config
     timezone: str = "UTC"
     batch_rows: int = 500
     poll_interval: float = 2.0
@@ -96,7 +95,6 @@ def parse_device(section: dict[str, Any], path: str,
     database = issues.get(section, path, "database", str)
     dsn = issues.get(section, path, "dsn", str)
     password_env = issues.get(section, path, "password_env", str)
-    password = None
     if backend == "sqlite":
         if not database:
             issues.add(f"{path}.database", "is required for backend 'sqlite' (the database file)")
@@ -106,10 +104,8 @@ def parse_device(section: dict[str, Any], path: str,
         if dsn is None:
             issues.add(f"{path}.dsn", "is required for backend 'postgresql' "
                                       "(e.g. 'host=db1 port=5432 dbname=mes user=linebridge_ro')")
-        if password_env is not None:
-            password = os.environ.get(password_env)
-            if password is None:
-                issues.add(f"{path}.password_env", f"environment variable {password_env!r} is not set")
+        if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+            issues.add(f"{path}.password_env", f"must be an environment variable name, got {password_env!r}")
         if dsn is not None and re.search(r"(^|\s)password\s*=", dsn):
             issues.add(f"{path}.dsn", "must not hold the password; use password_env")
     table = issues.get(section, path, "table", str, required=True)
@@ -138,7 +134,7 @@ def parse_device(section: dict[str, Any], path: str,
     machine = issues.get(section, path, "machine", str)
     if len(issues.issues) > before:
         return None
-    return SqlConfig(backend=backend, database=database, dsn=dsn, password=password, table=table,
+    return SqlConfig(backend=backend, database=database, dsn=dsn, password_env=password_env, table=table,
                      watermark=watermark, key_column=key_column,
                      timestamp_column=timestamp_column, timezone=timezone, columns=columns,
                      batch_rows=batch_rows, machine=machine, **numbers)

@@ -12,6 +12,7 @@ It does not turn rows into samples and keeps no state.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -124,8 +125,11 @@ def _pg_connect(cfg: SqlConfig) -> Any:
     kwargs: dict[str, Any] = {"connect_timeout": max(1, round(cfg.connect_timeout)),
                               "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
                               "application_name": "linebridge"}
-    if cfg.password is not None:
-        kwargs["password"] = cfg.password
+    if cfg.password_env is not None:
+        password = os.environ.get(cfg.password_env)
+        if password is None:
+            raise SourceError(f"environment variable {cfg.password_env} (password_env) is not set")
+        kwargs["password"] = password
     try:
         conn = psycopg.connect(cfg.dsn or "", **kwargs)
         conn.read_only = True

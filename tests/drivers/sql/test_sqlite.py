@@ -168,3 +168,12 @@ def test_config_errors_carry_their_key_paths():
     paths = sorted(i.path for i in issues.issues)
     assert paths == ["devices.db.batch_rows", "devices.db.columns.parts", "devices.db.dsn",
                      "devices.db.key_column", "devices.db.table"]
+
+
+def test_the_shipped_sample_is_valid():
+    import tomllib
+    sample = tomllib.loads((Path(__file__).parents[3] / "drivers" / "sql" / "sample.toml").read_text())
+    for name, section in sample["devices"].items():
+        issues = ConfigCollector()
+        cfg = SqlDriver.parse_config(section, f"devices.{name}", issues)
+        assert issues.issues == [] and cfg is not None and cfg.machine
