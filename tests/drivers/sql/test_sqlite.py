@@ -177,3 +177,42 @@ def test_the_shipped_sample_is_valid():
         issues = ConfigCollector()
         cfg = SqlDriver.parse_config(section, f"devices.{name}", issues)
         assert issues.issues == [] and cfg is not None and cfg.machine
+
+
+def test_a_crash_after_the_store_before_the_watermark_counts_no_part_twice(tmp_path):
+    """The window the hand-off leaves: the row's events and counter state are stored, its
+    watermark is not. The re-read must give the counter rule nothing new."""
+    from gateway.config import CounterRuleConfig
+    from gateway.rules.counter import CounterRule
+
+    db = _db(tmp_path / "mes.db", [(i, f"2024-03-05T08:0{i}:00", 10 * i, 0) for i in range(1, 6)])
+    rule = CounterRule(CounterRuleConfig("parts", "db", "parts", "production", 32, "zero", 1 << 30),
+                       "gw", "CNC-01")
+    state = DictState()
+    stored: dict = {"counter": None, "ids": set(), "parts": 0}
+
+    def handle(batch):   # what the gateway stores in one transaction: events and the rule's state
+        counter = stored["counter"]
+        for sample in batch:
+            if rule.matches(sample):
+                events, counter = rule.apply(counter, sample)
+                for e in events:
+                    if e.id not in stored["ids"]:     # the store's intake dedupe
+                        stored["ids"].add(e.id)
+                        stored["parts"] += e.data["quantity"]
+        stored["counter"] = counter
+
+    async def scenario():
+        gen = make_driver(state, backend="sqlite", database=str(db), batch_rows=3).samples()
+        handle(await gen.__anext__())
+        handle(await gen.__anext__())
+        await gen.aclose()            # killed after storing row 2, before its watermark
+        driver = make_driver(state, backend="sqlite", database=str(db), batch_rows=3)
+        gen = driver.samples()
+        for _ in range(4):            # rows 2 (again), 3, 4, 5
+            handle(await asyncio.wait_for(gen.__anext__(), 5))
+        await driver.stop()
+        [handle(b) async for b in gen]
+
+    asyncio.run(scenario())
+    assert stored["parts"] == 50
