@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any, AsyncIterator, Callable
 
-from drivers.base import Backoff, ConfigCollector, Driver, Quality, Sample
+from drivers.base import Backoff, ConfigCollector, Driver, Quality, Sample, Stopped, bounded
 from drivers.sql.config import SqlConfig, parse_device
 from drivers.sql.rows import decode_mark, encode_mark, mark_of, row_samples
 from drivers.sql.source import Source, SourceError
@@ -74,6 +74,8 @@ class SqlDriver(Driver):
                 began = time.monotonic()
                 try:
                     rows = await self._fetch()
+                except Stopped:
+                    return
                 except SourceError as exc:
                     yield self._failed(str(exc))
                     if await self._sleep(self.backoff.next_delay()):
@@ -101,8 +103,9 @@ class SqlDriver(Driver):
     async def _fetch(self) -> list[tuple[Any, ...]]:
         grace = self.config.query_timeout + self.config.connect_timeout + 1.0
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(self.source.fetch, self.mark, self.config.batch_rows), grace)
+            # stop() ends the wait at once; the thread finishes within query_timeout
+            return await bounded(asyncio.to_thread(self.source.fetch, self.mark,
+                                                   self.config.batch_rows), grace, self._stop)
         except asyncio.TimeoutError:
             await asyncio.to_thread(self.source.close)
             raise SourceError(f"no answer within {grace:g} s") from None

@@ -32,6 +32,8 @@ def test_the_connection_test_names_a_missing_select_grant_and_a_writing_user(pg)
         "warning: user postgres may write to production; a read-only user is advised"]
     assert check(_pg_driver(pg, None, table="nowhere").config)[0].startswith(
         "table or view nowhere not found")
+    missing = _pg_driver(pg, None, columns={"parts": "good_cnt"}).config
+    assert check(missing) == ['query failed: column "good_cnt" does not exist']
 
 
 def test_rows_once_across_a_restart_with_equal_timestamps_and_an_overflow(pg):
