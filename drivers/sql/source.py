@@ -77,14 +77,14 @@ class Source:
         cols = ", ".join(quote(c, cfg.backend) for c in self.select_list())
         if cfg.watermark == "id":
             order = key
-            sql_where, args = (f"WHERE {key} > {p}", [mark[0]]) if mark else ("", [])
+            sql_where, args = (f"WHERE {key} > {p}", [mark[0]]) if mark else (f"WHERE {key} IS NOT NULL", [])
         else:
             order = f"{ts}, {key}"
             if mark:
                 sql_where = f"WHERE ({ts} > {p} OR ({ts} = {p} AND {key} > {p}))"
                 args = [mark[0], mark[0], mark[1]]
             else:
-                sql_where, args = f"WHERE {ts} IS NOT NULL", []
+                sql_where, args = f"WHERE {ts} IS NOT NULL AND {key} IS NOT NULL", []
         sql = f"SELECT {cols} FROM {quote(cfg.table, cfg.backend)} {sql_where} ORDER BY {order} LIMIT {int(limit)}"
         return self._query(sql, args)
 
@@ -161,6 +161,8 @@ def _first_line(exc: BaseException) -> str:
 
 def check(cfg: SqlConfig) -> list[str]:
     """The connection test: problems a person must fix, empty when the device can poll.
+
+    Blocking (call it in a thread); bounded by `connect_timeout` and `query_timeout`.
 
     Opens the connection, runs the poll's select list with `WHERE 1 = 0` (reads
     no rows) and, on PostgreSQL, names a missing SELECT grant and warns when

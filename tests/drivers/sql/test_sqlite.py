@@ -13,7 +13,7 @@ from tests.drivers.sql import DictState, make_driver, values
 def _db(path: Path, rows: list[tuple]) -> Path:
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS production "
-                     "(id INTEGER PRIMARY KEY, ts TEXT, good_count, scrap_count)")
+                     "(id INTEGER, ts TEXT, good_count, scrap_count)")
         conn.executemany("INSERT INTO production VALUES (?, ?, ?, ?)", rows)
     conn.close()
     return path
@@ -72,7 +72,8 @@ def test_timestamp_watermark_breaks_ties_with_the_key_across_pages_and_restarts(
 
 
 def test_a_bad_row_names_table_key_and_column_and_the_next_rows_flow(tmp_path):
-    db = _db(tmp_path / "mes.db", [(1, "2024-03-05T08:00:00", None, 0),
+    db = _db(tmp_path / "mes.db", [(None, "2024-03-05T07:00:00", 1, 0),   # never selected
+                                   (1, "2024-03-05T08:00:00", None, 0),
                                    (2, "2024-03-05T08:01:00", "abc", 0),
                                    (3, "2024-03-05T08:02:00", 9e999, 0),
                                    (4, "not a time", 40, 0),
