@@ -190,6 +190,8 @@ class Store(DeadLetters, Held, Inspection):
             except lmdb.Error as exc:
                 if _is_enospc(exc):
                     raise StoreFull(f"disk full under {self.path}: {exc}") from exc
+                if _is_short_write(exc):
+                    raise StoreFull(f"disk full (or failing) under {self.path}: {exc}") from exc
                 raise
 
     def _grow(self) -> bool:
@@ -504,3 +506,8 @@ def _existing_size(path: Path) -> int:
 
 def _is_enospc(exc: lmdb.Error) -> bool:
     return getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
+
+
+def _is_short_write(exc: lmdb.Error) -> bool:
+    """LMDB reports a page write the disk cut short (the usual way a full disk shows) as EIO."""
+    return getattr(exc, "errno", None) == errno.EIO or "Input/output error" in str(exc)

@@ -118,6 +118,34 @@ def test_a_full_disk_is_a_clear_refusal_without_corruption_and_recovers_when_spa
     assert s.append([{"id": "evt_after", "kind": "production", "data": {}}]).seqs == [stored + 1]
 
 
+def test_a_disk_that_cuts_a_commit_short_is_full_not_a_crash(small_disk):
+    """Found by the soak: a file system shrunk to what it holds made LMDB's commit fail with EIO
+    (its page write came back short), which the store did not take as full: the device tasks died."""
+    store_dir = small_disk / "store"
+    opts = StoreOptions(map_size=1024 * 1024, max_map_size=64 * 1024 * 1024)
+    s = Store(store_dir, sinks=["odoo"], options=opts)
+    for i in range(50):
+        s.append([{"id": f"evt_{i}", "kind": "production", "data": {"pad": "x" * 9000}}])
+    used_kib = int(subprocess.run(["du", "-sk", str(small_disk)], capture_output=True, text=True,
+                                  check=True).stdout.split()[0])
+    subprocess.run(["mount", "-o", f"remount,size={used_kib + 2}k", str(small_disk)], check=True)
+    refused = 0
+    for i in range(50, 150):
+        try:
+            s.append([{"id": f"evt_{i}", "kind": "production", "data": {"pad": "x" * 9000}}])
+        except StoreFull as exc:
+            refused += 1
+            assert "full" in str(exc)
+    assert refused, "the shrunken disk never filled: the test proved nothing"
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    s.append([{"id": "evt_after", "kind": "production", "data": {}}])
+    s.close()
+    s = Store(store_dir, sinks=["odoo"], options=opts)
+    ids = [e.event["id"] for e in s.read("odoo", 10**6)]
+    assert ids[:50] == [f"evt_{i}" for i in range(50)] and ids[-1] == "evt_after"
+    assert len(ids) == len(set(ids)) == 150 - refused + 1
+
+
 def test_a_million_events_are_read_in_order_by_two_sinks_at_different_speeds(tmp_path):
     s = Store(tmp_path, sinks=["fast", "slow"], options=StoreOptions(map_size=512 * 1024 * 1024))
     total = 1_000_000
