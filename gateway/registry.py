@@ -5,7 +5,8 @@ built-in ones in pyproject.toml), so a third-party driver is just an installed
 package. A driver module is imported only when a configuration uses it. The
 entry points are read once per process (reading them scans every installed
 package's metadata: ~45 ms, and validation asked once per device); a driver
-installed later is seen after a restart, as its code would be anyway.
+installed later is seen after a restart, as its code would be anyway; the
+services' group (`gateway.services`) is read from the same scan.
 A driver's library is an extra of its package, named on its entry point
 (`drivers.opcua:OpcUaDriver [opcua]`): when it is not installed, loading the
 driver raises `MissingExtra` with the pip command that installs it.
@@ -13,7 +14,7 @@ driver raises `MissingExtra` with the pip command that installs it.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoints, entry_points
 
 from drivers.base import Driver
 from gateway.extras import missing_message
@@ -44,9 +45,19 @@ def driver_types() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
+def _installed() -> EntryPoints:
+    return entry_points()
+
+
+def group(name: str) -> EntryPoints:
+    """The entry points of group `name`, from one scan of the installed packages per process."""
+    return _installed().select(group=name)
+
+
+@lru_cache(maxsize=1)
 def _entry_points() -> tuple[tuple[str, str, str, str], ...]:
     out = []
-    for ep in entry_points(group="linebridge.drivers"):
+    for ep in group("linebridge.drivers"):
         dist = ep.dist.name if ep.dist is not None else "linebridge"
         out.append((ep.name, f"{ep.module}:{ep.attr}", ",".join(ep.extras), dist))
     return tuple(out)
