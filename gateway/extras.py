@@ -24,6 +24,11 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
+def extra_of(module: str) -> str:
+    """The first extra that installs top-level `module` (the module's own name when none does)."""
+    return next((extra for extra, mods in EXTRAS.items() if module in {m.partition(".")[0] for m in mods}), module)
+
+
 def pip_command(extra: str, dist: str = "linebridge") -> str:
     return f"pip install '{dist}[{extra}]'"
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib.metadata import EntryPoints, entry_points
 
 from drivers.base import Driver
-from gateway.extras import missing_message
+from gateway.extras import extra_of, missing_message
 
 #: the packages of this distribution: a module missing under these is a bug, not an extra
 _OWN = {"drivers", "gateway", "store", "webui"}
@@ -35,7 +35,7 @@ def _load(spec: str, extras: str, dist: str) -> type[Driver]:
         top = (exc.name or "").partition(".")[0]
         if not top or top in _OWN:
             raise
-        raise MissingExtra(missing_message(extras or top, exc.name or top, dist)) from exc
+        raise MissingExtra(missing_message(extras or extra_of(top), exc.name or top, dist)) from exc
     return getattr(mod, attr)
 
 
