@@ -20,8 +20,9 @@ from drivers.base import ConfigCollector, Driver
 from gateway.context import ShiftCalendar, parse_shifts
 from gateway.errors import ConfigError
 from gateway.events import KINDS
+from gateway.extras import missing
 from gateway.servicelevel import DEFAULT_TARGETS
-from gateway.registry import driver_class, driver_types
+from gateway.registry import MissingExtra, driver_class, driver_types
 from gateway.rules import config as rule_config
 from gateway.rules.plausible import DEFAULT_MAX_RATE
 from gateway.rules.config import (EdgeRuleConfig, RuleConfig, ScanRuleConfig, ThresholdRuleConfig,
@@ -358,6 +359,13 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     webui = _webui(c, raw["webui"]) if isinstance(raw.get("webui"), dict) else None
     if "webui" in raw and webui is None:
         c.add("webui", "must be a table")
+    # the libraries of what is configured: said now, with the pip command, not at the first import
+    for name, sink in sinks.items():
+        extra = "mqtt" if isinstance(sink, MqttSinkConfig) else "odoo"
+        if problem := missing(extra):
+            c.add(f"sinks.{name}", f"the {extra} sink {problem}")
+    if webui is not None and (problem := missing("webui")):
+        c.add("webui", f"the web UI {problem}")
     if not sinks and (rules or webui is None):
         # a fresh appliance may start with nothing but its console; events need somewhere to go
         c.add("sinks", "at least one sink is required (events need somewhere to go)")
@@ -537,7 +545,11 @@ def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]
         type_name = c.get(section, path, "type", str, required=True)
         if type_name is None:
             continue
-        cls = driver_class(type_name)
+        try:
+            cls = driver_class(type_name)
+        except MissingExtra as exc:
+            c.add(f"{path}.type", f"driver {type_name!r} {exc}")
+            continue
         if cls is None:
             c.add(f"{path}.type", f"unknown driver {type_name!r} (known: {', '.join(sorted(driver_types()))})")
             continue

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gateway import __version__, checkpoint
 from gateway.config import GatewayConfig, HeartbeatConfig
@@ -29,8 +29,10 @@ from gateway.errors import DeliveryError
 from gateway.events import iso_utc
 from gateway.signing import ALG, DeviceKey
 from gateway.sinks.common import wait_any
-from gateway.sinks.mqtt.link import MqttLink, Will
 from store.queue import Store
+
+if TYPE_CHECKING:  # paho is imported by the MQTT link, when one is configured
+    from gateway.sinks.mqtt.link import MqttLink, Will
 
 log = logging.getLogger("linebridge.heartbeat")
 
@@ -127,6 +129,7 @@ class Heartbeat:
         return _wire(self.key.sign(body))
 
     def will(self) -> Will:
+        from gateway.sinks.mqtt.link import Will
         return Will(self.topic, self.offline("connection lost"), qos=1, retain=True)
 
     def snapshot(self) -> dict[str, Any]:

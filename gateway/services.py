@@ -10,9 +10,10 @@ them, starting them after the supervisor and stopping them before it.
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
+
+from gateway.registry import group
 
 log = logging.getLogger("linebridge.services")
 
@@ -33,7 +34,7 @@ class Service(Protocol):
 def load(supervisor: Any, config_path: Path | None) -> list[Service]:
     """Every registered service that this configuration asks for, not yet started."""
     out: list[Service] = []
-    for ep in sorted(entry_points(group="linebridge.services"), key=lambda e: e.name):
+    for ep in sorted(group("linebridge.services"), key=lambda e: e.name):
         factory = ep.load()
         service = factory(supervisor, config_path)
         if service is not None:

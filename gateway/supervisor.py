@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from drivers.base import Driver
 from gateway import __version__
@@ -34,10 +34,12 @@ from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.tasks import Tasks
 from gateway.rules.build import build as build_rule
 from gateway.signing import DeviceKey
-from gateway.sinks.mqtt import MqttLink, MqttSink
-from gateway.sinks.odoo import OdooSink
 from store.committer import GroupCommitter
 from store.queue import Quota, Store, StoreOptions
+
+if TYPE_CHECKING:  # each sink's module (paho, httpx) is imported when a sink of its kind is built
+    from gateway.sinks.mqtt import MqttLink, MqttSink
+    from gateway.sinks.odoo import OdooSink
 
 log = logging.getLogger("linebridge.supervisor")
 
@@ -152,9 +154,11 @@ class Supervisor:
         sink: OdooSink | MqttSink
         link: MqttLink | None = None
         if isinstance(cfg, MqttSinkConfig):
+            from gateway.sinks.mqtt import MqttLink, MqttSink
             link = MqttLink(cfg)
             sink = MqttSink(cfg, self.store, asyncio.Event(), link, verify=self.key.public)
         else:
+            from gateway.sinks.odoo import OdooSink
             sink = OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,
                             verify=self.key.public)
         sink.stats.levels.configure(self.config.service_levels)

@@ -46,7 +46,7 @@ if ! "$PY" -m venv --help >/dev/null 2>&1 || ! "$PY" -c 'import ensurepip' 2>/de
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[all,test]'
 
 # Real Odoo peers for tests/real_odoo (PostgreSQL, one venv and template database per version, cached):
 # only where LINEBRIDGE_ODOO_PEERS names the folder of Odoo tarballs or trees (see README).

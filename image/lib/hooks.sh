@@ -75,7 +75,7 @@ customize() {
     in_root python3 -m venv /opt/linebridge/venv
     in_root /opt/linebridge/venv/bin/python -m pip install --no-input --disable-pip-version-check \
         --progress-bar off --cache-dir /var/cache/lb-pip --cert /tmp/lb-wheel/host-ca.crt \
-        "/tmp/lb-wheel/$(basename "$LB_WHEEL")"
+        "/tmp/lb-wheel/$(basename "$LB_WHEEL")[all]"   # the appliance carries every driver, sink and the console
     in_root /opt/linebridge/venv/bin/python -m pip freeze --all --disable-pip-version-check \
         > "$LB_WORK/python-packages.txt"
     if [ -n "${LB_PIP_CACHE:-}" ]; then
