@@ -140,8 +140,9 @@ def next_change(page: Page) -> int:
 
 def saved(page: Page, change: int) -> None:
     """Change `change` was validated, saved with a history entry and applied (the page says so)."""
-    expect(page.locator("#flash .ok")).to_contain_text(re.compile(rf"Saved as change #{change}\b"))
-    expect(page.locator("#flash .error")).to_have_count(0)
+    # at the top of the page, or beside the form that was used (Rules & mappings)
+    expect(page.locator("#flash .ok, .notice .ok").filter(has_text=re.compile(rf"Saved as change #{change}\b"))).to_be_visible()
+    expect(page.locator("#flash .error, .notice .error")).to_have_count(0)
 
 
 def odoo_counts(gw: Gateway) -> tuple[float, float]:

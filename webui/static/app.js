@@ -29,13 +29,29 @@ function el(tag, attrs, ...children) {
   return n;
 }
 
-function flash(text, kind = "ok", problems = []) {
-  const box = document.getElementById("flash");
+/* a save's result or error: at the top of the page, or beside `near` (the form or table that was used)
+   and scrolled into view, so a failed save never looks like nothing happened */
+function noticeBox(near) {
+  if (!near) return document.getElementById("flash");
+  let box = near.nextElementSibling;
+  if (!box || !box.classList.contains("notice")) {
+    box = el("div", { class: "notice", role: "status", "aria-live": "polite" });
+    near.after(box);
+  }
+  return box;
+}
+function flash(text, kind = "ok", problems = [], near = null) {
+  const box = noticeBox(near);
   box.replaceChildren(el("div", { class: kind }, text, problems.length ? el("ul", {}, problems.map(p => el("li", {}, p))) : ""));
+  if (near) box.scrollIntoView({ block: "nearest" });
   if (kind === "ok") setTimeout(() => { if (box.firstChild && box.firstChild.textContent.startsWith(text)) box.replaceChildren(); }, 6000);
 }
 
-function fail(e) { flash(e.message, "error", e.problems || []); }
+function fail(e, near = null) { flash(e.message, "error", e.problems || [], near); }
+/* JSON typed by a person: its syntax error said as such */
+function parseJSON(text, what) {
+  try { return JSON.parse(text); } catch (e) { throw new Error(`${what} is not valid JSON: ${e.message}`); }
+}
 function pad(n) { return String(n).padStart(2, "0"); }
 /* local time as the plant reads it: 2026-11-28 14:03:27 */
 function when(ts) {
@@ -267,7 +283,8 @@ async function mappings() {
   cfgVersion = s.version;
   const del = (what, name) => el("button", { type: "button", class: "link changes", onclick: async () => {
     if (!confirm(`Delete ${name}?`)) return;
-    try { flash(applied(await api("DELETE", `/${what}/${encodeURIComponent(name)}?version=${cfgVersion}`))); await mappings(); } catch (e) { fail(e); } } }, "delete");
+    const near = document.getElementById(what === "rules" ? "rules-table" : "machines-table");
+    try { flash(applied(await api("DELETE", `/${what}/${encodeURIComponent(name)}?version=${cfgVersion}`)), "ok", [], near); await mappings(); } catch (e) { fail(e, near); } } }, "delete");
   fill(document.querySelector("#machines-table tbody"), m.machines.map(x => el("tr", { "data-machine": x.name }, el("td", {}, x.name),
     el("td", {}, x.section.work_center || ""), el("td", {}, x.section.equipment || ""), el("td", {}, x.section.product || ""),
     el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
@@ -287,9 +304,9 @@ async function mappings() {
   document.getElementById("shifts-json").value = JSON.stringify(s.shifts || { timezone: "Europe/Berlin", shifts: [] }, null, 2);
 }
 
-async function saveSection(what, name, section) {
-  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion }))); await mappings(); return true; }
-  catch (e) { fail(e); return false; }
+async function saveSection(what, name, section, near) {
+  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion })), "ok", [], near); await mappings(); return true; }
+  catch (e) { fail(e, near); return false; }
 }
 
 function mappingsPage() {
@@ -297,15 +314,17 @@ function mappingsPage() {
     ev.preventDefault();
     const s = {};
     for (const [id, key] of [["m-wc", "work_center"], ["m-eq", "equipment"], ["m-product", "product"]]) { const v = document.getElementById(id).value.trim(); if (v) s[key] = v; }
-    saveSection("machines", document.getElementById("m-name").value.trim(), s).then(ok => { if (ok) ev.target.reset(); });
+    saveSection("machines", document.getElementById("m-name").value.trim(), s, ev.target).then(ok => { if (ok) ev.target.reset(); });
   });
   document.getElementById("rule-form").addEventListener("submit", ev => {
     ev.preventDefault();
-    try { saveSection("rules", document.getElementById("r-name").value.trim(), JSON.parse(document.getElementById("r-json").value)); } catch (e) { fail(e); }
+    try { saveSection("rules", document.getElementById("r-name").value.trim(), parseJSON(document.getElementById("r-json").value, "the rule's settings"), ev.target); }
+    catch (e) { fail(e, ev.target); }
   });
   document.getElementById("shifts-form").addEventListener("submit", async ev => {
     ev.preventDefault();
-    try { flash(applied(await api("PUT", "/shifts", { shifts: JSON.parse(document.getElementById("shifts-json").value), version: cfgVersion }))); await mappings(); } catch (e) { fail(e); }
+    try { flash(applied(await api("PUT", "/shifts", { shifts: parseJSON(document.getElementById("shifts-json").value, "the calendar"), version: cfgVersion })), "ok", [], ev.target); await mappings(); }
+    catch (e) { fail(e, ev.target); }
   });
   mappings().catch(fail);
 }
