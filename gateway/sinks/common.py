@@ -16,16 +16,46 @@ from typing import Any, Callable
 
 @dataclass
 class SinkStats:
+    """A sink's figures. `last_error` carries its time (`last_error_at`, epoch seconds) and is
+    cleared by `delivered_clean`; `dead_lettering` says the last pass dead-lettered events, so the
+    sink shows that error rather than a quiet "idle" while letters pile up."""
+
     delivered: int = 0
     dead_lettered: int = 0
     retries: int = 0
     state: str = "starting"
     last_error: str | None = None
+    last_error_at: float | None = None
     last_delivery: float | None = None
+    dead_lettering: bool = False
+    #: when the sink's retry wait ends (epoch seconds), None when it is not waiting
+    next_retry_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "last_error" and value != self.__dict__.get("last_error"):
+            self.__dict__["last_error_at"] = None if value is None else time.time()
+        super().__setattr__(name, value)
+
+    def dead(self, letters: list[tuple[Any, str]]) -> None:
+        """Count dead letters; the last one's reason becomes the sink's error."""
+        if not letters:
+            return
+        self.dead_lettered += len(letters)
+        self.dead_lettering = True
+        self.last_error = f"{len(letters)} event(s) dead-lettered: {letters[-1][1]}"
+
+    def delivered_clean(self) -> None:
+        """A pass delivered without a dead letter: the sink has recovered, its error goes."""
+        self.dead_lettering = False
+        self.last_error = None
+
+    def settle(self, state: str) -> None:
+        """`state` after a pass ("idle", "running"), or "dead-lettering" while that goes on."""
+        self.state = "dead-lettering" if self.dead_lettering else state
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
+        return {k: v for k, v in self.__dict__.items() if k not in ("extra", "dead_lettering")} | self.extra
 
 
 async def wait_any(*events: asyncio.Event, timeout: float | None) -> None:

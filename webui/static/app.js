@@ -72,13 +72,15 @@ function size(bytes) {
   while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
   return (i ? bytes.toFixed(bytes < 10 ? 1 : 0) : bytes) + " " + units[i];
 }
+/* an error with the time it happened (cleared by the gateway when the thing recovers) */
+function errorAt(msg, ts) { return msg ? msg + (ts ? ` (since ${when(ts)})` : "") : ""; }
 function age(ts) { return ts ? duration(Date.now() / 1000 - ts) + " ago" : "never"; }
 /* a table body's rows, or one row saying there is nothing (so an empty table does not look broken) */
 function fill(tbody, rows, empty) {
   const cols = tbody.closest("table").querySelectorAll("thead th").length || 1;
   tbody.replaceChildren(...(rows.length || !empty ? rows : [el("tr", {}, el("td", { class: "empty", colspan: cols }, empty))]));
 }
-function stateClass(s) { return ["idle", "running", "connected", "ok"].includes(s) ? "state-ok" : ["paused", "stopped", "error"].includes(s) ? "state-bad" : "state-warn"; }
+function stateClass(s) { return ["idle", "running", "connected", "ok"].includes(s) ? "state-ok" : ["paused", "stopped", "error", "dead-lettering"].includes(s) ? "state-bad" : "state-warn"; }
 function canChange() { return ROLE !== "viewer"; }
 function applied(r) {
   const a = r.applied || {}; const parts = [];
@@ -115,11 +117,11 @@ async function overview() {
   fill(document.querySelector("#devices-table tbody"), devices.map(([n, d]) => el("tr", {},
     el("td", {}, n), el("td", { class: d.connected ? "state-ok" : "state-bad" }, d.connected ? "connected" : "disconnected"),
     el("td", {}, d.reads), el("td", {}, d.errors), el("td", {}, d.poll_latency_ms == null ? "—" : d.poll_latency_ms.toFixed(1) + " ms"),
-    el("td", { class: "error" }, d.last_error || ""))), "No devices yet: add one on the Devices page.");
+    el("td", { class: "error" }, errorAt(d.last_error, d.last_error_at)))), "No devices yet: add one on the Devices page.");
   fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
     el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state), title: s.held ? `${s.held} event(s) wait for an open work order` : undefined },
       s.state + (s.held ? ` (${s.held} held)` : "")), el("td", {}, s.backlog),
-    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, s.last_error || ""))), "No connections configured.");
+    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, errorAt(s.last_error, s.last_error_at)))), "No connections configured.");
   const hb = st.heartbeat;
   document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
 }
@@ -139,7 +141,7 @@ async function devices() {
     return el("div", { class: "device", id: "device-" + d.name },
       el("h2", {}, d.name, el("span", { class: "hint" }, d.type + (d.machine ? " · machine " + d.machine : "")),
         el("span", { class: h.connected ? "state-ok" : "state-bad" }, h.connected ? "connected" : "not connected")),
-      h.last_error ? el("p", { class: "error" }, h.last_error) : "",
+      h.last_error ? el("p", { class: "error" }, errorAt(h.last_error, h.last_error_at)) : "",
       el("div", { class: "values" }, d.values.map(v => el("span", { class: "v", "data-tag": v.tag, title: `${v.quality}, read ${when(v.ts)}` + (v.error ? ": " + v.error : "") },
         v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value))),
         d.values.length ? el("span", { class: "hint age" }, "read " + age(Math.max(...d.values.map(v => v.ts || 0)))) : el("span", { class: "hint" }, "no reading yet")),
@@ -384,7 +386,7 @@ async function connections() {
         catch (e) { findings.replaceChildren(el("p", { class: "error" }, e.message), el("ul", {}, (e.problems || []).map(p => el("li", { class: "error" }, p)))); } } }, "Test connection")));
     return el("div", { class: "connection", id: "connection-" + c.name }, el("h2", {}, c.name, el("span", { class: "hint" }, c.section.type),
       el("span", { class: stateClass(st.state) }, st.state || "—"), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
-      st.last_error ? el("p", { class: "error" }, st.last_error) : "", form, findings);
+      st.last_error ? el("p", { class: "error" }, errorAt(st.last_error, st.last_error_at)) : "", form, findings);
   }));
 }
 

@@ -89,14 +89,14 @@ class MqttSink:
                     continue
                 batch = await asyncio.to_thread(self.screen.read, self.store, self.cfg.batch_size)
                 if not batch:
-                    self.stats.state = "idle"
+                    self.stats.settle("idle")
                     await wait_any(self.wake, stop, timeout=1.0)
                     self.wake.clear()
                     continue
                 try:
                     await self.deliver(batch)
                     backoff.reset()
-                    self.stats.state = "running"
+                    self.stats.settle("running")
                 except DeliveryError as exc:
                     self.stats.retries += 1
                     self.stats.last_error = str(exc)
@@ -163,7 +163,10 @@ class MqttSink:
             await asyncio.to_thread(self.store.ack, self.name, done, None, dead_done, None)
             published = sum(1 for i, _ in sent if i < acked_upto)
             self.stats.delivered += published
-            self.stats.dead_lettered += len(dead_done)
+            if dead_done:
+                self.stats.dead(dead_done)
+            elif published:
+                self.stats.delivered_clean()
             self.stats.extra["published"] += published
             self.stats.extra["skipped"] += sum(1 for s in done if self.topic_for(s) is None)
             self.stats.last_delivery = time.time()

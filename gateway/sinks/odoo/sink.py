@@ -106,7 +106,7 @@ class OdooSink:
                             held_next = time.monotonic() + held_backoff.next_delay()
                     batch = await asyncio.to_thread(self.screen.read, self.store, self.cfg.batch_size)
                     if not batch and not self.production.to_finish:
-                        self.stats.state = "pending" if self.stats.extra.get("held") else "idle"
+                        self.stats.settle("pending" if self.stats.extra.get("held") else "idle")
                         await wait_any(self.wake, stop, timeout=1.0)
                         self.wake.clear()
                         continue
@@ -115,7 +115,7 @@ class OdooSink:
                     else:  # nothing new, but an order still waits to be finished
                         await self.finisher.finish_due()
                     backoff.reset()
-                    self.stats.state = "running"
+                    self.stats.settle("running")
                 except DeliveryError as exc:
                     self.stats.retries += 1
                     self.stats.last_error = str(exc)
@@ -260,8 +260,11 @@ class OdooSink:
 
     def _delivered(self, done: list[Stored], out: Outcome) -> None:
         self.stats.delivered += len(done) - len(out.dead)
-        self.stats.dead_lettered += len(out.dead)
         self.stats.last_delivery = time.time()
+        if out.dead:
+            self.stats.dead(out.dead)
+        elif done:
+            self.stats.delivered_clean()
         for stored, error in out.dead:
             log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                       stored.seq, stored.event["id"], stored.event["kind"], error)
