@@ -352,6 +352,17 @@ def connection_test(name: str) -> Response:
                     "blockers": sum(1 for f in findings if f["level"] == "blocker")})
 
 
+@api.post(f"{V1}/connections/<name>/retry")
+@requires("queue")
+def connection_retry(name: str) -> Response:
+    """"Retry now": the connection's retry wait ends and it tries again at once."""
+    waiting = console().bridge.retry_sink(name)
+    if waiting is None:
+        return _error(404, f"no connection {name!r}")
+    log.info("event=webui_retry_now sink=%s user=%s waiting=%s", name, who(), waiting)
+    return jsonify({"connection": name, "waiting": waiting})
+
+
 # -- the whole file, history and rollback ---------------------------------------------------
 
 @api.get(f"{V1}/config")

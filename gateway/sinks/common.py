@@ -58,6 +58,18 @@ class SinkStats:
         return {k: v for k, v in self.__dict__.items() if k not in ("extra", "dead_lettering")} | self.extra
 
 
+async def retry_wait(stats: SinkStats, delay: float, stop: asyncio.Event, retry_now: asyncio.Event) -> None:
+    """A sink's wait before its next attempt: `delay` seconds, shown as `stats.next_retry_at`,
+    cut short by `stop` or by a person's "Retry now" (`retry_now`)."""
+    retry_now.clear()
+    stats.next_retry_at = time.time() + delay
+    try:
+        await wait_any(stop, retry_now, timeout=delay)
+    finally:
+        stats.next_retry_at = None
+        retry_now.clear()
+
+
 async def wait_any(*events: asyncio.Event, timeout: float | None) -> None:
     """Return when any of `events` is set or after `timeout` seconds (None: no timeout)."""
     waiters = [asyncio.ensure_future(e.wait()) for e in events]

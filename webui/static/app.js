@@ -88,6 +88,13 @@ function applied(r) {
   if ((a.restart_required || []).length) parts.push("needs a gateway restart: " + a.restart_required.join("; "));
   return `Saved as change #${r.saved.id}` + (parts.length ? " — " + parts.join("; ") : " — applied");
 }
+/* a waiting connection: its countdown to the next try, and "Retry now" for those who may */
+function retryBox(name, st, after) {
+  if (!st || !st.next_retry_at) return "";
+  const left = Math.max(0, st.next_retry_at - Date.now() / 1000);
+  return el("span", { class: "retry" }, ` next try in ${duration(left)} `, canChange() ? el("button", { type: "button", class: "secondary small", id: "retry-" + name,
+    onclick: async () => { try { await api("POST", `/connections/${encodeURIComponent(name)}/retry`); flash(`Retrying ${name} now`); if (after) await after(); } catch (e) { fail(e); } } }, "Retry now") : "");
+}
 function every(ms, fn) { fn(); return setInterval(() => { if (!document.hidden) fn(); }, ms); }
 
 /* ---------- overview ---------- */
@@ -120,7 +127,7 @@ async function overview() {
     el("td", { class: "error" }, errorAt(d.last_error, d.last_error_at)))), "No devices yet: add one on the Devices page.");
   fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
     el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state), title: s.held ? `${s.held} event(s) wait for an open work order` : undefined },
-      s.state + (s.held ? ` (${s.held} held)` : "")), el("td", {}, s.backlog),
+      s.state + (s.held ? ` (${s.held} held)` : ""), retryBox(n, s, overview)), el("td", {}, s.backlog),
     el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, errorAt(s.last_error, s.last_error_at)))), "No connections configured.");
   const hb = st.heartbeat;
   document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
@@ -385,7 +392,7 @@ async function connections() {
         try { const r = await api("POST", `/connections/${encodeURIComponent(c.name)}/test`, { section: formSection() }); showFindings(findings, r.findings); }
         catch (e) { findings.replaceChildren(el("p", { class: "error" }, e.message), el("ul", {}, (e.problems || []).map(p => el("li", { class: "error" }, p)))); } } }, "Test connection")));
     return el("div", { class: "connection", id: "connection-" + c.name }, el("h2", {}, c.name, el("span", { class: "hint" }, c.section.type),
-      el("span", { class: stateClass(st.state) }, st.state || "—"), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
+      el("span", { class: stateClass(st.state) }, st.state || "—"), retryBox(c.name, st, connections), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
       st.last_error ? el("p", { class: "error" }, errorAt(st.last_error, st.last_error_at)) : "", form, findings);
   }));
 }

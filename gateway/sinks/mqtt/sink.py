@@ -23,7 +23,7 @@ from typing import Any
 from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
 from gateway.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from gateway.sinks.common import SinkStats, TokenBucket, wait_any
+from gateway.sinks.common import SinkStats, retry_wait, TokenBucket, wait_any
 from gateway.signing import PublicKey
 from gateway.sinks.mqtt.link import MqttLink
 from gateway.sinks.screen import Screen
@@ -56,6 +56,8 @@ class MqttSink:
         self.link = link or MqttLink(cfg)
         self.bucket = TokenBucket(cfg.rate)
         self.stats = SinkStats()
+        #: set by a person's "Retry now": the retry wait ends at once
+        self.retry_now = asyncio.Event()
         self.stats.extra = {"url": cfg.url, "skipped": 0, "published": 0, "connects": 0, "in_flight": 0}
         #: the signature check before delivery (`verify`: the gateway's public key)
         self.screen = Screen(self.name, verify, self.stats)
@@ -107,7 +109,7 @@ class MqttSink:
                     log.warning("event=delivery_retry sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 self.name, batch[0].seq, len(batch), delay, str(exc))
                     if delay:
-                        await wait_any(stop, timeout=delay)
+                        await retry_wait(self.stats, delay, stop, self.retry_now)
         finally:
             self._sync_link_stats()
             self.stats.state = "stopped"

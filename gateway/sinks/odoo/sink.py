@@ -29,7 +29,7 @@ from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
 from gateway.errors import AuthDeliveryError, DeliveryError
 from gateway.signing import PublicKey
-from gateway.sinks.common import SinkStats, wait_any
+from gateway.sinks.common import SinkStats, retry_wait, wait_any
 from gateway.sinks.screen import Screen
 from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
@@ -84,6 +84,8 @@ class OdooSink:
                    ImplausiblePoster(self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
+        #: set by a person's "Retry now": the retry wait ends at once
+        self.retry_now = asyncio.Event()
         self.stats.extra["call_latency"] = self.client.latency
         #: the signature check before delivery (`verify`: the gateway's public key)
         self.screen = Screen(self.name, verify, self.stats)
@@ -128,7 +130,7 @@ class OdooSink:
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq if batch else 0, len(batch), delay, str(exc))
-                    await wait_any(stop, timeout=delay)
+                    await retry_wait(self.stats, delay, stop, self.retry_now)
         finally:
             await self.raw_client.close()
             self.stats.state = "stopped"
