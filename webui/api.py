@@ -13,6 +13,7 @@ is `webui.guard`'s to say. The routes are described by `webui.openapi` at
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -417,11 +418,40 @@ def held() -> Response:
                              for sink in sinks for h in store.held(sink)]})
 
 
+def reason_of(error: str) -> str:
+    """A dead letter's reason for grouping: its error with the numbers that differ per event as N."""
+    return re.sub(r"\d+(?:\.\d+)?", "N", str(error))[:300]
+
+
 @api.get(f"{V1}/dead-letters")
 def dead_letters() -> Response:
+    """Dead letters, optionally of one sink, kind or reason (`reason_of`), a page at a time."""
     letters = console().bridge.store.dead_letters(request.args.get("sink") or None,
                                                   request.args.get("kind") or None)
-    return jsonify({"dead_letters": [redact(x) for x in letters]})
+    reason = request.args.get("reason")
+    if reason:
+        letters = [x for x in letters if reason_of(x["error"]) == reason]
+    offset = max(0, request.args.get("offset", 0, type=int))
+    limit = request.args.get("limit", type=int)
+    page = letters[offset:offset + max(1, min(1000, limit))] if limit is not None else letters[offset:]
+    return jsonify({"dead_letters": [redact(x) for x in page], "total": len(letters), "offset": offset})
+
+
+@api.get(f"{V1}/dead-letters/groups")
+def dead_letter_groups() -> Response:
+    """Dead letters grouped by sink and reason, with their counts (what the Queue page lists first)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for x in console().bridge.store.dead_letters():
+        key = (x["sink"], reason_of(x["error"]))
+        grp = groups.setdefault(key, {"sink": key[0], "reason": key[1], "example": x["error"], "count": 0,
+                                      "kinds": {}, "last_failure": None, "replayed": 0})
+        grp["count"] += 1
+        kind = x["event"].get("kind", "?") if isinstance(x.get("event"), dict) else "?"
+        grp["kinds"][kind] = grp["kinds"].get(kind, 0) + 1
+        grp["last_failure"] = max(grp["last_failure"] or 0, x.get("last_failure") or 0) or None
+        grp["replayed"] += 1 if x.get("replayed") else 0
+    out = sorted(groups.values(), key=lambda g: -g["count"])
+    return jsonify({"groups": out, "total": sum(g["count"] for g in out)})
 
 
 @api.get(f"{V1}/dead-letters/<sink>/<int:seq>")
@@ -442,8 +472,15 @@ def dead_letter_op(sink: str, op: str) -> Response:
     kind = body.get("kind")
     if kind is not None and not isinstance(kind, str):
         raise ConfigRejected(["kind: must be an event kind (a string)"])
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ConfigRejected(["reason: must be a reason as /dead-letters/groups lists it (a string)"])
     c = console()
     store = c.bridge.store
+    if reason is not None:  # one group: its letters' seqs (within `seqs`, if given too)
+        wanted = set(seqs) if seqs is not None else None
+        seqs = [x["seq"] for x in store.dead_letters(sink, kind or None)
+                if reason_of(x["error"]) == reason and (wanted is None or x["seq"] in wanted)]
     fn = store.replay if op == "replay" else store.discard
     n = fn(sink, seqs, kind or None, who=f"webui:{who()}")
     if op == "replay" and n:

@@ -343,7 +343,7 @@ def dead_letters_then_replay(page: Page, gw: Gateway) -> None:
     held = len(dead_letters(page))
     assert held > 0
     go(page, "Queue")
-    expect(letters).to_have_count(held)
+    expect(letters).to_have_count(min(held, 50))  # a page of them; the groups count them all
     page.get_by_role("button", name="Replay all").click()
     expect(page.locator("#flash .ok")).to_contain_text(f"Replayed {held} dead letter(s)")
     expect(letters).to_have_count(0)

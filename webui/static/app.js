@@ -398,8 +398,13 @@ async function connections() {
 }
 
 /* ---------- queue and dead letters ---------- */
+/* the letters are shown a page at a time, of one group (sink and reason) or of all; the groups come first */
+const DLQ_PAGE = 50;
+let dlqOffset = 0, dlqGroup = null;
 async function queue() {
-  const [q, d, j, h] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20"), api("GET", "/held")]);
+  const q_ = dlqGroup ? `&sink=${encodeURIComponent(dlqGroup.sink)}&reason=${encodeURIComponent(dlqGroup.reason)}` : "";
+  const [q, g, d, j, h] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters/groups"),
+    api("GET", `/dead-letters?offset=${dlqOffset}&limit=${DLQ_PAGE}` + q_), api("GET", "/journal?limit=20"), api("GET", "/held")]);
   fill(document.querySelector("#held-table tbody"), h.held.map(x => el("tr", { class: "held" }, el("td", {}, x.sink), el("td", {}, x.seq), el("td", {}, x.event.kind),
     el("td", {}, (x.event.context || {}).machine || ""), el("td", {}, x.lane), el("td", {}, duration(Date.now() / 1000 - x.since)), el("td", {}, x.reason))), "Nothing held.");
   fill(document.querySelector("#queue-table tbody"), Object.entries(q.sinks).map(([n, s]) => el("tr", {}, el("td", {}, n),
@@ -407,6 +412,13 @@ async function queue() {
     el("td", {}, s.dead_letters))), "No sinks.");
   const b = q.classes.business, t = q.classes.telemetry;
   document.getElementById("store-summary").textContent = `Stored: business ${b.events} event(s), ${size(b.bytes)}; telemetry ${t.events} event(s) (${t.evicted} evicted). Store file: ${size(q.map_used)} used of ${size(q.map_size)}.`;
+  document.getElementById("dlq-total").textContent = g.total ? `${g.total} dead letter(s) for ${g.groups.length} reason(s)` : "";
+  fill(document.querySelector("#dlq-groups tbody"), g.groups.map(x => el("tr", { class: "dlq-group" + (dlqGroup && dlqGroup.sink === x.sink && dlqGroup.reason === x.reason ? " selected" : "") },
+    el("td", {}, x.sink), el("td", { class: "error", title: x.example }, x.example + (x.replayed ? ` (${x.replayed} replay(s) on their way)` : "")), el("td", {}, x.count),
+    el("td", {}, Object.entries(x.kinds).map(([k, n]) => `${k} ${n}`).join(", ")), el("td", {}, when(x.last_failure)),
+    el("td", {}, el("button", { type: "button", class: "link", onclick: () => { dlqGroup = { sink: x.sink, reason: x.reason }; dlqOffset = 0; queue().catch(fail); } }, "show"), " ",
+      el("button", { type: "button", class: "link changes", onclick: () => groupAction("replay", x) }, "replay"), " ",
+      el("button", { type: "button", class: "link changes", onclick: () => groupAction("discard", x) }, "discard")))), "No dead letters.");
   const selected = new Set([...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value));
   fill(document.querySelector("#dlq-table tbody"), d.dead_letters.map(l => {
     const key = `${l.sink}/${l.seq}`;
@@ -415,11 +427,25 @@ async function queue() {
       el("td", { class: "error" }, l.error + (l.replayed ? " (replay on its way)" : "")), el("td", {}, l.attempts), el("td", {}, when(l.last_failure)),
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => { const p = document.getElementById("letter"); p.hidden = false; p.textContent = JSON.stringify(l, null, 2); p.scrollIntoView({ block: "nearest" }); } }, "inspect")));
   }), "No dead letters.");
-  for (const id of ["replay-all", "replay-selected", "discard-selected"]) document.getElementById(id).disabled = !d.dead_letters.length;
+  document.getElementById("dlq-list-title").textContent = dlqGroup ? `Letters of ${dlqGroup.sink}: ${dlqGroup.reason}` : "Letters";
+  document.getElementById("dlq-everything").hidden = !dlqGroup;
+  document.getElementById("dlq-range").textContent = d.total ? `${d.offset + 1}–${d.offset + d.dead_letters.length} of ${d.total}` : "";
+  document.getElementById("dlq-prev").disabled = d.offset <= 0;
+  document.getElementById("dlq-next").disabled = d.offset + d.dead_letters.length >= d.total;
+  for (const id of ["replay-all", "replay-selected", "discard-selected"]) document.getElementById(id).disabled = !g.total;
   document.getElementById("journal-verdict").textContent = j.verify.detail;
   document.getElementById("journal-verdict").className = j.verify.ok ? "ok" : "error";
   fill(document.querySelector("#journal-table tbody"), j.entries.slice().reverse().map(e => el("tr", {}, el("td", {}, e.n ?? e.seq ?? ""), el("td", {}, e.op || "deliver"),
     el("td", {}, e.sink), el("td", {}, e.by || ""), el("td", {}, when(e.ts)), el("td", {}, (e.items || []).length))), "Nothing delivered yet.");
+}
+
+async function groupAction(op, grp) {
+  if (op === "discard" && !confirm(`Discard the ${grp.count} dead letter(s) of ${grp.sink} for "${grp.example}" for good?`)) return;
+  try {
+    const r = await api("POST", `/dead-letters/${encodeURIComponent(grp.sink)}/${op}`, { reason: grp.reason });
+    flash(`${op === "replay" ? "Replayed" : "Discarded"} ${r.replayed ?? r.discarded ?? 0} dead letter(s)`);
+    await queue();
+  } catch (e) { fail(e); }
 }
 
 async function dlqAction(op, picks) {
@@ -434,11 +460,25 @@ async function dlqAction(op, picks) {
   } catch (e) { fail(e); }
 }
 
+/* every dead letter of every sink (or of the group shown), not only this page's */
+async function replayAll() {
+  try {
+    const sinks = dlqGroup ? [dlqGroup.sink] : Object.keys((await api("GET", "/queue")).sinks);
+    let n = 0;
+    for (const sink of sinks) { const r = await api("POST", `/dead-letters/${encodeURIComponent(sink)}/replay`, dlqGroup ? { reason: dlqGroup.reason } : {}); n += r.replayed; }
+    flash(`Replayed ${n} dead letter(s)`);
+    await queue();
+  } catch (e) { fail(e); }
+}
+
 function queuePage() {
   document.getElementById("replay-selected").addEventListener("click", () => dlqAction("replay", [...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value)));
   document.getElementById("discard-selected").addEventListener("click", () => dlqAction("discard", [...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value)));
-  document.getElementById("replay-all").addEventListener("click", () => dlqAction("replay", [...document.querySelectorAll(".dlq-pick")].map(x => x.value)));
+  document.getElementById("replay-all").addEventListener("click", replayAll);
   document.getElementById("dlq-all").addEventListener("change", ev => document.querySelectorAll(".dlq-pick").forEach(x => { x.checked = ev.target.checked; }));
+  document.getElementById("dlq-prev").addEventListener("click", () => { dlqOffset = Math.max(0, dlqOffset - DLQ_PAGE); queue().catch(fail); });
+  document.getElementById("dlq-next").addEventListener("click", () => { dlqOffset += DLQ_PAGE; queue().catch(fail); });
+  document.getElementById("dlq-everything").addEventListener("click", () => { dlqGroup = null; dlqOffset = 0; queue().catch(fail); });
   every(3000, () => queue().catch(fail));
 }
 
