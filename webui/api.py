@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -506,6 +507,17 @@ def logs() -> Response:
                                 contains=request.args.get("contains") or None,
                                 after=request.args.get("after", 0, type=int))
     return jsonify({"lines": lines})
+
+
+@api.get(f"{V1}/logs/download")
+def logs_download() -> Response:
+    """Every line the console keeps, oldest first, as a text file (times in UTC, said so)."""
+    lines = console().logs.tail(limit=1_000_000)
+    text = "".join(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ln['ts']))}Z {ln['level']} {ln['logger']} "
+                   f"{ln['message']}\n" for ln in lines)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Response(text, mimetype="text/plain", headers={
+        "Content-Disposition": f'attachment; filename="linebridge-{stamp}.log"'})
 
 
 @api.get(f"{V1}/users")

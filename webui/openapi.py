@@ -136,6 +136,10 @@ def document() -> dict[str, Any]:
             body=_SEQS, params=[_path("sink", "sink name")], change=True, errors=(422,))},
         "/api/v1/journal": {"get": _op("The newest delivery journal entries and the chain's verdict", params=[
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
+        "/api/v1/logs/download": {"get": {"summary": "Every log line the console keeps, as a text file (UTC)",
+                                          "responses": {"200": {"description": "the lines", "content": {
+                                              "text/plain": {"schema": {"type": "string"}}}},
+                                                        "401": {"description": "no session", **_json(_ERR)}}}},
         "/api/v1/logs": {"get": _op("The gateway's recent log lines", params=[
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2000}},
             {"name": "level", "in": "query", "schema": {"type": "string",

@@ -306,7 +306,10 @@ def sink_pauses_on_the_wrong_key(page: Page, gw: Gateway) -> None:
     expect(findings.locator("li.error").first).to_contain_text("admin")
     go(page, "Overview")
     sink = page.locator("#sink-odoo")
-    expect(sink.locator("td").nth(2)).to_have_text("paused")
+    expect(sink.locator("td").nth(2)).to_have_text(re.compile(r"^paused\b"))
+    # while it waits: when the next try is, and a way to try now
+    expect(sink.locator("td").nth(2)).to_contain_text(re.compile(r"next try in \d+"))
+    expect(sink.get_by_role("button", name="Retry now")).to_be_visible()
     # Odoo's refusal, as the sink reports it
     expect(sink.locator("td").nth(6)).to_contain_text("refused login 'admin' on database 'sandbox'")
     # the events wait in the backlog; nothing is dead-lettered for a wrong key

@@ -53,11 +53,17 @@ function parseJSON(text, what) {
   try { return JSON.parse(text); } catch (e) { throw new Error(`${what} is not valid JSON: ${e.message}`); }
 }
 function pad(n) { return String(n).padStart(2, "0"); }
-/* local time as the plant reads it: 2026-11-28 14:03:27 */
+/* every time on every page in one zone, the browser's (the plant's), with the zone shown:
+   2026-11-28 14:03:27 CET */
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+function zoneName(d) {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(d).find(p => p.type === "timeZoneName");
+  return part ? part.value : ZONE;
+}
 function when(ts) {
   if (!ts) return "—";
   const d = new Date(ts * 1000);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneName(d)}`;
 }
 function duration(s) {
   s = Math.max(0, Math.round(s));
@@ -504,13 +510,24 @@ async function showDiff(e) {
   for (const tr of document.querySelectorAll("#history-table tbody tr")) tr.classList.toggle("selected", tr.dataset.entry === String(e.id));
 }
 
+/* the newest line first; warnings and errors stand out; the same clock as every other page */
 let logAfter = 0;
 async function logs(reset) {
-  const pre = document.getElementById("log-lines");
-  if (reset) { logAfter = 0; pre.textContent = ""; }
+  const box = document.getElementById("log-lines");
+  if (reset) { logAfter = 0; box.replaceChildren(); }
   const level = document.getElementById("log-level").value, contains = document.getElementById("log-contains").value;
   const r = await api("GET", `/logs?limit=500&after=${logAfter}&level=${encodeURIComponent(level)}&contains=${encodeURIComponent(contains)}`);
-  for (const l of r.lines) { pre.textContent += `${new Date(l.ts * 1000).toISOString()} ${l.level} ${l.logger} ${l.message}\n`; logAfter = l.seq; }
+  const fresh = r.lines.map(l => el("div", { class: "log-line log-" + l.level.toLowerCase(), "data-seq": l.seq },
+    el("span", { class: "log-ts" }, when(l.ts)), " ", el("span", { class: "log-level" }, l.level), " ", l.logger, " ", l.message));
+  if (r.lines.length) logAfter = r.lines[r.lines.length - 1].seq;
+  box.prepend(...fresh.reverse());
+  while (box.childElementCount > 2000) box.lastElementChild.remove();
+}
+
+function logsPage() {
+  document.getElementById("log-zone").textContent = `Newest first; times in ${ZONE} (${zoneName(new Date())}). The download has every line the console keeps, in UTC.`;
+  document.getElementById("log-filter").addEventListener("submit", ev => { ev.preventDefault(); logs(true).catch(fail); });
+  every(2000, () => logs(false).catch(fail));
 }
 
 async function users() {
@@ -573,7 +590,7 @@ const PAGES = {
   connections: () => connections().catch(fail),
   queue: queuePage,
   history: () => history().catch(fail),
-  logs: () => { document.getElementById("log-filter").addEventListener("submit", ev => { ev.preventDefault(); logs(true).catch(fail); }); every(2000, () => logs(false).catch(fail)); },
+  logs: logsPage,
   users: usersPage,
   identity: () => {},
   system: systemPage,
