@@ -77,9 +77,13 @@ def _unexpected(exc: Exception) -> Response:
 @api.app_errorhandler(404)
 @api.app_errorhandler(405)
 def _no_route(exc: Any) -> Any:
-    """Under /api/ a path or method that does not exist answers JSON too (pages keep the plain answer)."""
+    """Under /api/ a path or method that does not exist answers JSON too; a page that does not
+    exist answers a styled page with a way back (not the server's bare text)."""
     if request.path.startswith("/api/"):
         return _error(exc.code, exc.description or exc.name)
+    if exc.code == 404:
+        from flask import render_template
+        return render_template("notfound.html", identity=console().identity(), path=request.path), 404
     return exc
 
 
@@ -181,7 +185,11 @@ def _file_check() -> Any:
 def status() -> Response:
     c = console()
     st = c.bridge.status()
-    st["dead_letters"] = sum(s.get("dead_letters", 0) for s in c.bridge.store.stats()["sinks"].values())
+    stored = c.bridge.store.stats()["sinks"]
+    st["dead_letters"] = sum(s.get("dead_letters", 0) for s in stored.values())
+    # the dead letters each sink has now (what the card sums), beside its count since the start
+    for name, sink in st["sinks"].items():
+        sink["dead_letters"] = (stored.get(name) or {}).get("dead_letters", 0)
     return jsonify(st)
 
 

@@ -134,7 +134,7 @@ async function overview() {
   fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
     el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state), title: s.held ? `${s.held} event(s) wait for an open work order` : undefined },
       s.state + (s.held ? ` (${s.held} held)` : ""), retryBox(n, s, overview)), el("td", {}, s.backlog),
-    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, errorAt(s.last_error, s.last_error_at)))), "No connections configured.");
+    el("td", {}, s.delivered), el("td", { class: "dead-now", title: `${s.dead_lettered} dead-lettered since the gateway started (replayed or discarded ones included)` }, s.dead_letters ?? 0), el("td", { class: "error" }, errorAt(s.last_error, s.last_error_at)))), "No connections configured.");
   const hb = st.heartbeat;
   document.getElementById("heartbeat").textContent = hb ? `every ${hb.interval} s through ${hb.sink}: ${hb.sent} sent` + (hb.last_error ? ` — last error: ${hb.last_error}` : "") : "no heartbeat configured";
 }
@@ -491,12 +491,14 @@ function queuePage() {
 /* ---------- history, logs, users ---------- */
 async function history() {
   const h = await api("GET", "/config/history");
+  const ids = new Set(h.history.map(e => e.id));
   fill(document.querySelector("#history-table tbody"), h.history.map(e => el("tr", { "data-entry": e.id }, el("td", {}, "#" + e.id), el("td", {}, when(e.when)),
     el("td", {}, e.who), el("td", {}, e.what), el("td", {},
       el("button", { type: "button", class: "link", onclick: () => showDiff(e).catch(fail) }, "diff"), " ",
-      el("button", { type: "button", class: "link changes", onclick: async () => {
-        if (!confirm(`Roll the configuration back to #${e.id}?`)) return;
-        try { flash(applied(await api("POST", `/config/history/${e.id}/rollback`))); await history(); } catch (err) { fail(err); } } }, "roll back")))),
+      /* undoing change N makes the file what it was before N, that is after N-1 */
+      ids.has(e.id - 1) ? el("button", { type: "button", class: "link changes", onclick: async () => {
+        if (!confirm(`Undo #${e.id} (${e.what}): make the configuration what it was before it?`)) return;
+        try { flash(applied(await api("POST", `/config/history/${e.id - 1}/rollback`))); await history(); } catch (err) { fail(err); } } }, "undo") : ""))),
     "No changes yet: the first change made here records the file as found, then the change.");
 }
 
