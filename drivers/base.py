@@ -56,7 +56,16 @@ class DriverHealth:
     errors: int = 0
     reconnects: int = 0
     last_error: str | None = None
+    #: when `last_error` was set (epoch seconds); both clear when the device connects again
+    last_error_at: float | None = None
     poll_latency_ms: float | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "last_error" and value != self.__dict__.get("last_error"):
+            self.__dict__["last_error_at"] = None if value is None else time.time()
+        elif name == "connected" and value and not self.__dict__.get("connected", True):
+            self.last_error = None  # recovered: the error is history (the log keeps it)
+        super().__setattr__(name, value)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

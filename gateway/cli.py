@@ -93,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run(args.config, args.state_dir)
     if args.command == "demo":
-        from gateway.demo import demo, demo_config_text
+        from gateway.demo import WEBUI_PORT, demo, demo_config_text
         if args.mqtt is not None and not args.mqtt.startswith(("mqtt://", "mqtts://")):
             print(f"demo: --mqtt must be mqtt://HOST:PORT, got {args.mqtt!r}", file=sys.stderr)
             return 2
         if args.print_config:
-            sys.stdout.write(demo_config_text(mqtt=args.mqtt))
+            # the same file `demo` runs, console included: a copied demo config has its [webui]
+            sys.stdout.write(demo_config_text(mqtt=args.mqtt, webui_port=WEBUI_PORT))
             return 0
         return demo(duration=args.duration, as_json=args.json, mqtt=args.mqtt)
     if args.command == "keys":

@@ -13,6 +13,8 @@ is `webui.guard`'s to say. The routes are described by `webui.openapi` at
 from __future__ import annotations
 
 import logging
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +77,13 @@ def _unexpected(exc: Exception) -> Response:
 @api.app_errorhandler(404)
 @api.app_errorhandler(405)
 def _no_route(exc: Any) -> Any:
-    """Under /api/ a path or method that does not exist answers JSON too (pages keep the plain answer)."""
+    """Under /api/ a path or method that does not exist answers JSON too; a page that does not
+    exist answers a styled page with a way back (not the server's bare text)."""
     if request.path.startswith("/api/"):
         return _error(exc.code, exc.description or exc.name)
+    if exc.code == 404:
+        from flask import render_template
+        return render_template("notfound.html", identity=console().identity(), path=request.path), 404
     return exc
 
 
@@ -179,7 +185,11 @@ def _file_check() -> Any:
 def status() -> Response:
     c = console()
     st = c.bridge.status()
-    st["dead_letters"] = sum(s.get("dead_letters", 0) for s in c.bridge.store.stats()["sinks"].values())
+    stored = c.bridge.store.stats()["sinks"]
+    st["dead_letters"] = sum(s.get("dead_letters", 0) for s in stored.values())
+    # the dead letters each sink has now (what the card sums), beside its count since the start
+    for name, sink in st["sinks"].items():
+        sink["dead_letters"] = (stored.get(name) or {}).get("dead_letters", 0)
     return jsonify(st)
 
 
@@ -352,6 +362,17 @@ def connection_test(name: str) -> Response:
                     "blockers": sum(1 for f in findings if f["level"] == "blocker")})
 
 
+@api.post(f"{V1}/connections/<name>/retry")
+@requires("queue")
+def connection_retry(name: str) -> Response:
+    """"Retry now": the connection's retry wait ends and it tries again at once."""
+    waiting = console().bridge.retry_sink(name)
+    if waiting is None:
+        return _error(404, f"no connection {name!r}")
+    log.info("event=webui_retry_now sink=%s user=%s waiting=%s", name, who(), waiting)
+    return jsonify({"connection": name, "waiting": waiting})
+
+
 # -- the whole file, history and rollback ---------------------------------------------------
 
 @api.get(f"{V1}/config")
@@ -406,11 +427,40 @@ def held() -> Response:
                              for sink in sinks for h in store.held(sink)]})
 
 
+def reason_of(error: str) -> str:
+    """A dead letter's reason for grouping: its error with the numbers that differ per event as N."""
+    return re.sub(r"\d+(?:\.\d+)?", "N", str(error))[:300]
+
+
 @api.get(f"{V1}/dead-letters")
 def dead_letters() -> Response:
+    """Dead letters, optionally of one sink, kind or reason (`reason_of`), a page at a time."""
     letters = console().bridge.store.dead_letters(request.args.get("sink") or None,
                                                   request.args.get("kind") or None)
-    return jsonify({"dead_letters": [redact(x) for x in letters]})
+    reason = request.args.get("reason")
+    if reason:
+        letters = [x for x in letters if reason_of(x["error"]) == reason]
+    offset = max(0, request.args.get("offset", 0, type=int))
+    limit = request.args.get("limit", type=int)
+    page = letters[offset:offset + max(1, min(1000, limit))] if limit is not None else letters[offset:]
+    return jsonify({"dead_letters": [redact(x) for x in page], "total": len(letters), "offset": offset})
+
+
+@api.get(f"{V1}/dead-letters/groups")
+def dead_letter_groups() -> Response:
+    """Dead letters grouped by sink and reason, with their counts (what the Queue page lists first)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for x in console().bridge.store.dead_letters():
+        key = (x["sink"], reason_of(x["error"]))
+        grp = groups.setdefault(key, {"sink": key[0], "reason": key[1], "example": x["error"], "count": 0,
+                                      "kinds": {}, "last_failure": None, "replayed": 0})
+        grp["count"] += 1
+        kind = x["event"].get("kind", "?") if isinstance(x.get("event"), dict) else "?"
+        grp["kinds"][kind] = grp["kinds"].get(kind, 0) + 1
+        grp["last_failure"] = max(grp["last_failure"] or 0, x.get("last_failure") or 0) or None
+        grp["replayed"] += 1 if x.get("replayed") else 0
+    out = sorted(groups.values(), key=lambda g: -g["count"])
+    return jsonify({"groups": out, "total": sum(g["count"] for g in out)})
 
 
 @api.get(f"{V1}/dead-letters/<sink>/<int:seq>")
@@ -431,8 +481,15 @@ def dead_letter_op(sink: str, op: str) -> Response:
     kind = body.get("kind")
     if kind is not None and not isinstance(kind, str):
         raise ConfigRejected(["kind: must be an event kind (a string)"])
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ConfigRejected(["reason: must be a reason as /dead-letters/groups lists it (a string)"])
     c = console()
     store = c.bridge.store
+    if reason is not None:  # one group: its letters' seqs (within `seqs`, if given too)
+        wanted = set(seqs) if seqs is not None else None
+        seqs = [x["seq"] for x in store.dead_letters(sink, kind or None)
+                if reason_of(x["error"]) == reason and (wanted is None or x["seq"] in wanted)]
     fn = store.replay if op == "replay" else store.discard
     n = fn(sink, seqs, kind or None, who=f"webui:{who()}")
     if op == "replay" and n:
@@ -458,6 +515,17 @@ def logs() -> Response:
                                 contains=request.args.get("contains") or None,
                                 after=request.args.get("after", 0, type=int))
     return jsonify({"lines": lines})
+
+
+@api.get(f"{V1}/logs/download")
+def logs_download() -> Response:
+    """Every line the console keeps, oldest first, as a text file (times in UTC, said so)."""
+    lines = console().logs.tail(limit=1_000_000)
+    text = "".join(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ln['ts']))}Z {ln['level']} {ln['logger']} "
+                   f"{ln['message']}\n" for ln in lines)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Response(text, mimetype="text/plain", headers={
+        "Content-Disposition": f'attachment; filename="linebridge-{stamp}.log"'})
 
 
 @api.get(f"{V1}/users")

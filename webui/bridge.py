@@ -131,6 +131,18 @@ class Bridge:
                                             f"(client id {sc.client_id})"}]
         return self.call(probe, timeout=sc.timeout * 3 + 10)
 
+    def retry_sink(self, sink: str) -> bool | None:
+        """End `sink`'s retry wait now; True when it was waiting, None when there is no such sink."""
+        async def retry() -> bool | None:
+            s = self.sup.sinks.get(sink)
+            if s is None:
+                return None
+            waiting = s.stats.next_retry_at is not None
+            s.retry_now.set()
+            s.wake.set()
+            return waiting
+        return self.call(retry, timeout=5.0)
+
     def wake_sink(self, sink: str) -> None:
         """After a replay: the sink looks at its queue now rather than at its next poll."""
         async def wake() -> None:

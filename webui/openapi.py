@@ -110,9 +110,21 @@ def document() -> dict[str, Any]:
                                                           "lane": {"type": "string"}, "since": {"type": "number"},
                                                           "reason": {"type": "string"}, "event": _OBJ}}}}},
             params=[{"name": "sink", "in": "query", "schema": {"type": "string"}}])},
-        "/api/v1/dead-letters": {"get": _op("Dead letters, optionally of one sink or kind", params=[
+        "/api/v1/dead-letters": {"get": _op("Dead letters, optionally of one sink, kind or reason, a page at "
+                                            "a time (`total` counts them all)", params=[
             {"name": "sink", "in": "query", "schema": {"type": "string"}},
-            {"name": "kind", "in": "query", "schema": {"type": "string"}}])},
+            {"name": "kind", "in": "query", "schema": {"type": "string"}},
+            {"name": "reason", "in": "query", "schema": {"type": "string"}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
+        "/api/v1/dead-letters/groups": {"get": _op(
+            "Dead letters grouped by sink and reason (numbers as N), with counts per kind", {
+                "type": "object", "required": ["groups", "total"], "properties": {
+                    "groups": {"type": "array", "items": {"type": "object", "required": ["sink", "reason", "count"],
+                               "properties": {"sink": {"type": "string"}, "reason": {"type": "string"},
+                                              "example": {"type": "string"}, "count": {"type": "integer"},
+                                              "kinds": {"type": "object"}}}},
+                    "total": {"type": "integer"}}})},
         "/api/v1/dead-letters/{sink}/{seq}": {"get": _op("One dead letter: the event, the error, attempts",
                                                          params=[_path("sink", "sink name"), _int_path("seq")],
                                                          errors=(404,))},
@@ -124,6 +136,10 @@ def document() -> dict[str, Any]:
             body=_SEQS, params=[_path("sink", "sink name")], change=True, errors=(422,))},
         "/api/v1/journal": {"get": _op("The newest delivery journal entries and the chain's verdict", params=[
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
+        "/api/v1/logs/download": {"get": {"summary": "Every log line the console keeps, as a text file (UTC)",
+                                          "responses": {"200": {"description": "the lines", "content": {
+                                              "text/plain": {"schema": {"type": "string"}}}},
+                                                        "401": {"description": "no session", **_json(_ERR)}}}},
         "/api/v1/logs": {"get": _op("The gateway's recent log lines", params=[
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2000}},
             {"name": "level", "in": "query", "schema": {"type": "string",
@@ -194,6 +210,10 @@ def document() -> dict[str, Any]:
                                                                                    "maximum": 3},
                                              "section": {"type": "object"}}},
         params=[_path("name", "device name")], change=True, errors=(404, 422, 502, 503))}
+    paths["/api/v1/connections/{name}/retry"] = {"post": _op(
+        "Retry now: the connection's retry wait ends and it tries again at once", {
+            "type": "object", "properties": {"connection": {"type": "string"}, "waiting": {"type": "boolean"}}},
+        params=[_path("name", "connection name")], change=True, errors=(404, 503))}
     paths["/api/v1/connections/{name}/test"] = {"post": _op(
         "Connection test: the checks of `linebridge odoo check`, or an MQTT connect. An unsaved `section` "
         "uses a stored secret only towards its saved destination; otherwise the secret must be typed (422)", {
@@ -257,4 +277,4 @@ def _int_path(name: str) -> dict[str, Any]:
 
 
 _SEQS = {"type": "object", "properties": {"seqs": {"type": "array", "items": {"type": "integer"}},
-                                          "kind": {"type": "string"}}}
+                                          "kind": {"type": "string"}, "reason": {"type": "string"}}}

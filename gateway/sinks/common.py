@@ -18,23 +18,64 @@ from gateway.servicelevel import ServiceLevels
 
 @dataclass
 class SinkStats:
+    """A sink's figures. `last_error` carries its time (`last_error_at`, epoch seconds) and is
+    cleared by `delivered_clean`; `dead_lettering` says the last pass dead-lettered events, so the
+    sink shows that error rather than a quiet "idle" while letters pile up."""
+
     delivered: int = 0
     dead_lettered: int = 0
     retries: int = 0
     state: str = "starting"
     last_error: str | None = None
+    last_error_at: float | None = None
     last_delivery: float | None = None
+    dead_lettering: bool = False
+    #: when the sink's retry wait ends (epoch seconds), None when it is not waiting
+    next_retry_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     levels: ServiceLevels = field(default_factory=ServiceLevels)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "last_error" and value != self.__dict__.get("last_error"):
+            self.__dict__["last_error_at"] = None if value is None else time.time()
+        super().__setattr__(name, value)
+
+    def dead(self, letters: list[tuple[Any, str]]) -> None:
+        """Count dead letters; the last one's reason becomes the sink's error."""
+        if not letters:
+            return
+        self.dead_lettered += len(letters)
+        self.dead_lettering = True
+        self.last_error = f"{len(letters)} event(s) dead-lettered: {letters[-1][1]}"
+
+    def delivered_clean(self) -> None:
+        """A pass delivered without a dead letter: the sink has recovered, its error goes."""
+        self.dead_lettering = False
+        self.last_error = None
+
+    def settle(self, state: str) -> None:
+        """`state` after a pass ("idle", "running"), or "dead-lettering" while that goes on."""
+        self.state = "dead-lettering" if self.dead_lettering else state
+
     def as_dict(self) -> dict[str, Any]:
-        return ({k: v for k, v in self.__dict__.items() if k not in ("extra", "levels")} | self.extra
+        return ({k: v for k, v in self.__dict__.items() if k not in ("extra", "levels", "dead_lettering")} | self.extra
                 | {"service_levels": self.levels.snapshot()})
 
     def acknowledged(self, events: Iterable[Any]) -> None:
         """The one hook where a sink's acknowledgements count: `events` (each `Stored`) are delivered now."""
         self.last_delivery = time.time()
         self.levels.acknowledged((s.event for s in events), self.last_delivery)
+
+async def retry_wait(stats: SinkStats, delay: float, stop: asyncio.Event, retry_now: asyncio.Event) -> None:
+    """A sink's wait before its next attempt: `delay` seconds, shown as `stats.next_retry_at`,
+    cut short by `stop` or by a person's "Retry now" (`retry_now`)."""
+    retry_now.clear()
+    stats.next_retry_at = time.time() + delay
+    try:
+        await wait_any(stop, retry_now, timeout=delay)
+    finally:
+        stats.next_retry_at = None
+        retry_now.clear()
 
 
 async def wait_any(*events: asyncio.Event, timeout: float | None) -> None:

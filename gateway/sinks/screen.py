@@ -75,8 +75,7 @@ class Screen:
 
     def _count(self, bad: list[tuple[Stored, str]]) -> None:
         self.stats.extra[TAMPERED] += len(bad)
-        self.stats.dead_lettered += len(bad)
-        self.stats.last_error = bad[-1][1]
+        self.stats.dead(bad)
         for stored, reason in bad:
             ev = stored.event if isinstance(stored.event, dict) else {}
             log.error("event=tampered sink=%s seq=%d event_id=%s kind=%s action=dead_letter error=%r",

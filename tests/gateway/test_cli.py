@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 
-from gateway.demo import demo_config_text
+from gateway.demo import WEBUI_PORT, demo_config_text
 
 CLI = [sys.executable, "-m", "gateway.cli"]
 
@@ -66,7 +66,9 @@ def test_run_refuses_to_start_on_an_invalid_config(tmp_path):
 
 def test_print_config_prints_the_demo_configuration():
     out = _run("demo", "--print-config")
-    assert out.returncode == 0 and out.stdout == demo_config_text()
+    # the console too: a copied demo configuration runs with its [webui]
+    assert out.returncode == 0 and out.stdout == demo_config_text(webui_port=WEBUI_PORT)
+    assert "\n[webui]\n" in out.stdout
 
 
 def test_demo_carries_every_part_into_odoo_and_ends_with_a_json_summary():

@@ -140,8 +140,9 @@ def next_change(page: Page) -> int:
 
 def saved(page: Page, change: int) -> None:
     """Change `change` was validated, saved with a history entry and applied (the page says so)."""
-    expect(page.locator("#flash .ok")).to_contain_text(re.compile(rf"Saved as change #{change}\b"))
-    expect(page.locator("#flash .error")).to_have_count(0)
+    # at the top of the page, or beside the form that was used (Rules & mappings)
+    expect(page.locator("#flash .ok, .notice .ok").filter(has_text=re.compile(rf"Saved as change #{change}\b"))).to_be_visible()
+    expect(page.locator("#flash .error, .notice .error")).to_have_count(0)
 
 
 def odoo_counts(gw: Gateway) -> tuple[float, float]:
@@ -305,7 +306,10 @@ def sink_pauses_on_the_wrong_key(page: Page, gw: Gateway) -> None:
     expect(findings.locator("li.error").first).to_contain_text("admin")
     go(page, "Overview")
     sink = page.locator("#sink-odoo")
-    expect(sink.locator("td").nth(2)).to_have_text("paused")
+    expect(sink.locator("td").nth(2)).to_have_text(re.compile(r"^paused\b"))
+    # while it waits: when the next try is, and a way to try now
+    expect(sink.locator("td").nth(2)).to_contain_text(re.compile(r"next try in \d+"))
+    expect(sink.get_by_role("button", name="Retry now")).to_be_visible()
     # Odoo's refusal, as the sink reports it
     expect(sink.locator("td").nth(6)).to_contain_text("refused login 'admin' on database 'sandbox'")
     # the events wait in the backlog; nothing is dead-lettered for a wrong key
@@ -342,7 +346,7 @@ def dead_letters_then_replay(page: Page, gw: Gateway) -> None:
     held = len(dead_letters(page))
     assert held > 0
     go(page, "Queue")
-    expect(letters).to_have_count(held)
+    expect(letters).to_have_count(min(held, 50))  # a page of them; the groups count them all
     page.get_by_role("button", name="Replay all").click()
     expect(page.locator("#flash .ok")).to_contain_text(f"Replayed {held} dead letter(s)")
     expect(letters).to_have_count(0)

@@ -29,19 +29,41 @@ function el(tag, attrs, ...children) {
   return n;
 }
 
-function flash(text, kind = "ok", problems = []) {
-  const box = document.getElementById("flash");
+/* a save's result or error: at the top of the page, or beside `near` (the form or table that was used)
+   and scrolled into view, so a failed save never looks like nothing happened */
+function noticeBox(near) {
+  if (!near) return document.getElementById("flash");
+  let box = near.nextElementSibling;
+  if (!box || !box.classList.contains("notice")) {
+    box = el("div", { class: "notice", role: "status", "aria-live": "polite" });
+    near.after(box);
+  }
+  return box;
+}
+function flash(text, kind = "ok", problems = [], near = null) {
+  const box = noticeBox(near);
   box.replaceChildren(el("div", { class: kind }, text, problems.length ? el("ul", {}, problems.map(p => el("li", {}, p))) : ""));
+  if (near) box.scrollIntoView({ block: "nearest" });
   if (kind === "ok") setTimeout(() => { if (box.firstChild && box.firstChild.textContent.startsWith(text)) box.replaceChildren(); }, 6000);
 }
 
-function fail(e) { flash(e.message, "error", e.problems || []); }
+function fail(e, near = null) { flash(e.message, "error", e.problems || [], near); }
+/* JSON typed by a person: its syntax error said as such */
+function parseJSON(text, what) {
+  try { return JSON.parse(text); } catch (e) { throw new Error(`${what} is not valid JSON: ${e.message}`); }
+}
 function pad(n) { return String(n).padStart(2, "0"); }
-/* local time as the plant reads it: 2026-11-28 14:03:27 */
+/* every time on every page in one zone, the browser's (the plant's), with the zone shown:
+   2026-11-28 14:03:27 CET */
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+function zoneName(d) {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(d).find(p => p.type === "timeZoneName");
+  return part ? part.value : ZONE;
+}
 function when(ts) {
   if (!ts) return "—";
   const d = new Date(ts * 1000);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneName(d)}`;
 }
 function duration(s) {
   s = Math.max(0, Math.round(s));
@@ -56,19 +78,28 @@ function size(bytes) {
   while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
   return (i ? bytes.toFixed(bytes < 10 ? 1 : 0) : bytes) + " " + units[i];
 }
+/* an error with the time it happened (cleared by the gateway when the thing recovers) */
+function errorAt(msg, ts) { return msg ? msg + (ts ? ` (since ${when(ts)})` : "") : ""; }
 function age(ts) { return ts ? duration(Date.now() / 1000 - ts) + " ago" : "never"; }
 /* a table body's rows, or one row saying there is nothing (so an empty table does not look broken) */
 function fill(tbody, rows, empty) {
   const cols = tbody.closest("table").querySelectorAll("thead th").length || 1;
   tbody.replaceChildren(...(rows.length || !empty ? rows : [el("tr", {}, el("td", { class: "empty", colspan: cols }, empty))]));
 }
-function stateClass(s) { return ["idle", "running", "connected", "ok"].includes(s) ? "state-ok" : ["paused", "stopped", "error"].includes(s) ? "state-bad" : "state-warn"; }
+function stateClass(s) { return ["idle", "running", "connected", "ok"].includes(s) ? "state-ok" : ["paused", "stopped", "error", "dead-lettering"].includes(s) ? "state-bad" : "state-warn"; }
 function canChange() { return ROLE !== "viewer"; }
 function applied(r) {
   const a = r.applied || {}; const parts = [];
   for (const key of ["restarted", "started", "stopped"]) for (const [what, names] of Object.entries(a[key] || {})) if (names.length) parts.push(`${key} ${what}: ${names.join(", ")}`);
   if ((a.restart_required || []).length) parts.push("needs a gateway restart: " + a.restart_required.join("; "));
   return `Saved as change #${r.saved.id}` + (parts.length ? " — " + parts.join("; ") : " — applied");
+}
+/* a waiting connection: its countdown to the next try, and "Retry now" for those who may */
+function retryBox(name, st, after) {
+  if (!st || !st.next_retry_at) return "";
+  const left = Math.max(0, st.next_retry_at - Date.now() / 1000);
+  return el("span", { class: "retry" }, ` next try in ${duration(left)} `, canChange() ? el("button", { type: "button", class: "secondary small", id: "retry-" + name,
+    onclick: async () => { try { await api("POST", `/connections/${encodeURIComponent(name)}/retry`); flash(`Retrying ${name} now`); if (after) await after(); } catch (e) { fail(e); } } }, "Retry now") : "");
 }
 function every(ms, fn) { fn(); return setInterval(() => { if (!document.hidden) fn(); }, ms); }
 
@@ -99,11 +130,11 @@ async function overview() {
   fill(document.querySelector("#devices-table tbody"), devices.map(([n, d]) => el("tr", {},
     el("td", {}, n), el("td", { class: d.connected ? "state-ok" : "state-bad" }, d.connected ? "connected" : "disconnected"),
     el("td", {}, d.reads), el("td", {}, d.errors), el("td", {}, d.poll_latency_ms == null ? "—" : d.poll_latency_ms.toFixed(1) + " ms"),
-    el("td", { class: "error" }, d.last_error || ""))), "No devices yet: add one on the Devices page.");
+    el("td", { class: "error" }, errorAt(d.last_error, d.last_error_at)))), "No devices yet: add one on the Devices page.");
   fill(document.querySelector("#sinks-table tbody"), sinks.map(([n, s]) => el("tr", { id: "sink-" + n },
     el("td", {}, n), el("td", {}, s.type), el("td", { class: stateClass(s.state), title: s.held ? `${s.held} event(s) wait for an open work order` : undefined },
-      s.state + (s.held ? ` (${s.held} held)` : "")), el("td", {}, s.backlog),
-    el("td", {}, s.delivered), el("td", {}, s.dead_lettered), el("td", { class: "error" }, s.last_error || ""))), "No connections configured.");
+      s.state + (s.held ? ` (${s.held} held)` : ""), retryBox(n, s, overview)), el("td", {}, s.backlog),
+    el("td", {}, s.delivered), el("td", { class: "dead-now", title: `${s.dead_lettered} dead-lettered since the gateway started (replayed or discarded ones included)` }, s.dead_letters ?? 0), el("td", { class: "error" }, errorAt(s.last_error, s.last_error_at)))), "No connections configured.");
   const secs = v => v == null ? "—" : v.toFixed(1) + " s";
   const levels = sinks.flatMap(([n, s]) => Object.entries(s.service_levels || {}).map(([k, l]) => el("tr", { id: `level-${n}-${k}` },
     el("td", {}, n), el("td", {}, k), el("td", {}, l.acknowledged), el("td", {}, secs(l.p50_s)), el("td", {}, secs(l.p95_s)),
@@ -130,7 +161,7 @@ async function devices() {
     return el("div", { class: "device", id: "device-" + d.name },
       el("h2", {}, d.name, el("span", { class: "hint" }, d.type + (d.machine ? " · machine " + d.machine : "")),
         el("span", { class: h.connected ? "state-ok" : "state-bad" }, h.connected ? "connected" : "not connected")),
-      h.last_error ? el("p", { class: "error" }, h.last_error) : "",
+      h.last_error ? el("p", { class: "error" }, errorAt(h.last_error, h.last_error_at)) : "",
       el("div", { class: "values" }, d.values.map(v => el("span", { class: "v", "data-tag": v.tag, title: `${v.quality}, read ${when(v.ts)}` + (v.error ? ": " + v.error : "") },
         v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value))),
         d.values.length ? el("span", { class: "hint age" }, "read " + age(Math.max(...d.values.map(v => v.ts || 0)))) : el("span", { class: "hint" }, "no reading yet")),
@@ -274,7 +305,8 @@ async function mappings() {
   cfgVersion = s.version;
   const del = (what, name) => el("button", { type: "button", class: "link changes", onclick: async () => {
     if (!confirm(`Delete ${name}?`)) return;
-    try { flash(applied(await api("DELETE", `/${what}/${encodeURIComponent(name)}?version=${cfgVersion}`))); await mappings(); } catch (e) { fail(e); } } }, "delete");
+    const near = document.getElementById(what === "rules" ? "rules-table" : "machines-table");
+    try { flash(applied(await api("DELETE", `/${what}/${encodeURIComponent(name)}?version=${cfgVersion}`)), "ok", [], near); await mappings(); } catch (e) { fail(e, near); } } }, "delete");
   fill(document.querySelector("#machines-table tbody"), m.machines.map(x => el("tr", { "data-machine": x.name }, el("td", {}, x.name),
     el("td", {}, x.section.work_center || ""), el("td", {}, x.section.equipment || ""), el("td", {}, x.section.product || ""),
     el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => {
@@ -294,9 +326,9 @@ async function mappings() {
   document.getElementById("shifts-json").value = JSON.stringify(s.shifts || { timezone: "Europe/Berlin", shifts: [] }, null, 2);
 }
 
-async function saveSection(what, name, section) {
-  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion }))); await mappings(); return true; }
-  catch (e) { fail(e); return false; }
+async function saveSection(what, name, section, near) {
+  try { flash(applied(await api("PUT", `/${what}/${encodeURIComponent(name)}`, { section, version: cfgVersion })), "ok", [], near); await mappings(); return true; }
+  catch (e) { fail(e, near); return false; }
 }
 
 function mappingsPage() {
@@ -304,15 +336,17 @@ function mappingsPage() {
     ev.preventDefault();
     const s = {};
     for (const [id, key] of [["m-wc", "work_center"], ["m-eq", "equipment"], ["m-product", "product"]]) { const v = document.getElementById(id).value.trim(); if (v) s[key] = v; }
-    saveSection("machines", document.getElementById("m-name").value.trim(), s).then(ok => { if (ok) ev.target.reset(); });
+    saveSection("machines", document.getElementById("m-name").value.trim(), s, ev.target).then(ok => { if (ok) ev.target.reset(); });
   });
   document.getElementById("rule-form").addEventListener("submit", ev => {
     ev.preventDefault();
-    try { saveSection("rules", document.getElementById("r-name").value.trim(), JSON.parse(document.getElementById("r-json").value)); } catch (e) { fail(e); }
+    try { saveSection("rules", document.getElementById("r-name").value.trim(), parseJSON(document.getElementById("r-json").value, "the rule's settings"), ev.target); }
+    catch (e) { fail(e, ev.target); }
   });
   document.getElementById("shifts-form").addEventListener("submit", async ev => {
     ev.preventDefault();
-    try { flash(applied(await api("PUT", "/shifts", { shifts: JSON.parse(document.getElementById("shifts-json").value), version: cfgVersion }))); await mappings(); } catch (e) { fail(e); }
+    try { flash(applied(await api("PUT", "/shifts", { shifts: parseJSON(document.getElementById("shifts-json").value, "the calendar"), version: cfgVersion })), "ok", [], ev.target); await mappings(); }
+    catch (e) { fail(e, ev.target); }
   });
   mappings().catch(fail);
 }
@@ -371,14 +405,19 @@ async function connections() {
         try { const r = await api("POST", `/connections/${encodeURIComponent(c.name)}/test`, { section: formSection() }); showFindings(findings, r.findings); }
         catch (e) { findings.replaceChildren(el("p", { class: "error" }, e.message), el("ul", {}, (e.problems || []).map(p => el("li", { class: "error" }, p)))); } } }, "Test connection")));
     return el("div", { class: "connection", id: "connection-" + c.name }, el("h2", {}, c.name, el("span", { class: "hint" }, c.section.type),
-      el("span", { class: stateClass(st.state) }, st.state || "—"), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
-      st.last_error ? el("p", { class: "error" }, st.last_error) : "", form, findings);
+      el("span", { class: stateClass(st.state) }, st.state || "—"), retryBox(c.name, st, connections), el("span", { class: "hint" }, `backlog ${st.backlog ?? "—"}, delivered ${st.delivered ?? 0}`)),
+      st.last_error ? el("p", { class: "error" }, errorAt(st.last_error, st.last_error_at)) : "", form, findings);
   }));
 }
 
 /* ---------- queue and dead letters ---------- */
+/* the letters are shown a page at a time, of one group (sink and reason) or of all; the groups come first */
+const DLQ_PAGE = 50;
+let dlqOffset = 0, dlqGroup = null;
 async function queue() {
-  const [q, d, j, h] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters"), api("GET", "/journal?limit=20"), api("GET", "/held")]);
+  const q_ = dlqGroup ? `&sink=${encodeURIComponent(dlqGroup.sink)}&reason=${encodeURIComponent(dlqGroup.reason)}` : "";
+  const [q, g, d, j, h] = await Promise.all([api("GET", "/queue"), api("GET", "/dead-letters/groups"),
+    api("GET", `/dead-letters?offset=${dlqOffset}&limit=${DLQ_PAGE}` + q_), api("GET", "/journal?limit=20"), api("GET", "/held")]);
   fill(document.querySelector("#held-table tbody"), h.held.map(x => el("tr", { class: "held" }, el("td", {}, x.sink), el("td", {}, x.seq), el("td", {}, x.event.kind),
     el("td", {}, (x.event.context || {}).machine || ""), el("td", {}, x.lane), el("td", {}, duration(Date.now() / 1000 - x.since)), el("td", {}, x.reason))), "Nothing held.");
   fill(document.querySelector("#queue-table tbody"), Object.entries(q.sinks).map(([n, s]) => el("tr", {}, el("td", {}, n),
@@ -386,6 +425,13 @@ async function queue() {
     el("td", {}, s.dead_letters))), "No sinks.");
   const b = q.classes.business, t = q.classes.telemetry;
   document.getElementById("store-summary").textContent = `Stored: business ${b.events} event(s), ${size(b.bytes)}; telemetry ${t.events} event(s) (${t.evicted} evicted). Store file: ${size(q.map_used)} used of ${size(q.map_size)}.`;
+  document.getElementById("dlq-total").textContent = g.total ? `${g.total} dead letter(s) for ${g.groups.length} reason(s)` : "";
+  fill(document.querySelector("#dlq-groups tbody"), g.groups.map(x => el("tr", { class: "dlq-group" + (dlqGroup && dlqGroup.sink === x.sink && dlqGroup.reason === x.reason ? " selected" : "") },
+    el("td", {}, x.sink), el("td", { class: "error", title: x.example }, x.example + (x.replayed ? ` (${x.replayed} replay(s) on their way)` : "")), el("td", {}, x.count),
+    el("td", {}, Object.entries(x.kinds).map(([k, n]) => `${k} ${n}`).join(", ")), el("td", {}, when(x.last_failure)),
+    el("td", {}, el("button", { type: "button", class: "link", onclick: () => { dlqGroup = { sink: x.sink, reason: x.reason }; dlqOffset = 0; queue().catch(fail); } }, "show"), " ",
+      el("button", { type: "button", class: "link changes", onclick: () => groupAction("replay", x) }, "replay"), " ",
+      el("button", { type: "button", class: "link changes", onclick: () => groupAction("discard", x) }, "discard")))), "No dead letters.");
   const selected = new Set([...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value));
   fill(document.querySelector("#dlq-table tbody"), d.dead_letters.map(l => {
     const key = `${l.sink}/${l.seq}`;
@@ -394,11 +440,25 @@ async function queue() {
       el("td", { class: "error" }, l.error + (l.replayed ? " (replay on its way)" : "")), el("td", {}, l.attempts), el("td", {}, when(l.last_failure)),
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => { const p = document.getElementById("letter"); p.hidden = false; p.textContent = JSON.stringify(l, null, 2); p.scrollIntoView({ block: "nearest" }); } }, "inspect")));
   }), "No dead letters.");
-  for (const id of ["replay-all", "replay-selected", "discard-selected"]) document.getElementById(id).disabled = !d.dead_letters.length;
+  document.getElementById("dlq-list-title").textContent = dlqGroup ? `Letters of ${dlqGroup.sink}: ${dlqGroup.reason}` : "Letters";
+  document.getElementById("dlq-everything").hidden = !dlqGroup;
+  document.getElementById("dlq-range").textContent = d.total ? `${d.offset + 1}–${d.offset + d.dead_letters.length} of ${d.total}` : "";
+  document.getElementById("dlq-prev").disabled = d.offset <= 0;
+  document.getElementById("dlq-next").disabled = d.offset + d.dead_letters.length >= d.total;
+  for (const id of ["replay-all", "replay-selected", "discard-selected"]) document.getElementById(id).disabled = !g.total;
   document.getElementById("journal-verdict").textContent = j.verify.detail;
   document.getElementById("journal-verdict").className = j.verify.ok ? "ok" : "error";
   fill(document.querySelector("#journal-table tbody"), j.entries.slice().reverse().map(e => el("tr", {}, el("td", {}, e.n ?? e.seq ?? ""), el("td", {}, e.op || "deliver"),
     el("td", {}, e.sink), el("td", {}, e.by || ""), el("td", {}, when(e.ts)), el("td", {}, (e.items || []).length))), "Nothing delivered yet.");
+}
+
+async function groupAction(op, grp) {
+  if (op === "discard" && !confirm(`Discard the ${grp.count} dead letter(s) of ${grp.sink} for "${grp.example}" for good?`)) return;
+  try {
+    const r = await api("POST", `/dead-letters/${encodeURIComponent(grp.sink)}/${op}`, { reason: grp.reason });
+    flash(`${op === "replay" ? "Replayed" : "Discarded"} ${r.replayed ?? r.discarded ?? 0} dead letter(s)`);
+    await queue();
+  } catch (e) { fail(e); }
 }
 
 async function dlqAction(op, picks) {
@@ -413,23 +473,39 @@ async function dlqAction(op, picks) {
   } catch (e) { fail(e); }
 }
 
+/* every dead letter of every sink (or of the group shown), not only this page's */
+async function replayAll() {
+  try {
+    const sinks = dlqGroup ? [dlqGroup.sink] : Object.keys((await api("GET", "/queue")).sinks);
+    let n = 0;
+    for (const sink of sinks) { const r = await api("POST", `/dead-letters/${encodeURIComponent(sink)}/replay`, dlqGroup ? { reason: dlqGroup.reason } : {}); n += r.replayed; }
+    flash(`Replayed ${n} dead letter(s)`);
+    await queue();
+  } catch (e) { fail(e); }
+}
+
 function queuePage() {
   document.getElementById("replay-selected").addEventListener("click", () => dlqAction("replay", [...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value)));
   document.getElementById("discard-selected").addEventListener("click", () => dlqAction("discard", [...document.querySelectorAll(".dlq-pick:checked")].map(x => x.value)));
-  document.getElementById("replay-all").addEventListener("click", () => dlqAction("replay", [...document.querySelectorAll(".dlq-pick")].map(x => x.value)));
+  document.getElementById("replay-all").addEventListener("click", replayAll);
   document.getElementById("dlq-all").addEventListener("change", ev => document.querySelectorAll(".dlq-pick").forEach(x => { x.checked = ev.target.checked; }));
+  document.getElementById("dlq-prev").addEventListener("click", () => { dlqOffset = Math.max(0, dlqOffset - DLQ_PAGE); queue().catch(fail); });
+  document.getElementById("dlq-next").addEventListener("click", () => { dlqOffset += DLQ_PAGE; queue().catch(fail); });
+  document.getElementById("dlq-everything").addEventListener("click", () => { dlqGroup = null; dlqOffset = 0; queue().catch(fail); });
   every(3000, () => queue().catch(fail));
 }
 
 /* ---------- history, logs, users ---------- */
 async function history() {
   const h = await api("GET", "/config/history");
+  const ids = new Set(h.history.map(e => e.id));
   fill(document.querySelector("#history-table tbody"), h.history.map(e => el("tr", { "data-entry": e.id }, el("td", {}, "#" + e.id), el("td", {}, when(e.when)),
     el("td", {}, e.who), el("td", {}, e.what), el("td", {},
       el("button", { type: "button", class: "link", onclick: () => showDiff(e).catch(fail) }, "diff"), " ",
-      el("button", { type: "button", class: "link changes", onclick: async () => {
-        if (!confirm(`Roll the configuration back to #${e.id}?`)) return;
-        try { flash(applied(await api("POST", `/config/history/${e.id}/rollback`))); await history(); } catch (err) { fail(err); } } }, "roll back")))),
+      /* undoing change N makes the file what it was before N, that is after N-1 */
+      ids.has(e.id - 1) ? el("button", { type: "button", class: "link changes", onclick: async () => {
+        if (!confirm(`Undo #${e.id} (${e.what}): make the configuration what it was before it?`)) return;
+        try { flash(applied(await api("POST", `/config/history/${e.id - 1}/rollback`))); await history(); } catch (err) { fail(err); } } }, "undo") : ""))),
     "No changes yet: the first change made here records the file as found, then the change.");
 }
 
@@ -443,13 +519,24 @@ async function showDiff(e) {
   for (const tr of document.querySelectorAll("#history-table tbody tr")) tr.classList.toggle("selected", tr.dataset.entry === String(e.id));
 }
 
+/* the newest line first; warnings and errors stand out; the same clock as every other page */
 let logAfter = 0;
 async function logs(reset) {
-  const pre = document.getElementById("log-lines");
-  if (reset) { logAfter = 0; pre.textContent = ""; }
+  const box = document.getElementById("log-lines");
+  if (reset) { logAfter = 0; box.replaceChildren(); }
   const level = document.getElementById("log-level").value, contains = document.getElementById("log-contains").value;
   const r = await api("GET", `/logs?limit=500&after=${logAfter}&level=${encodeURIComponent(level)}&contains=${encodeURIComponent(contains)}`);
-  for (const l of r.lines) { pre.textContent += `${new Date(l.ts * 1000).toISOString()} ${l.level} ${l.logger} ${l.message}\n`; logAfter = l.seq; }
+  const fresh = r.lines.map(l => el("div", { class: "log-line log-" + l.level.toLowerCase(), "data-seq": l.seq },
+    el("span", { class: "log-ts" }, when(l.ts)), " ", el("span", { class: "log-level" }, l.level), " ", l.logger, " ", l.message));
+  if (r.lines.length) logAfter = r.lines[r.lines.length - 1].seq;
+  box.prepend(...fresh.reverse());
+  while (box.childElementCount > 2000) box.lastElementChild.remove();
+}
+
+function logsPage() {
+  document.getElementById("log-zone").textContent = `Newest first; times in ${ZONE} (${zoneName(new Date())}). The download has every line the console keeps, in UTC.`;
+  document.getElementById("log-filter").addEventListener("submit", ev => { ev.preventDefault(); logs(true).catch(fail); });
+  every(2000, () => logs(false).catch(fail));
 }
 
 async function users() {
@@ -512,7 +599,7 @@ const PAGES = {
   connections: () => connections().catch(fail),
   queue: queuePage,
   history: () => history().catch(fail),
-  logs: () => { document.getElementById("log-filter").addEventListener("submit", ev => { ev.preventDefault(); logs(true).catch(fail); }); every(2000, () => logs(false).catch(fail)); },
+  logs: logsPage,
   users: usersPage,
   identity: () => {},
   system: systemPage,

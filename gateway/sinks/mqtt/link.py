@@ -194,7 +194,7 @@ class MqttLink:
                         self._socket_error = mqtt.error_string(rc)
                     break
         except Exception as exc:  # the thread must report, never die silently
-            self._socket_error = f"network loop failed: {exc!r}"
+            self._socket_error = f"network loop failed: {exc or type(exc).__name__}"
         finally:
             self._threadsafe(self._on_lost, gen)
 

@@ -22,7 +22,7 @@ from typing import Any
 from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
 from gateway.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from gateway.sinks.common import SinkStats, TokenBucket, wait_any
+from gateway.sinks.common import SinkStats, retry_wait, TokenBucket, wait_any
 from gateway.signing import PublicKey
 from gateway.sinks.mqtt.link import MqttLink
 from gateway.sinks.screen import Screen
@@ -55,6 +55,8 @@ class MqttSink:
         self.link = link or MqttLink(cfg)
         self.bucket = TokenBucket(cfg.rate)
         self.stats = SinkStats()
+        #: set by a person's "Retry now": the retry wait ends at once
+        self.retry_now = asyncio.Event()
         self.stats.extra = {"url": cfg.url, "skipped": 0, "published": 0, "connects": 0, "in_flight": 0}
         #: the signature check before delivery (`verify`: the gateway's public key)
         self.screen = Screen(self.name, verify, self.stats)
@@ -88,14 +90,14 @@ class MqttSink:
                     continue
                 batch = await asyncio.to_thread(self.screen.read, self.store, self.cfg.batch_size)
                 if not batch:
-                    self.stats.state = "idle"
+                    self.stats.settle("idle")
                     await wait_any(self.wake, stop, timeout=1.0)
                     self.wake.clear()
                     continue
                 try:
                     await self.deliver(batch)
                     backoff.reset()
-                    self.stats.state = "running"
+                    self.stats.settle("running")
                 except DeliveryError as exc:
                     self.stats.retries += 1
                     self.stats.last_error = str(exc)
@@ -106,7 +108,7 @@ class MqttSink:
                     log.warning("event=delivery_retry sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 self.name, batch[0].seq, len(batch), delay, str(exc))
                     if delay:
-                        await wait_any(stop, timeout=delay)
+                        await retry_wait(self.stats, delay, stop, self.retry_now)
         finally:
             self._sync_link_stats()
             self.stats.state = "stopped"
@@ -162,7 +164,10 @@ class MqttSink:
             await asyncio.to_thread(self.store.ack, self.name, done, None, dead_done, None)
             published = sum(1 for i, _ in sent if i < acked_upto)
             self.stats.delivered += published
-            self.stats.dead_lettered += len(dead_done)
+            if dead_done:
+                self.stats.dead(dead_done)
+            elif published:
+                self.stats.delivered_clean()
             self.stats.extra["published"] += published
             self.stats.extra["skipped"] += sum(1 for s in done if self.topic_for(s) is None)
             self.stats.acknowledged(batch[i] for i, _ in sent if i < acked_upto)

@@ -147,7 +147,16 @@ async def send(http: httpx.AsyncClient, method: str, url: str, what: str, **kw: 
     except httpx.TimeoutException as exc:
         raise TransientDeliveryError(f"timeout calling {what} at {url}: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
-        raise TransientDeliveryError(f"cannot reach Odoo at {url} ({what}): {exc!r}") from exc
+        raise TransientDeliveryError(f"cannot reach Odoo at {url} ({what}): {plain(exc)}") from exc
+
+
+def plain(exc: BaseException) -> str:
+    """A network error as a person reads it ("[Errno 111] Connection refused"), not as Python
+    spells it ("ConnectError(...)"); the class name only when the error says nothing else."""
+    text = str(exc).strip()
+    return text if text else {"ConnectError": "connection failed", "ReadError": "the connection broke",
+                              "WriteError": "the connection broke", "RemoteProtocolError": "the server hung up",
+                              }.get(type(exc).__name__, "network error")
 
 
 def excerpt(resp: httpx.Response, limit: int = 160) -> str:

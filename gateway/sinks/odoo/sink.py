@@ -40,7 +40,7 @@ from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
 from gateway.errors import AuthDeliveryError, DeliveryError
 from gateway.signing import PublicKey
-from gateway.sinks.common import SinkStats, wait_any
+from gateway.sinks.common import SinkStats, retry_wait, wait_any
 from gateway.sinks.screen import Screen
 from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
@@ -104,6 +104,8 @@ class OdooSink:
                    ImplausiblePoster(self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
+        #: set by a person's "Retry now": the retry wait ends at once
+        self.retry_now = asyncio.Event()
         self.stats.extra["call_latency"] = self.client.latency
         #: the signature check before delivery (`verify`: the gateway's public key)
         self.screen = Screen(self.name, verify, self.stats)
@@ -143,22 +145,31 @@ class OdooSink:
         """
         deadline = time.monotonic() + delay
         down = outage
-        while not stop.is_set():
-            step = min(deadline - time.monotonic(), self.cfg.probe_interval * (0.75 + random.random() / 2))
-            if step <= 0:
-                return False
-            await wait_any(stop, timeout=step)
-            if stop.is_set() or time.monotonic() >= deadline:
-                return False
-            try:
-                await asyncio.wait_for(self.raw_client.version(), timeout=max(1.0, 2 * self.cfg.probe_interval))
-            except (DeliveryError, asyncio.TimeoutError):
-                down = True
-                continue
-            if down:
-                log.info("event=odoo_answers_again sink=%s retry=now", self.name)
-                return True
-        return False
+        self.retry_now.clear()
+        self.stats.next_retry_at = time.time() + delay
+        try:
+            while not stop.is_set():
+                step = min(deadline - time.monotonic(), self.cfg.probe_interval * (0.75 + random.random() / 2))
+                if step <= 0:
+                    return False
+                await wait_any(stop, self.retry_now, timeout=step)
+                if self.retry_now.is_set():      # a person pressed "Retry now"
+                    return False
+                if stop.is_set() or time.monotonic() >= deadline:
+                    return False
+                try:
+                    await asyncio.wait_for(self.raw_client.version(),
+                                           timeout=max(1.0, 2 * self.cfg.probe_interval))
+                except (DeliveryError, asyncio.TimeoutError):
+                    down = True
+                    continue
+                if down:
+                    log.info("event=odoo_answers_again sink=%s retry=now", self.name)
+                    return True
+            return False
+        finally:
+            self.stats.next_retry_at = None
+            self.retry_now.clear()
 
     async def _deliver_loop(self, stop: asyncio.Event) -> None:
         backoff = Backoff(initial=0.5, cap=self.cfg.retry_cap)
@@ -177,7 +188,7 @@ class OdooSink:
                             held_next = time.monotonic() + held_backoff.next_delay()
                     batch = await asyncio.to_thread(self.screen.read, self.store, self.cfg.batch_size)
                     if not batch and not self.production.to_finish:
-                        self.stats.state = "pending" if self.stats.extra.get("held") else "idle"
+                        self.stats.settle("pending" if self.stats.extra.get("held") else "idle")
                         await wait_any(self.wake, stop, timeout=1.0)
                         self.wake.clear()
                         continue
@@ -186,7 +197,7 @@ class OdooSink:
                     else:  # nothing new, but an order still waits to be finished
                         await self.finisher.finish_due()
                     backoff.reset()
-                    self.stats.state = "running"
+                    self.stats.settle("running")
                 except DeliveryError as exc:
                     self.stats.retries += 1
                     self.stats.last_error = str(exc)
@@ -201,7 +212,7 @@ class OdooSink:
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 batch[0].seq if batch else 0, len(batch), delay, str(exc))
                     if paused:
-                        await wait_any(stop, timeout=delay)
+                        await retry_wait(self.stats, delay, stop, self.retry_now)
                     elif await self._wait_for_odoo(stop, delay, exc.remote_name is None):
                         backoff.reset()
         finally:
@@ -355,7 +366,10 @@ class OdooSink:
 
     def _delivered(self, done: list[Stored], out: Outcome) -> None:
         self.stats.delivered += len(done) - len(out.dead)
-        self.stats.dead_lettered += len(out.dead)
+        if out.dead:
+            self.stats.dead(out.dead)
+        elif done:
+            self.stats.delivered_clean()
         dead = {id(stored) for stored, _ in out.dead}
         self.stats.acknowledged(s for s in done if id(s) not in dead)
         for stored, error in out.dead:
