@@ -3,8 +3,8 @@
 It owns starting and stopping each peer by pid (never by name), the gateway's
 wall-clock offset (libfaketime, set per start, so a restart after kill -9 can
 land an hour earlier or later), the gateway's log read line by line (retry runs
-counted, the rest kept in a file), the tmpfs under the state directory and the
-ballast file that fills it. Nothing here decides when a fault happens: that is
+counted, the rest kept in a file), the tmpfs under the state directory, filled by
+shrinking it to what it holds. Nothing here decides when a fault happens: that is
 the schedule's and the runner's.
 """
 from __future__ import annotations
@@ -136,6 +136,7 @@ class Gateway:
         self._reader: threading.Thread | None = None
         self.offset_h = 0
         self.started_at = 0.0
+        self.ready_at: float | None = None   # when it logged event=started (its store open, tasks running)
 
     def start(self, offset_h: int = 0) -> None:
         env = {}
@@ -152,6 +153,7 @@ class Gateway:
              "--state-dir", str(self.state)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **env})
         self.started_at = time.monotonic()
+        self.ready_at = None
         assert self.proc.stdout is not None
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), name="soak-gateway-log",
                                         daemon=True)
@@ -160,13 +162,16 @@ class Gateway:
     def _read(self, stream: IO[bytes]) -> None:
         kept = 0
         with open(self.log, "ab") as out:
-            out.write(f"--- gateway start, wall clock {self.offset_h:+d} h ---\n".encode())
+            out.write(f"--- gateway start pid {self.proc.pid if self.proc else '?'}, wall clock "
+                      f"{self.offset_h:+d} h, {time.strftime('%H:%M:%S')} real ---\n".encode())
             for line in stream:
                 if self.runs.feed(line):
                     kept += 1
                     if kept % 10_000 != 1:  # a retry line in ten thousand is enough to read
                         continue
                 text = line.decode(errors="replace").rstrip()
+                if self.ready_at is None and "event=started " in text:
+                    self.ready_at = time.monotonic()
                 self.tail.append(text)
                 if "level=ERROR" in text or "level=CRITICAL" in text or text.startswith("Traceback"):
                     self.error_lines += 1
@@ -256,12 +261,12 @@ class Odoo:
 
 
 class Tmpfs:
-    """A tmpfs of `size_mib` mounted on `path` (root only), and the ballast that fills it."""
+    """A tmpfs of `size_mib` mounted on `path` (root only), shrunk to what it holds to make it full."""
 
     def __init__(self, path: Path, size_mib: int) -> None:
         self.path, self.size_mib = path, size_mib
         self.mounted = False
-        self.ballast = path / "ballast.fill"
+        self.full = False
 
     def mount(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -276,27 +281,28 @@ class Tmpfs:
         self.mounted = True
 
     def fill(self) -> int:
-        """Take every free byte (the gateway's next write meets ENOSPC); returns the bytes taken."""
+        """Shrink the filesystem to what it holds: the gateway's next new page meets ENOSPC.
+
+        Returns the bytes that were free. A remount costs nothing, where a ballast
+        file would take the free space out of memory.
+        """
         st = os.statvfs(self.path)
         free = st.f_bavail * st.f_frsize
-        fd = os.open(self.ballast, os.O_CREAT | os.O_WRONLY, 0o600)
-        try:
-            taken = 0
-            chunk = 64 << 20
-            while True:  # in chunks: fallocate of the exact free size may be refused whole
-                try:
-                    os.posix_fallocate(fd, taken, chunk)
-                    taken += chunk
-                except OSError:
-                    if chunk <= 4096:
-                        break
-                    chunk //= 2
-        finally:
-            os.close(fd)
-        return taken if taken else free
+        used_kib = (st.f_blocks - st.f_bfree) * st.f_frsize // 1024 + 4
+        self._remount(f"{used_kib}k")
+        self.full = True
+        return free
 
     def free(self) -> None:
-        self.ballast.unlink(missing_ok=True)
+        if self.full:
+            self._remount(f"{self.size_mib}m")
+            self.full = False
+
+    def _remount(self, size: str) -> None:
+        done = subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], capture_output=True,
+                              text=True, timeout=30)
+        if done.returncode != 0:
+            raise SoakError(f"cannot resize the tmpfs on {self.path} to {size}: {done.stderr.strip()}")
 
     def used_mib(self) -> float:
         st = os.statvfs(self.path)

@@ -236,7 +236,7 @@ class Soak:
         elif f.kind == "disk_full":
             self.counts["disk_full"] += 1
             taken = self.tmpfs.fill()
-            self.say(f"state filesystem full ({taken / 2**20:.0f} MiB of ballast)")
+            self.say(f"state filesystem full (it had {taken / 2**20:.0f} MiB free)")
         elif f.kind == "garbage":
             self.counts["garbage_windows"] += 1
             assert self.proxy is not None
@@ -303,7 +303,9 @@ class Soak:
                     self.counts["crashes"] += 1
                     self.say(f"gateway exited by itself (code {gw.proc.returncode}); restarting")
                 self.start_gateway()
-            elif time.monotonic() - gw.started_at >= self.plan.kill_after[self.counts["kills"] % 10_000]:
+            elif time.monotonic() - (gw.ready_at or gw.started_at + 30.0) >= self.plan.kill_after[
+                    self.counts["kills"] % 10_000]:
+                # killed at a random moment after it started its tasks (or when it hangs in its start)
                 gw.kill9()
                 self.counts["kills"] += 1
                 self.start_gateway()
@@ -424,7 +426,6 @@ class Soak:
         end(self.plants)
         self.odoo.stop()
         self.broker.stop()
-        self.tmpfs.free() if self.tmpfs.mounted else None
         self.tmpfs.unmount()
 
 
@@ -442,6 +443,7 @@ def run(opts: argparse.Namespace) -> int:
     try:
         soak.t0 = time.monotonic()
         soak.setup()
+        soak.t0 = time.monotonic()  # the plan's clock starts with every peer up
         soak.say(f"work directory {work}; plan {soak.plan.describe()}")
         soak.chaos()
         soak.outage()

@@ -37,7 +37,7 @@ class Plan:
     outage_end: float
     plant_end: float
     faults: tuple[Fault, ...]
-    kill_after: tuple[float, ...]   # seconds after each gateway start that it is killed
+    kill_after: tuple[float, ...]   # seconds after each gateway start (its tasks running) that it is killed
     offsets_h: tuple[int, ...]      # the wall-clock offset of each gateway start
 
     def describe(self) -> dict[str, float | int]:
@@ -46,9 +46,9 @@ class Plan:
 
 
 def plan(seconds: float, seed: int, kills: int | None = None, sink_timeout: float = 1.0) -> Plan:
-    """The plan of a run of `seconds`: chaos long enough for `kills` kill -9 cycles (at ~4 s each)."""
+    """The plan of a run of `seconds`: chaos long enough for `kills` kill -9 cycles (at ~4.5 s each: start, run, kill)."""
     rng = random.Random(seed)
-    wanted_chaos = (kills or 0) * 4.0
+    wanted_chaos = (kills or 0) * 4.5
     chaos_end = min(max(0.4 * seconds, wanted_chaos), 0.55 * seconds)
     outage_end = 0.85 * seconds
     plant_end = 0.9 * seconds
@@ -72,7 +72,7 @@ def plan(seconds: float, seed: int, kills: int | None = None, sink_timeout: floa
                             latency=round(rng.uniform(0.3, 1.6) * sink_timeout, 3) if kind == "odoo_slow"
                             else (round(3 * sink_timeout, 3) if kind == "odoo_restart" else 0.0)))
         t += duration + rng.uniform(0.5, 3.0)
-    kill_after = tuple(round(rng.uniform(1.0, 4.0), 3) for _ in range(10_000))
+    kill_after = tuple(round(rng.uniform(0.2, 3.0), 3) for _ in range(10_000))
     offsets = tuple(rng.choice((-1, 0, 0, 1)) for _ in range(10_000))
     return Plan(seconds=seconds, chaos_end=chaos_end, outage_end=outage_end, plant_end=plant_end,
                 faults=tuple(faults), kill_after=kill_after, offsets_h=offsets)
