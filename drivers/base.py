@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 import asyncio
 import inspect
+import math
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -130,15 +131,27 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 
 class Backoff:
-    """Exponential backoff with full jitter and a cap, for reconnects and retries."""
+    """Exponential backoff with jitter and a cap, for reconnects and retries.
+
+    `attempt` counts consecutive failures (for the logs) and may grow for as long
+    as a peer stays away; the exponent stops where the delay reaches the cap, so
+    `next_delay()` never overflows, however many failures in a row.
+    """
 
     def __init__(self, initial: float = 0.5, cap: float = 30.0, factor: float = 2.0,
                  rng: Callable[[], float] = random.random) -> None:
         self.initial, self.cap, self.factor, self._rng = initial, cap, factor, rng
         self.attempt = 0
+        grows = factor > 1.0 and 0.0 < initial < cap
+        #: the first exponent whose delay reaches the cap: from there on the ceiling is the cap
+        self._top = math.ceil(math.log(cap / initial) / math.log(factor)) if grows else 0
+        self._flat = cap if grows else min(cap, initial)
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * (self.factor ** self.attempt))
+        if self.attempt < self._top:  # factor ** attempt < cap / initial: finite
+            ceiling = min(self.cap, self.initial * self.factor ** self.attempt)
+        else:
+            ceiling = self._flat
         self.attempt += 1
         # "equal jitter": never zero, never above the cap
         return ceiling / 2 + self._rng() * ceiling / 2

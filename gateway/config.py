@@ -38,6 +38,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 class GatewayConfig:
     id: str
     site: str
+    #: seconds a supervised task may keep dying (no stable run in between) before the gateway
+    #: stops feeding systemd's watchdog, so that systemd restarts the whole process
+    restart_window_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -161,13 +164,15 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
     c.unknown_keys(raw, "", _TOP)
 
     g = _table(c, raw, "gateway")
-    c.unknown_keys(g, "gateway", {"id", "site"})
+    c.unknown_keys(g, "gateway", {"id", "site", "restart_window_s"})
     gid = c.get(g, "gateway", "id", str, required=True, default="gateway")
     site = c.get(g, "gateway", "site", str, default="default")
     for key, val in (("id", gid), ("site", site)):
         if isinstance(val, str) and not _NAME.match(val):
             c.add(f"gateway.{key}", f"must be letters, digits, '-', '_' or '.', got {val!r}")
-    gateway = GatewayConfig(gid, site)
+    window = c.get(g, "gateway", "restart_window_s", float, default=GatewayConfig.restart_window_s,
+                   minimum=10.0, maximum=7 * 86400.0)
+    gateway = GatewayConfig(gid, site, window)
 
     store = _store(c, _table(c, raw, "store"))
 

@@ -4,7 +4,7 @@ It owns what the plant's monitoring sees of the gateway over MQTT: every
 `interval` seconds (and at once after each reconnect) a retained
 `linebridge.status/1` message with the state (`online`), version, uptime,
 backlog and dead letters per sink, the age of the oldest unacknowledged event,
-per-driver health, the box's CPU, memory and disk (from /proc and statvfs), and
+per-driver health, the supervised tasks (state and restarts), the box's CPU, memory and disk (from /proc and statvfs), and
 the gateway's public key and key id. The last will, set on the same MQTT
 connection, turns the same retained topic to `offline` when the gateway dies;
 on a clean stop the gateway publishes that offline status itself before it
@@ -143,6 +143,7 @@ class Heartbeat:
                                                 "last_error", "last_delivery")}
                       for n, s in st["sinks"].items()},
             "devices": st["devices"],
+            "tasks": st.get("tasks", {}),  # each supervised task: state, restarts, last error
             "intake": {k: st[k] for k in ("read", "bad_samples", "events", "stored", "refused")},
             "store": {"last_seq": stats["last_seq"], "map_used_bytes": stats["map_used"],
                       "map_size_bytes": stats["map_size"]},

@@ -5,7 +5,10 @@ written with a leading '@') and the gateway's side of the service life cycle:
 READY=1 once the supervisor and the services are up, a STATUS= summary of the
 devices and the backlog, WATCHDOG=1 every half `$WATCHDOG_USEC` from a task on
 the main asyncio loop (so a stalled loop, not only a dead process, misses its
-pings and systemd restarts it) and STOPPING=1 when the gateway stops. Without
+pings and systemd restarts it) and STOPPING=1 when the gateway stops. The pings
+also stop while the supervisor's tasks are not healthy (`Tasks.healthy()`: one
+of them has kept dying for longer than `[gateway] restart_window_s`), so
+systemd restarts a process whose restarts in place do not help. Without
 `$NOTIFY_SOCKET` (not started by systemd) every call is a no-op. It does not
 decide when the gateway is ready or stops: the supervisor and the CLI do.
 """
@@ -77,11 +80,17 @@ def watchdog_interval(env: Mapping[str, str] = os.environ, pid: int | None = Non
 
 
 class Supervised(Protocol):
-    """What the life cycle needs of the supervisor."""
+    """What the life cycle needs of the supervisor (and, when it has them, its `tasks`: see `Health`)."""
 
     ready: asyncio.Event
 
     def status(self) -> dict[str, Any]: ...
+
+
+class Health(Protocol):
+    """The supervised tasks' verdict (gateway.tasks.Tasks)."""
+
+    def overdue(self) -> list[str]: ...
 
 
 def status_line(status: Mapping[str, Any]) -> str:
@@ -94,9 +103,21 @@ def status_line(status: Mapping[str, Any]) -> str:
     return f"{up}/{len(devices)} device(s) connected, backlog {backlog}" + (f" ({per_sink})" if len(sinks) > 1 else "")
 
 
-async def _ping(notifier: Notifier, interval: float) -> None:
+async def _ping(notifier: Notifier, interval: float, health: Health | None = None) -> None:
+    """WATCHDOG=1 every `interval`, while no supervised task is overdue."""
+    withheld: list[str] = []
     while True:
-        notifier.send("WATCHDOG=1")
+        overdue = health.overdue() if health is not None else []
+        if not overdue:
+            if withheld:
+                log.warning("event=watchdog_resumed tasks=%s", ",".join(withheld))
+                withheld = []
+            notifier.send("WATCHDOG=1")
+        elif overdue != withheld:
+            withheld = overdue
+            log.critical("event=watchdog_withheld tasks=%s reason=failing_past_restart_window "
+                         "effect=systemd_restarts_the_process", ",".join(overdue))
+            notifier.send("STATUS=failing: " + ", ".join(overdue) + " kept failing; waiting for the watchdog")
         await asyncio.sleep(interval)
 
 
@@ -137,7 +158,10 @@ async def lifecycle(supervisor: Supervised, stop: asyncio.Event, services_up: as
     if not notifier.enabled:
         return
     interval = watchdog_interval(env)
-    pinger = (asyncio.create_task(_ping(notifier, interval), name="sd_notify:watchdog")
+    # the pinger and the reporter are this coroutine's own: cancelled in `finally`, never restarted
+    # (the pinger is what notices that the supervised tasks are failing)
+    health = getattr(supervisor, "tasks", None)
+    pinger = (asyncio.create_task(_ping(notifier, interval, health), name="sd_notify:watchdog")
               if interval is not None else None)
     reporter: asyncio.Task[None] | None = None
     stopping_sent = False

@@ -1,10 +1,12 @@
 """The supervisor: builds the topology from a validated config, runs it, changes it live, stops it cleanly.
 
 It owns the tasks of the gateway process: one intake task per device (driver
--> rules -> sign -> store), one worker per sink, one supervised connection per
-MQTT sink and the heartbeat. It loads (or, on the first start, makes) the
-device key that signs every event. A device task that fails is logged and
-restarted with backoff; it never stops another device or a sink. `apply()`
+-> rules -> sign -> store), one worker per sink, one connection per MQTT sink,
+the heartbeat and the store's committer, all run by `self.tasks`
+(`gateway.tasks.Tasks`, which the web UI's server joins too): a task that dies
+is logged with its traceback, counted and restarted with capped, jittered
+backoff; it never stops another device or a sink. It loads (or, on the first
+start, makes) the device key that signs every event. `apply()`
 puts a new configuration in force while it runs (what changes is worked out
 by `gateway.topology`): only the devices and sinks it touches are stopped,
 the way `stop()` stops them, and started again; queued events stay in the
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Coroutine
 
-from drivers.base import Backoff, Driver
+from drivers.base import Driver
 from gateway import __version__
 from gateway import topology
 from gateway.config import Config, MqttSinkConfig, SinkConfig
@@ -29,6 +31,7 @@ from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
+from gateway.tasks import Tasks
 from gateway.rules.build import build as build_rule
 from gateway.signing import DeviceKey
 from gateway.sinks.mqtt import MqttLink, MqttSink
@@ -39,7 +42,9 @@ from store.queue import Quota, Store, StoreOptions
 log = logging.getLogger("linebridge.supervisor")
 
 #: how long each kind of task may take to finish once asked to stop, before it is cancelled
-DEVICE_STOP_S, SINK_STOP_S, LINK_STOP_S = 3.0, 6.0, 3.0
+DEVICE_STOP_S, SINK_STOP_S, LINK_STOP_S, COMMITTER_STOP_S = 3.0, 6.0, 3.0, 10.0
+#: the committer's task name (the others: `device:NAME`, `sink:NAME`, `link:NAME`, `heartbeat`)
+COMMITTER = "store:committer"
 
 
 class DriverState:
@@ -95,6 +100,8 @@ class Supervisor:
         self.key = DeviceKey.load_or_create(self.state_dir)
         self.store = Store(self.state_dir / "store", sinks=routes(config), options=options)
         self.committer = GroupCommitter(self.store)
+        #: every long-lived task of the process: restarted when it dies, counted, watched (sd_notify)
+        self.tasks = Tasks(window=config.gateway.restart_window_s)
         self.wake = WakeAll()
         self.intake = IntakeStats()
         machines = {spec.machine or name for name, spec in config.devices.items()}
@@ -121,9 +128,6 @@ class Supervisor:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop_intake = asyncio.Event()
         self._apply_lock = asyncio.Lock()
-        #: the running tasks and the events that stop them, by `device:NAME`, `sink:NAME`, `link:NAME`, `heartbeat`
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._stops: dict[str, asyncio.Event] = {}
 
     # -- building ----------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class Supervisor:
         self.loop = asyncio.get_running_loop()
         log.info("event=started version=%s gateway=%s devices=%d sinks=%d state_dir=%s kid=%s", __version__,
                  self.config.gateway.id, len(self.drivers), len(self.sinks), self.state_dir, self.key.kid)
+        self.tasks.start(COMMITTER, self.committer.run)
         self._start_sinks(list(self.sinks), self.heartbeat is not None)
         self._start_devices(list(self.pipelines))
         self.ready.set()
@@ -170,6 +175,8 @@ class Supervisor:
         async with self._apply_lock:  # an apply in progress finishes first
             await self._stop_devices(list(self.drivers))
             await self._stop_sinks(list(self.sinks), self.heartbeat is not None, offline=True)
+        await self.tasks.stop([COMMITTER], COMMITTER_STOP_S)  # after the devices: their last batches are written
+        await self.tasks.stop_all(LINK_STOP_S)  # anything else registered and not stopped by its owner
         await self.committer.close()
         self.store.close()
         log.info("event=stopped gateway=%s", self.config.gateway.id)
@@ -178,24 +185,11 @@ class Supervisor:
         self._stop_intake.set()
 
     def _spawn(self, key: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-        stop = self._stops[key] = asyncio.Event()
-        self._tasks[key] = asyncio.create_task(work(stop), name=key)
+        self.tasks.start(key, work)
 
     async def _halt(self, keys: list[str], timeout: float) -> bool:
         """Let the tasks `keys` end within `timeout`, then cancel the rest; True if none was cancelled."""
-        tasks = [self._tasks.pop(k) for k in keys if k in self._tasks]
-        for k in keys:
-            stop = self._stops.pop(k, None)
-            if stop is not None:
-                stop.set()
-        if not tasks:
-            return True
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        for t in pending:
-            log.warning("event=task_cancelled task=%s reason=did_not_stop_within_%gs", t.get_name(), timeout)
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return not pending
+        return await self.tasks.stop(keys, timeout)
 
     def _start_devices(self, names: list[str]) -> None:
         for n in names:
@@ -205,9 +199,7 @@ class Supervisor:
     async def _stop_devices(self, names: list[str]) -> bool:
         """Stop the drivers; each pipeline stores the batch it holds before its task ends."""
         for n in names:
-            stop = self._stops.get(f"device:{n}")
-            if stop is not None:
-                stop.set()  # before driver.stop(): the task must see the stream end as asked for
+            self.tasks.ask_to_stop([f"device:{n}"])  # before driver.stop(): the stream's end was asked for
             try:
                 await self.drivers[n].stop()
             except Exception as exc:  # one driver's failure to stop must not keep the others running
@@ -232,28 +224,22 @@ class Supervisor:
         await self._halt([f"link:{n}" for n in names if n in self.links], LINK_STOP_S)
 
     async def _run_device(self, name: str, driver: Driver, pipeline: DevicePipeline, stop: asyncio.Event) -> None:
-        backoff = Backoff(initial=1.0, cap=60.0)
-        while not stop.is_set():
-            try:
-                await driver.start()
-                await pipeline.run()
-                if stop.is_set():
-                    return
+        """One life of a device's task: the driver's samples through the pipeline until `stop`.
+
+        A failure, or a stream that ends unasked, stops the driver and raises: `self.tasks`
+        logs it and starts this again after its backoff.
+        """
+        try:
+            await driver.start()
+            await pipeline.run()
+            if not stop.is_set():
                 raise RuntimeError("sample stream ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a device's failure must not stop the others
-                delay = backoff.next_delay()
-                log.error("event=device_task_failed device=%s restart_in=%.1fs error=%r",
-                          name, delay, str(exc), exc_info=exc)
-                try:
-                    await driver.stop()
-                except Exception as stop_exc:
-                    log.warning("event=device_stop_failed device=%s error=%r", name, str(stop_exc))
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
+        except Exception:
+            try:
+                await driver.stop()
+            except Exception as stop_exc:
+                log.warning("event=device_stop_failed device=%s error=%r", name, str(stop_exc))
+            raise
 
     # -- live configuration ------------------------------------------------------------
 
@@ -379,4 +365,6 @@ class Supervisor:
             "sinks": {n: dict(s.stats.as_dict(), backlog=self.store.backlog(n))
                       for n, s in sinks.items()},
             "devices": {n: d.health.as_dict() for n, d in drivers.items()},
+            "tasks": self.tasks.status(),
+            "healthy": self.tasks.healthy(),
         }

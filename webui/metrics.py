@@ -3,13 +3,31 @@
 It owns the metric names and their help text: queue depth per sink and class,
 events delivered and dead-lettered per sink, dead letters waiting, intake
 counters, driver state and poll latency per device, and the Odoo call latency
-histogram per sink. Built by hand from `Supervisor.status()` and the store's
-stats: the format is small and a client library would be one more dependency
-on the appliance.
+histogram per sink, and each supervised task's restarts. Built by hand from
+`Supervisor.status()` and the store's stats: the format is small and a client
+library would be one more dependency on the appliance (prometheus_client is
+only a test dependency, whose parser reads this back). Values are printed
+exactly: integers as integers at any size, floats in their shortest exact
+form, so a counter above 999,999 does not move in steps.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
+
+
+def exact(value: Any) -> str:
+    """A sample value as the exposition format writes it, without losing a digit."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return repr(x)  # the shortest text that reads back as exactly this float
 
 
 def _esc(value: Any) -> str:
@@ -32,7 +50,7 @@ class _Out:
         if value is None:
             return
         lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
-        self.lines.append(f"{name}{{{lab}}} {float(value):g}" if lab else f"{name} {float(value):g}")
+        self.lines.append(f"{name}{{{lab}}} {exact(value)}" if lab else f"{name} {exact(value)}")
 
 
 def render(status: dict[str, Any], stats: dict[str, Any]) -> str:
@@ -86,4 +104,14 @@ def render(status: dict[str, Any], stats: dict[str, Any]) -> str:
         latency = d.get("poll_latency_ms")
         out.metric("linebridge_device_poll_latency_seconds", "gauge", "Latency of the last poll.",
                    None if latency is None else latency / 1000.0, device=name)
+    for name, t in status.get("tasks", {}).items():
+        out.metric("linebridge_task_restarts_total", "counter",
+                   "Times a supervised task died and was restarted (since it was started or reconfigured).",
+                   t.get("restarts", 0), task=name)
+        out.metric("linebridge_task_up", "gauge", "1 while the supervised task runs, 0 while it waits to restart.",
+                   1 if t.get("state") == "running" else 0, task=name)
+    if "healthy" in status:
+        out.metric("linebridge_healthy", "gauge",
+                   "0 once a task has kept failing past [gateway] restart_window_s (the watchdog stops).",
+                   1 if status["healthy"] else 0)
     return "\n".join(out.lines) + "\n"

@@ -113,6 +113,9 @@ class MqttDriver(Driver):
         self._stale_marked = False
         self._failures = 0
         self._runner = asyncio.create_task(self._run(), name=f"mqtt-{self.name}")
+        # the connection task is the driver's own; if it dies, samples() raises so that the
+        # device's (supervised) task dies with it and is restarted, instead of waiting forever
+        self._runner.add_done_callback(lambda _: self._ready.set() if self._ready is not None else None)
 
     async def stop(self) -> None:
         """End `samples()` promptly and disconnect; safe to call twice."""
@@ -157,11 +160,18 @@ class MqttDriver(Driver):
     async def _next_item(self, stop: asyncio.Event) -> Message | _Stale:
         assert self._ready is not None
         while not self._queue:
+            self._raise_if_runner_died()
             self._ready.clear()
             await self._bounded(self._ready.wait(), None)
         if stop.is_set():
             raise _Stopped()
         return self._queue.popleft()
+
+    def _raise_if_runner_died(self) -> None:
+        runner = self._runner
+        if runner is not None and runner.done() and not runner.cancelled() and runner.exception() is not None:
+            raise RuntimeError(f"device {self.name}: the connection task died: "
+                               f"{runner.exception()!r}") from runner.exception()
 
     def _push(self, item: Message | _Stale) -> None:
         if isinstance(item, Message) and len(self._queue) >= QUEUE_LIMIT:

@@ -239,3 +239,56 @@ def test_linebridge_run_speaks_sd_notify_and_a_stopped_loop_stops_the_watchdog_p
         listener.close()
         os.unlink(address)
         sockdir.rmdir()
+
+
+def test_the_watchdog_stops_while_a_supervised_task_keeps_failing_past_its_window_and_resumes_after(caplog):
+    from gateway.tasks import Tasks
+
+    address = f"@linebridge-test-{uuid.uuid4().hex}"
+    listener = Listener(address)
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}  # a ping every 0.1 s
+    broken = [True]
+
+    async def healthy(stop_ev: asyncio.Event) -> None:
+        await stop_ev.wait()
+
+    async def flaky(stop_ev: asyncio.Event) -> None:
+        if broken[0]:
+            raise OverflowError("math range error")
+        await stop_ev.wait()
+
+    async def scenario() -> tuple[float, float, float]:
+        sup, stop_ev, services_up = FakeSupervisor(), asyncio.Event(), asyncio.Event()
+        sup.tasks = Tasks(window=1.0, initial=0.02, cap=0.05, stable=0.5)  # type: ignore[attr-defined]
+        sup.tasks.start("heartbeat", healthy)
+        sup.tasks.start("sink:odoo", flaky)
+        task = asyncio.create_task(sdnotify.lifecycle(sup, stop_ev, services_up, env=env))
+        sup.ready.set()
+        services_up.set()
+        began = time.monotonic()
+        # within its restart window the failing task still lets the pings through
+        await asyncio.to_thread(wait_for, lambda: len(listener.times("WATCHDOG=1")) >= 5, 5, "pings")
+        assert sup.tasks.status()["sink:odoo"]["restarts"] >= 3
+        assert time.monotonic() - began < 1.0
+        await asyncio.to_thread(wait_for, lambda: sup.tasks.overdue() == ["sink:odoo"], 5, "overdue")
+        overdue_at = time.monotonic()
+        await asyncio.sleep(1.0)  # ten ping intervals: systemd would have killed us by now
+        broken[0] = False
+        fixed_at = time.monotonic()
+        await asyncio.to_thread(wait_for, lambda: listener.times("WATCHDOG=1", since=fixed_at), 5,
+                                "pings once the task has run stably")
+        stop_ev.set()
+        await sup.tasks.stop_all(2.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return began, overdue_at, fixed_at
+
+    try:
+        began, overdue_at, fixed_at = asyncio.run(scenario())
+    finally:
+        listener.close()
+    assert listener.times("WATCHDOG=1", since=overdue_at + 0.15) and \
+        not [t for t in listener.times("WATCHDOG=1") if overdue_at + 0.15 < t < fixed_at + 0.4]
+    assert any(v.startswith("failing: sink:odoo") for v in listener.values("STATUS"))
+    assert any("event=watchdog_withheld tasks=sink:odoo" in r.getMessage() for r in caplog.records)
+    assert any("event=watchdog_resumed" in r.getMessage() for r in caplog.records)

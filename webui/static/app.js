@@ -73,6 +73,15 @@ function applied(r) {
 function every(ms, fn) { fn(); return setInterval(() => { if (!document.hidden) fn(); }, ms); }
 
 /* ---------- overview ---------- */
+/* the supervised tasks' restarts: red once one has kept failing past its window (the watchdog stops) */
+function restartsCard(st) {
+  const tasks = Object.entries(st.tasks || {});
+  const total = tasks.reduce((n, [, t]) => n + (t.restarts || 0), 0);
+  const failing = tasks.filter(([, t]) => t.restarts).map(([n, t]) => `${n}: ${t.restarts} restart(s), ${t.state}` + (t.last_error ? ` — ${t.last_error}` : ""));
+  const cls = st.healthy === false ? "state-bad" : total ? "state-warn" : "state-ok";
+  return el("div", { class: "card", id: "card-restarts", title: failing.join("\n") || "every task has run since the start without dying" },
+    el("div", { class: "label" }, "Task restarts"), el("div", { class: "value " + cls }, total));
+}
 async function overview() {
   const st = await api("GET", "/status");
   const sinks = Object.entries(st.sinks || {});
@@ -85,7 +94,8 @@ async function overview() {
     card("Events stored", st.stored, "", "card-stored"),
     card("Backlog", backlog, backlog ? "state-warn" : "state-ok", "card-backlog"),
     card("Dead letters", st.dead_letters, st.dead_letters ? "state-bad" : "state-ok", "card-dead"),
-    card("Refused (store full)", st.refused, st.refused ? "state-bad" : ""));
+    card("Refused (store full)", st.refused, st.refused ? "state-bad" : ""),
+    restartsCard(st));
   fill(document.querySelector("#devices-table tbody"), devices.map(([n, d]) => el("tr", {},
     el("td", {}, n), el("td", { class: d.connected ? "state-ok" : "state-bad" }, d.connected ? "connected" : "disconnected"),
     el("td", {}, d.reads), el("td", {}, d.errors), el("td", {}, d.poll_latency_ms == null ? "—" : d.poll_latency_ms.toFixed(1) + " ms"),
