@@ -71,7 +71,8 @@ class MqttAudit:
         self.lock = threading.Lock()
         self.seen_ids: dict[str, int] = {}          # business event id -> deliveries
         self.sums: dict[tuple[str, str], float] = {}  # (kind, machine) -> quantity over distinct ids
-        self.alarms: dict[str, int] = {}            # machine -> distinct alarm events
+        self.alarms: dict[str, int] = {}            # machine -> distinct downtime starts
+        self.alarm_mismatch: dict[str, list[int]] = {}   # machine -> [plant alarms, downtime starts received]
         self.telemetry_seen = bytearray()            # bit per seq
         self.telemetry = 0
         self.repeats = 0
@@ -149,7 +150,9 @@ class MqttAudit:
                     got = self.sums.get((kind, machine), 0.0)
                     lost += int(max(0, want - got))
                     doubled += int(max(0, got - want))
-            return {"mqtt_lost": lost, "mqtt_doubled": doubled, "mqtt_repeats": self.repeats,
+                if self.alarms.get(machine, 0) != t["alarms"]:
+                    self.alarm_mismatch[machine] = [t["alarms"], self.alarms.get(machine, 0)]
+            return {"mqtt_lost": lost, "mqtt_alarm_mismatch": dict(self.alarm_mismatch), "mqtt_doubled": doubled, "mqtt_repeats": self.repeats,
                     "mqtt_out_of_order": self.out_of_order, "mqtt_business": len(self.seen_ids),
                     "mqtt_telemetry": self.telemetry, "mqtt_status": self.status_messages,
                     "mqtt_unreadable": self.bad}

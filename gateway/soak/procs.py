@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import re
 import signal
 import socket
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+FAKETIME_LIB = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
+                    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"))
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 _RETRY = re.compile(rb"event=(delivery_retry|mqtt_connect_failed|mqtt_connection_lost) sink=(\S+)")
 _SUCCESS = re.compile(rb"event=(delivered|mqtt_connected|held_released) sink=(\S+)")
@@ -32,9 +34,27 @@ class SoakError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the ephemeral range.
+
+    Peers are stopped and started again on the same port; one from the ephemeral
+    range may meanwhile be some connection's source port (the gateway alone opens
+    hundreds a second while a peer is down), and the restart would fail.
+    """
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SoakError(f"no free loopback port below {low}")
 
 
 def port_open(port: int) -> bool:
@@ -132,6 +152,7 @@ class Gateway:
         self.proc: subprocess.Popen | None = None
         self.errors: collections.deque[str] = collections.deque(maxlen=50)
         self.error_lines = 0
+        self.task_deaths = 0    # supervised tasks that died and were restarted (event=task_died)
         self.tail: collections.deque[str] = collections.deque(maxlen=200)
         self._reader: threading.Thread | None = None
         self.offset_h = 0
@@ -173,6 +194,8 @@ class Gateway:
                 if self.ready_at is None and "event=started " in text:
                     self.ready_at = time.monotonic()
                 self.tail.append(text)
+                if "event=task_died" in text:
+                    self.task_deaths += 1
                 if "level=ERROR" in text or "level=CRITICAL" in text or text.startswith("Traceback"):
                     self.error_lines += 1
                     self.errors.append(text[:300])
@@ -224,10 +247,20 @@ class Broker:
         self.restarts = 0
 
     def start(self) -> None:
-        with open(self.workdir / "mosquitto.out", "ab") as out:
-            self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_port(self.port, self.proc, "mosquitto")
+        for attempt in range(3):
+            with open(self.workdir / "mosquitto.out", "ab") as out:
+                self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf)], stdout=out,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True)
+            try:
+                wait_port(self.port, self.proc, "mosquitto")
+                return
+            except SoakError:
+                end(self.proc)
+                if attempt == 2:
+                    tail = (self.workdir / "mosquitto.log").read_text(errors="replace")[-500:]
+                    raise SoakError(f"mosquitto does not start again on port {self.port}: {tail}") from None
+                time.sleep(1.0)
 
     def stop(self) -> None:
         end(self.proc, signal.SIGTERM)  # SIGTERM: mosquitto saves its persistence file first
@@ -247,9 +280,17 @@ class Odoo:
         self.restarts = 0
 
     def start(self) -> None:
-        self.proc = spawn(["gateway.cli", "sandbox", "odoo", "--port", str(self.port), "--data",
-                           str(self.workdir / "odoo.json")], self.workdir / "odoo.log")
-        wait_port(self.port, self.proc, "the Odoo sandbox", timeout=60)
+        for attempt in range(3):
+            self.proc = spawn(["gateway.cli", "sandbox", "odoo", "--port", str(self.port), "--data",
+                               str(self.workdir / "odoo.json")], self.workdir / "odoo.log")
+            try:
+                wait_port(self.port, self.proc, "the Odoo sandbox", timeout=60)
+                return
+            except SoakError:
+                end(self.proc)
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         end(self.proc, sig, timeout=60)

@@ -267,7 +267,7 @@ class Soak:
         audit.prepare_odoo(self.odoo.port, self.machines)
         args = ["gateway.soak.plants", "--ground-truth", str(self.truth_path), "--seed", str(self.opts.seed),
                 "--duration", str(self.plan.plant_end), "--part-rate", str(self.opts.part_rate),
-                "--alarm-every", "6"]
+                "--alarm-every", "30"]
         for m, port in self.plant_ports.items():
             args += ["--machine", f"{m}={port}"]
         self.plants = spawn(args, self.work / "plants.log")
@@ -289,7 +289,11 @@ class Soak:
         faults = list(self.plan.faults)
         active: tuple[Fault, float] | None = None
         last_sample = 0.0
-        while self.now() < self.plan.chaos_end:
+        wanted = self.opts.kills or 0
+        # the chaos goes on past its plan (up to 60 % of the run) until the wanted kill -9 cycles are done:
+        # how long a start takes depends on the machine's load
+        while self.now() < self.plan.chaos_end or (self.counts["kills"] < wanted
+                                                   and self.now() < 0.6 * self.seconds):
             t = self.now()
             if active is None and faults and t >= faults[0].at:
                 f = faults.pop(0)
@@ -347,33 +351,39 @@ class Soak:
         self.say("outage over: Odoo and the broker back")
 
     def recover(self) -> tuple[float | None, bool]:
-        """Wait for the plant to finish and the backlog to drain; returns (recovery_s, drained)."""
+        """Wait for the plant to finish and everything it made to be delivered; (recovery_s, drained).
+
+        `recovery_s` runs from the end of the last fault until every event stored
+        before it has left the store (acknowledged by every sink that wants it).
+        Drained: the plant is final, the gateway had five seconds to read the
+        final counters, and every event stored until then has left the store.
+        """
         gw = self.gateway
         assert gw is not None
         fault_end = self.now()
         at_end = probe.look(self.tmpfs.path / "store")
         mark = at_end.last_seq if at_end else 0
         recovery: float | None = None
-        deadline = self.now() + max(120.0, 0.5 * self.seconds)
-        stable_since: float | None = None
-        last_seq = -1
+        deadline = self.now() + max(150.0, 0.2 * self.seconds)
+        final_at: float | None = None
+        final_mark: int | None = None
         while self.now() < deadline:
             if not gw.alive:
                 self.counts["crashes"] += 1
+                self.say(f"gateway exited by itself (code {gw.proc.returncode if gw.proc else None}); restarting")
                 self.start_gateway()
             figures = self.sample()
-            truth = _read_json(self.truth_path)
+            if final_at is None and (_read_json(self.truth_path) or {}).get("final"):
+                final_at = self.now()
+                self.say("the plants stopped")
             if figures is not None:
                 if recovery is None and figures.drained_through(mark):
                     recovery = self.now() - fault_end
-                    self.say(f"backlog of the outage drained in {recovery:.1f}s")
-                if truth and truth.get("final") and figures.backlog == 0 and figures.last_seq == last_seq:
-                    stable_since = stable_since or self.now()
-                    if self.now() - stable_since >= 3.0:
-                        return recovery, True
-                else:
-                    stable_since = None
-                last_seq = figures.last_seq
+                    self.say(f"the outage's backlog drained in {recovery:.1f}s")
+                if final_at is not None and final_mark is None and self.now() - final_at >= 5.0:
+                    final_mark = figures.last_seq
+                if final_mark is not None and recovery is not None and figures.drained_through(final_mark):
+                    return recovery, True
             time.sleep(1.0)
         return recovery, False
 
@@ -407,6 +417,7 @@ class Soak:
             "rss_growth_mib": rss_growth,
             "rss_mib": [round(self.rss[0][1] / 1024, 1), round(self.rss[-1][1] / 1024, 1)] if self.rss else None,
             "drained": drained, "gateway_exit": code, "gateway_error_lines": self.gateway.error_lines,
+            "task_deaths": self.gateway.task_deaths,
             "parts": sum(m["parts"] for m in (truth.get("machines") or {}).values()),
             "machines": len(self.machines), "seed": self.opts.seed, "minutes": self.opts.minutes,
             "seconds": round(time.monotonic() - started, 1), "garbage_replies": self.proxy.garbage_replies
