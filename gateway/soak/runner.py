@@ -364,10 +364,13 @@ class Soak:
         at_end = probe.look(self.tmpfs.path / "store")
         mark = at_end.last_seq if at_end else 0
         recovery: float | None = None
+        # a drain that still moves is given time (up to half the run again); one that stalls for 120 s is not
+        hard_deadline = self.now() + max(300.0, 0.5 * self.seconds)
         deadline = self.now() + max(150.0, 0.2 * self.seconds)
+        moved_at, oldest_seen = self.now(), None
         final_at: float | None = None
         final_mark: int | None = None
-        while self.now() < deadline:
+        while self.now() < deadline or (self.now() < hard_deadline and self.now() - moved_at < 120.0):
             if not gw.alive:
                 self.counts["crashes"] += 1
                 self.say(f"gateway exited by itself (code {gw.proc.returncode if gw.proc else None}); restarting")
@@ -377,6 +380,9 @@ class Soak:
                 final_at = self.now()
                 self.say("the plants stopped")
             if figures is not None:
+                oldest = min((o for o in figures.oldest.values() if o is not None), default=None)
+                if oldest != oldest_seen:
+                    moved_at, oldest_seen = self.now(), oldest
                 if recovery is None and figures.drained_through(mark):
                     recovery = self.now() - fault_end
                     self.say(f"the outage's backlog drained in {recovery:.1f}s")
@@ -410,6 +416,7 @@ class Soak:
         result: dict[str, Any] = {
             "lost": units["lost"], "doubled": units["doubled"], "kills": self.counts["kills"],
             "events": figures.last_seq if figures else 0,
+            "backlog_left": figures.held if figures else None,
             "failed_attempts_max": max(self.runs.longest.values(), default=0),
             "failed_attempts": dict(self.runs.longest), "retries_total": self.runs.total,
             "max_backlog": self.max_backlog,
