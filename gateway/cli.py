@@ -1,4 +1,4 @@
-"""The `linebridge` command: check-config, run, demo, keys, verify, sandbox plant|odoo, --version.
+"""The `linebridge` command: check-config, run, demo, soak, keys, verify, sandbox plant|odoo, --version.
 
 It owns argument parsing, signal handling and exit codes; the work itself lives
 in the supervisor, the demo and the sandboxes.
@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
     b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
+
+    from gateway.soak.options import add_arguments as soak_arguments
+    soak_arguments(sub.add_parser("soak", help="time-compressed endurance run: plant, Odoo, broker, gateway, "
+                                  "faults; one JSON verdict (root: mounts a tmpfs)"))
 
     s = sub.add_parser("sandbox", help="simulators for rehearsing without a plant or an ERP")
     ss = s.add_subparsers(dest="sandbox", metavar="KIND", required=True)
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from gateway.bench.modbus import main as bench_main
         return bench_main(args.rest)
+    if args.command == "soak":
+        from gateway.soak.runner import run as soak_run
+        return soak_run(args)
     if args.command == "sandbox" and args.sandbox == "plant":
         return sandbox_plant(args)
     if args.command == "sandbox" and args.sandbox == "odoo":

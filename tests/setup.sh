@@ -12,6 +12,7 @@ command -v socat >/dev/null || missing+=(socat)
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)   # the tests start their own broker
 [ -x /usr/bin/chromium ] || missing+=(chromium)        # the web UI's browser tests (headless)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # unit checks: verify, security, sysusers, tmpfiles
+command -v faketime >/dev/null || missing+=(faketime)   # `linebridge soak`: wall-clock steps of the gateway (libfaketime)
 # the flashable image (image/build.sh, image/test-boot.sh, tests/deploy/test_image.py)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)        # Debian root file systems
 command -v arch-test >/dev/null || missing+=(arch-test)           # mmdebstrap's check that arm64 binaries run

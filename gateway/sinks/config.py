@@ -141,7 +141,7 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
                          choices=("auto", "jsonrpc", "xmlrpc", "json2"))
         timeout = c.get(section, path, "timeout", float, default=10.0, minimum=0.1, maximum=300)
         batch = c.get(section, path, "batch_size", int, default=200, minimum=1, maximum=10000)
-        cap = c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600)
+        cap = c.get(section, path, "retry_cap", float, default=60.0, minimum=0.001, maximum=3600)
         rate = c.get(section, path, "rate", float, default=20.0, minimum=0.1, maximum=10000)
         in_flight = c.get(section, path, "max_in_flight", int, default=2, minimum=1, maximum=32)
         loss = c.get(section, path, "loss", str, default="Equipment Failure")
@@ -239,7 +239,7 @@ def _mqtt_sink(c: ConfigCollector, name: str, section: dict[str, Any], path: str
         telemetry=c.get(section, path, "telemetry", bool, default=False),
         rate=c.get(section, path, "rate", float, default=100.0, minimum=0.1, maximum=100000),
         batch_size=c.get(section, path, "batch_size", int, default=100, minimum=1, maximum=10000),
-        retry_cap=c.get(section, path, "retry_cap", float, default=60.0, minimum=1, maximum=3600),
+        retry_cap=c.get(section, path, "retry_cap", float, default=60.0, minimum=0.001, maximum=3600),
         timeout=c.get(section, path, "timeout", float, default=10.0, minimum=0.5, maximum=300),
         allow_insecure=bool(c.get(section, path, "allow_insecure", bool, default=False)))
 

@@ -11,8 +11,10 @@ The wires themselves live in ``client.py`` (JSON-RPC), ``xmlrpc.py`` and
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import ssl
 from typing import Any
 
 import httpx
@@ -133,10 +135,17 @@ class ServiceRpc(OdooRpc):
         return await self.call("object", "execute_kw", *params)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's CA store, loaded once: building it costs ~50 ms, and while Odoo is down every
+    retry (version probe, then session) opens a new client."""
+    return ssl.create_default_context()
+
+
 def new_http(timeout: float, transport: httpx.AsyncBaseTransport | None = None,
              headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     """The HTTP client of one Odoo session: one timeout for connect, write, read and pool."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport,
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport, verify=_tls_context(),
                              headers={"User-Agent": "linebridge", **(headers or {})})
 
 
