@@ -114,7 +114,7 @@ async def odoo_summary(cfg: config_mod.Config) -> dict[str, dict[str, Any]]:
             mos = sorted({w["production_id"][0] for w in wos if w.get("production_id")})
             scraps = await client.execute_kw("stock.scrap", "search_read",
                                              [[["production_id", "in", mos], ["state", "=", "done"]]],
-                                             {"fields": ["scrap_qty"]})
+                                             {"fields": ["scrap_qty", "product_id", "production_id", "origin"]})
             logs = await client.execute_kw("mrp.workcenter.productivity", "search_read",
                                            [[["workcenter_id", "in", wcs]]], {"fields": ["date_start", "date_end"]})
             closed = [lg for lg in logs if lg["date_end"]]
@@ -124,12 +124,46 @@ async def odoo_summary(cfg: config_mod.Config) -> dict[str, dict[str, Any]]:
             requests = await client.execute_kw("maintenance.request", "search_count",
                                                [[["equipment_id", "in", eq]]]) if eq else 0
             out[machine] = {"qty_producing": sum(float(w["qty_producing"]) for w in wos),
-                            "scrap": sum(float(r["scrap_qty"]) for r in scraps),
+                            "scrap": await _scrapped_parts(client, scraps),
                             "downtimes": len(closed), "open_downtimes": len(logs) - len(closed),
                             "downtime_seconds": round(seconds, 1), "maintenance_requests": requests}
     finally:
         await client.close()
     return out
+
+
+async def _scrapped_parts(client: OdooClient, scraps: list[dict[str, Any]]) -> float:
+    """Bad parts that Odoo's validated scraps stand for, whatever the sink's `scrap_mode`.
+
+    A finished-product scrap counts its quantity. With `scrap_mode = "components"`
+    one bad part is one scrap per component of its order (Odoo's own MO scrap),
+    all with the event's `origin`: that event counts once, its quantity read back
+    from one component's scrap and that component's quantity per part.
+    """
+    mos = sorted({r["production_id"][0] for r in scraps if r.get("production_id")})
+    finished: dict[int, int] = {}
+    per_part: dict[tuple[int, int], float] = {}
+    if mos:
+        for mo in await client.execute_kw("mrp.production", "read", [mos],
+                                           {"fields": ["product_id", "product_qty", "move_raw_ids"]}):
+            finished[mo["id"]] = mo["product_id"][0]
+            moves = await client.execute_kw("stock.move", "read", [mo["move_raw_ids"]],
+                                            {"fields": ["product_id", "product_uom_qty"]}) if mo["move_raw_ids"] else []
+            for m in moves:
+                per_part[(mo["id"], m["product_id"][0])] = float(m["product_uom_qty"]) / (float(mo["product_qty"]) or 1.0)
+    parts = 0.0
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for r in scraps:
+        mo, product = (r.get("production_id") or [0])[0], r["product_id"][0]
+        if product == finished.get(mo) or not r.get("origin"):
+            parts += float(r["scrap_qty"])
+        else:
+            by_event.setdefault(r["origin"], []).append(r)
+    for rows in by_event.values():
+        row = min(rows, key=lambda r: r["product_id"][0])
+        per = per_part.get((row["production_id"][0], row["product_id"][0])) or 1.0
+        parts += round(float(row["scrap_qty"]) / per, 6)
+    return parts
 
 
 def _odoo_ts(value: str) -> float:

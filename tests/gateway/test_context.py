@@ -167,7 +167,7 @@ def test_a_scan_is_stored_with_its_context_and_the_next_production_carries_opera
     assert [e["kind"] for e in events] == ["production", "scan", "scan", "production"]
     first, last = events[0]["context"], events[-1]["context"]
     assert first == {"machine": "PACK-01", "work_center": "PACK", "equipment": "EQ-PACK-01",
-                     "product": "BOX-500", "shift": "early"}
+                     "product": "BOX-500", "shift": "early", "environment": "dev"}
     assert last == dict(first, operator="B4711", lot="L0815")
     assert events[2]["context"]["lot"] == "L0815" and events[2]["data"]["key"] == "lot"
     # the context is in the store: a restart sees it before any new scan

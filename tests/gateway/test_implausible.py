@@ -67,6 +67,9 @@ def csv_config(odoo_url: str, drop: Path) -> config_mod.Config:
 id = "gw-untrusted"
 site = "test"
 
+[files]                   # the drop folder lives where the installation allows drops
+drops = ["{drop.parent}"]
+
 [devices.press]
 type = "filedrop"
 directory = "{drop}"
