@@ -92,7 +92,8 @@ class CounterRule(TagRule):
             return [], CounterState(value, epoch, state.total, state.ts or sample.source_ts)
         total = state.total + qty
         data = {"quantity": qty, "counter": value, "total": total, "reset": reset}
-        if self.cfg.max_rate and state.ts:
+        # a wall clock stepped back leaves no elapsed time to judge a rate by: only the range checks hold
+        if self.cfg.max_rate and state.ts and sample.source_ts >= state.ts:
             elapsed = max(sample.source_ts - state.ts, 0.001)
             if qty > jump_cap(self.cfg.max_rate, elapsed, self.cfg.poll_interval):
                 # never dropped, never posted blindly: the sink holds it for a person to accept

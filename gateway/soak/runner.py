@@ -112,6 +112,7 @@ retry_cap = 0.001
 rate = 10000.0
 max_in_flight = 2
 batch_size = 200
+scrap_mode = "validate"   # the orders the soak adds for CNC-02.. have no components: scrap the finished part
 
 [sinks.odoo.alarm_codes]
 101 = {{ title = "Spindle overload", priority = "3" }}

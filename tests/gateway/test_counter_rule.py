@@ -171,3 +171,15 @@ def test_two_rules_refusing_the_same_reading_give_two_events():
     state, = MachineStateRule(MachineStateRuleConfig("run", "cnc01", "parts"), "gw", "CNC-01").apply(
         None, _s("junk"))[0]
     assert counter.kind == state.kind == "implausible" and counter.id != state.id
+
+
+def test_a_wall_clock_stepped_back_does_not_make_parts_suspect():
+    """Found by the soak: a gateway restarted with its clock an hour behind saw "22 parts in 0.0 s"
+    and held real parts as implausible. With no elapsed time to judge by, only the range checks hold."""
+    cfg = CounterRuleConfig("parts", "cnc01", "parts", "production", 32, "baseline", 2**30, poll_interval=0.02)
+    rule = CounterRule(cfg, "gw", "CNC-01")
+    _, state = rule.apply(None, _s(266, ts=5000.0))
+    events, state = rule.apply(state, _s(288, ts=5000.0 - 3600))   # the clock went back an hour
+    assert events[0].data["quantity"] == 22 and "suspect" not in events[0].data
+    events, _ = rule.apply(state, _s(4_000_000_000, ts=5000.0 - 3599))   # and forward again: judged
+    assert "exceeds max_rate" in events[0].data["suspect"]
