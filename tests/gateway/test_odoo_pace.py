@@ -222,3 +222,40 @@ def test_counts_on_both_sides_of_a_start_in_one_batch_add_up(odoo, tmp_path):
     assert dead == 0 and qty == 5.0
     # 2 picked by the count written before the first consumption (1 bar a part), then 101 twice
     assert [m["quantity"] for m in moves] == [204.0]
+
+
+def test_a_count_written_by_the_writer_during_a_pass_does_not_mark_the_pass_count_written(tmp_path):
+    """Found by the soak: the writer flushed the acknowledged 711 while a delivery pass had counted
+    721; marking the work order written dropped the 721, which no later flush or shutdown wrote."""
+    import asyncio
+
+    from gateway.sinks.odoo.masterdata import WorkOrder
+    from gateway.sinks.odoo.production import ProductionPoster
+    from store.queue import Store
+
+    writes: list[float] = []
+    gate = asyncio.Event()
+
+    class Odoo:   # holds the writer's call open while the pass counts, as a slow Odoo does
+        async def execute_kw(self, model, method, args, kw=None):
+            await gate.wait()
+            writes.append(args[1]["qty_producing"])
+            return True
+
+    async def go() -> None:
+        poster = ProductionPoster(Odoo(), None, Store(tmp_path / "s", ["odoo"]), "odoo", interval=5.0)
+        wo = WorkOrder(2, "Machining", 2, "WH/MO/00002", 1)
+        poster.unwritten[2] = (wo, 711.0)
+        poster._written_at[2] = -100.0
+        flushing = asyncio.ensure_future(poster.flush(due_only=True))
+        await asyncio.sleep(0)
+        poster.begin()
+        poster.pending[2] = (wo, 721.0)          # the pass counted 10 more while the write was in flight
+        gate.set()
+        await flushing
+        poster.acknowledged()
+        assert poster.unwritten == {2: (wo, 721.0)}, "the newer count was dropped"
+        await poster.close(5.0)
+
+    asyncio.run(go())
+    assert writes == [711.0, 721.0]

@@ -224,7 +224,8 @@ class ProductionPoster:
                     if self.unwritten.get(wo_id) == (wo, qty):
                         del self.unwritten[wo_id]
                         changed = True
-                    if wo_id in self.pending:
+                    # only the count it wrote: a newer one counted meanwhile by the pass still waits
+                    if self.pending.get(wo_id) == (wo, qty):
                         self.pending[wo_id] = None
             finally:
                 if changed:
