@@ -7,6 +7,11 @@ against: the real versions of $LINEBRIDGE_ODOO_VERSIONS (default 16.0 17.0
 `real_odoo_smoke` run on every version; the others only on the versions of
 $LINEBRIDGE_ODOO_FULL (default: all). A version that is not built FAILS with a
 message naming the variable; it is never skipped.
+
+Scenarios that still fail (issue #14's open findings) are listed,
+each with its reason, in `known_failures.txt` beside this file and deselected,
+with a line saying which; `LINEBRIDGE_ODOO_ALL=1` runs them too. A fix removes
+its line: the list only shrinks.
 """
 from __future__ import annotations
 
@@ -38,9 +43,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("odoo_server", targets, indirect=True, scope="session")
 
 
+KNOWN_FAILURES = os.path.join(os.path.dirname(__file__), "known_failures.txt")
+
+
+def _known_failures() -> set[str]:
+    """Node ids (`test_file.py::test[target]`) of the scenarios real Odoo still refuses."""
+    if os.environ.get("LINEBRIDGE_ODOO_ALL") == "1":
+        return set()
+    with open(KNOWN_FAILURES, encoding="utf-8") as fh:
+        return {line.split("#", 1)[0].strip() for line in fh if line.split("#", 1)[0].strip()}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    keep, gone = [], []
+    keep, gone, known = [], [], []
+    failing = _known_failures()
     for item in items:
+        if item.nodeid.split("tests/real_odoo/", 1)[-1] in failing:
+            known.append(item)
+            continue
         if "odoo_server" not in getattr(item, "fixturenames", ()):
             keep.append(item)
         elif "odoo_server" not in getattr(getattr(item, "callspec", None), "params", {}) or any(
@@ -50,8 +70,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         else:
             item.add_marker(pytest.mark.real_odoo)
             keep.append(item)
-    if gone:
-        config.hook.pytest_deselected(items=gone)
+    if known:
+        print(f"\nreal_odoo: {len(known)} scenario(s) deselected as known failures of the conformance suite "
+              f"(tests/real_odoo/known_failures.txt; LINEBRIDGE_ODOO_ALL=1 runs them): "
+              + ", ".join(item.nodeid.split("::", 1)[-1] for item in known))
+    if gone or known:
+        config.hook.pytest_deselected(items=gone + known)
         items[:] = keep
 
 
