@@ -10,7 +10,7 @@ from webui.logbuffer import LogBuffer
 
 def test_the_login_throttle_keeps_at_most_its_address_bound_under_a_spray_of_addresses():
     now = [0.0]
-    t = Throttle(attempts=5, window=300, clock=lambda: now[0], max_addresses=1000)
+    t = Throttle(attempts=5, window=300, clock=lambda: now[0], max_keys=1000)
     # a year of one failed login a second from a new address each time (31.5 M); 300,000 here, same shape
     for i in range(300_000):
         now[0] += 1.0
@@ -27,7 +27,7 @@ def test_the_login_throttle_keeps_at_most_its_address_bound_under_a_spray_of_add
 
 
 def test_a_burst_from_more_addresses_than_the_bound_in_one_instant_is_cut_to_the_bound():
-    t = Throttle(attempts=5, window=300, clock=lambda: 0.0, max_addresses=100)
+    t = Throttle(attempts=5, window=300, clock=lambda: 0.0, max_keys=100)
     for i in range(10_000):
         t.failed(f"10.0.{i // 256}.{i % 256}")
     assert len(t) <= 100
