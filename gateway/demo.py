@@ -124,7 +124,7 @@ async def odoo_summary(cfg: config_mod.Config) -> dict[str, dict[str, Any]]:
             requests = await client.execute_kw("maintenance.request", "search_count",
                                                [[["equipment_id", "in", eq]]]) if eq else 0
             out[machine] = {"qty_producing": sum(float(w["qty_producing"]) for w in wos),
-                            "scrap": await _scrapped_parts(client, scraps),
+                            "scrap": await scrapped_parts(client, scraps),
                             "downtimes": len(closed), "open_downtimes": len(logs) - len(closed),
                             "downtime_seconds": round(seconds, 1), "maintenance_requests": requests}
     finally:
@@ -132,7 +132,7 @@ async def odoo_summary(cfg: config_mod.Config) -> dict[str, dict[str, Any]]:
     return out
 
 
-async def _scrapped_parts(client: OdooClient, scraps: list[dict[str, Any]]) -> float:
+async def scrapped_parts(client: OdooClient, scraps: list[dict[str, Any]]) -> float:
     """Bad parts that Odoo's validated scraps stand for, whatever the sink's `scrap_mode`.
 
     A finished-product scrap counts its quantity. With `scrap_mode = "components"`
