@@ -112,8 +112,7 @@ class Store(DeadLetters, Held, Inspection):
             self.sinks = {name: frozenset({"business"}) for name in sinks}
         self.readonly = readonly
         self.clock = clock
-        self._lock = threading.Lock()     # one writer at a time (LMDB's own rule, kept in-process)
-        self._gate = _Gate()               # transactions share it; a map resize takes it alone
+        self._lock = threading.Lock()     # every transaction of this process, and a map resize alone
         if readonly and not (self.path / "data.mdb").exists():
             raise StoreError(f"no store at {self.path}")
         if not readonly:
@@ -147,8 +146,8 @@ class Store(DeadLetters, Held, Inspection):
 
     @contextmanager
     def _reading(self) -> Iterator[lmdb.Transaction]:
-        """A read transaction: never waits for the writer (LMDB readers see the last commit)."""
-        with self._gate.shared(), self._begin() as txn:
+        """A read transaction (status reads are counters: the lock is held for microseconds)."""
+        with self._lock, self._begin() as txn:
             yield txn
 
     def route(self, sinks: Mapping[str, Iterable[str]]) -> None:
@@ -181,7 +180,7 @@ class Store(DeadLetters, Held, Inspection):
         """Run `fn(txn)` in one durable write transaction, growing the map when it is full."""
         while True:
             try:
-                with self._lock, self._gate.shared(), self._begin(write=True) as txn:
+                with self._lock, self._begin(write=True) as txn:
                     return fn(txn)
             except lmdb.MapFullError as exc:
                 if not self._grow():
@@ -198,7 +197,7 @@ class Store(DeadLetters, Held, Inspection):
         current = self.env.info()["map_size"]
         if current >= self.options.max_map_size:
             return False
-        with self._gate.exclusive():   # LMDB: no transaction of this process may be open during a resize
+        with self._lock:   # LMDB: no transaction of this process may be open during a resize
             self.env.set_mapsize(min(current * 2, self.options.max_map_size))
         return True
 
@@ -448,44 +447,6 @@ class Store(DeadLetters, Held, Inspection):
 
     def close(self) -> None:
         self.env.close()
-
-
-class _Gate:
-    """Shared by any number of transactions at once, or held alone (a map resize waits for them all)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
-                if not self._shared:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._exclusive = True
-            while self._shared:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
 
 
 def _event(value: bytes) -> Any:

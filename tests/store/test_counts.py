@@ -180,32 +180,6 @@ def _cursor_steps(store: Store, fn) -> int:
     return seen
 
 
-def test_readers_do_not_wait_for_the_writer(tmp_path):
-    """A status read while a write transaction is open returns at once (it took the writer's lock before)."""
-    import threading
-    store = Store(tmp_path, ["odoo"])
-    store.append([_ev(i) for i in range(10)])
-    inside, release = threading.Event(), threading.Event()
-
-    def slow_write(txn):
-        inside.set()
-        release.wait(5)
-
-    writer = threading.Thread(target=store._write, args=(slow_write,))
-    writer.start()
-    assert inside.wait(5)
-    try:
-        got: list[int] = []
-        reader = threading.Thread(target=lambda: got.append(store.backlog("odoo")))
-        reader.start()
-        reader.join(2)
-        assert got == [10], "the status read waited behind an open write transaction"
-    finally:
-        release.set()
-        writer.join()
-        store.close()
-
-
 def test_the_map_still_grows_while_readers_come_and_go(tmp_path):
     store = Store(tmp_path, ["odoo"], options=StoreOptions(map_size=1 << 20, max_map_size=64 << 20))
     import threading
