@@ -16,19 +16,11 @@ import pytest
 
 from gateway.config import AlarmCode, OdooSinkConfig
 from gateway.events import Event, event_id
-from gateway.sandbox.odoo import OdooSandbox
-from gateway.sinks.odoo import OdooClient, OdooSink
+from gateway.sinks.odoo import OdooSink
 from store.queue import Store
 
-CTX = {"machine": "CNC-01", "work_center": "CNC-01", "equipment": "CNC-01"}
-
-
-@pytest.fixture()
-def odoo(tmp_path):
-    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=tmp_path / "odoo.json", api_key="k")
-    sb.start()
-    yield sb
-    sb.stop()
+# the sandbox fixture, the machine context and the planner's call are the kinds tests' own
+from tests.gateway.test_odoo_kinds import CTX, _call, odoo  # noqa: F401  (odoo: a fixture)
 
 
 def _cfg(url: str, **kw) -> OdooSinkConfig:
@@ -43,14 +35,6 @@ def _ev(kind: str, key: str, data: dict) -> dict:
 
 def _parts(start: int, n: int) -> list[dict]:
     return [_ev("production", f"p{i}", {"quantity": 1}) for i in range(start, start + n)]
-
-
-async def _call(url: str, model: str, method: str, args: list, kw: dict | None = None):
-    c = OdooClient(url, "sandbox", "admin", "k")
-    try:
-        return await c.execute_kw(model, method, args, kw)
-    finally:
-        await c.close()
 
 
 async def _wo(url: str) -> dict:
