@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -172,11 +173,16 @@ def run(paths: list[Path], state_dir: Path | None) -> int:
 
     from gateway import sdnotify, services as services_mod
 
+    restart: list[str] = []
+
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
         sup.config_layers = [p.resolve() for p in paths[:-1]]   # the console validates its edits over them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # the console's restart button: a clean stop, then this process runs itself again (below);
+        # a moment's delay lets the request that asked for it be answered first
+        sup.on_restart = lambda: loop.call_later(0.5, stop.set)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         services = services_mod.load(sup, path.resolve())
@@ -198,6 +204,8 @@ def run(paths: list[Path], state_dir: Path | None) -> int:
             await runner
             notify.cancel()
             await asyncio.gather(notify, return_exceptions=True)
+            if sup.restart_requested_by:
+                restart.append(sup.restart_requested_by)
 
     try:
         asyncio.run(_main())
@@ -207,7 +215,19 @@ def run(paths: list[Path], state_dir: Path | None) -> int:
     except OSError as exc:
         print(f"linebridge run: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if restart:
+        _exec_again()
     return 0
+
+
+def _exec_again() -> None:
+    """Replace this process by the same command line (same PID, so systemd keeps watching it)."""
+    import logging
+    logging.getLogger("linebridge").warning("event=restarting pid=%d", os.getpid())
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, list(sys.orig_argv))
 
 
 def odoo_check(paths: list[Path]) -> int:

@@ -133,6 +133,11 @@ class Supervisor:
         #: the loop `run()` runs on: other threads hand `apply()` to it (asyncio.run_coroutine_threadsafe)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop_intake = asyncio.Event()
+        #: set by `linebridge run`: how this process stops itself when a restart is asked for (None:
+        #: the host runs the supervisor some other way, e.g. the demo, and cannot restart it)
+        self.on_restart: Callable[[], None] | None = None
+        #: who asked for a restart; `linebridge run` starts the process again after a clean stop
+        self.restart_requested_by: str | None = None
         self._apply_lock = asyncio.Lock()
 
     # -- building ----------------------------------------------------------------------
@@ -197,6 +202,16 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stop_intake.set()
+
+    def request_restart(self, by: str) -> bool:
+        """Stop cleanly and let `linebridge run` start the process again; False when this host cannot."""
+        if self.on_restart is None:
+            return False
+        if self.restart_requested_by is None:
+            self.restart_requested_by = by
+            log.warning("event=restart_requested gateway=%s by=%s", self.config.gateway.id, by)
+            self.on_restart()
+        return True
 
     def _spawn(self, key: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         self.tasks.start(key, work)

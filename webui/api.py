@@ -20,10 +20,11 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from gateway import __version__
 from gateway.config import name_problem
 from webui import metrics as metrics_mod
 from webui import openapi
-from webui import system
+from webui import hoststate, system
 from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
@@ -575,8 +576,28 @@ def _system_file(key: str) -> Path | None:
 
 @api.get(f"{V1}/system")
 def system_settings() -> Response:
-    return jsonify({"time": system.read_time(_system_file("timesyncd_conf")),
-                    "ssh": system.read_ssh(_system_file("ssh_authorized_keys"))})
+    c = console()
+    return jsonify({"time": system.read_time(_system_file("timesyncd_conf")), "clock": hoststate.clock(),
+                    "ssh": {**system.read_ssh(_system_file("ssh_authorized_keys")), "device": hoststate.ssh()},
+                    "about": hoststate.about(__version__, c.bridge.config.gateway.id, c.bridge.sup.started),
+                    "can_restart": c.bridge.sup.on_restart is not None})
+
+
+@api.get(f"{V1}/about")
+def about() -> Response:
+    c = console()
+    return jsonify(hoststate.about(__version__, c.bridge.config.gateway.id, c.bridge.sup.started))
+
+
+@api.post(f"{V1}/system/restart")
+@requires("system")
+def restart() -> Response:
+    if not console().bridge.restart(who()):
+        return _error(409, "this gateway was not started by `linebridge run` and cannot restart itself; "
+                           "restart it the way it was started")
+    resp = jsonify({"restarting": True})
+    resp.status_code = 202
+    return resp
 
 
 @api.put(f"{V1}/system/time")

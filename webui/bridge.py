@@ -143,6 +143,12 @@ class Bridge:
             return waiting
         return self.call(retry, timeout=5.0)
 
+    def restart(self, by: str) -> bool:
+        """Ask the gateway to stop cleanly and start again; False when this host cannot restart it."""
+        async def ask() -> bool:
+            return bool(self.sup.request_restart(by))
+        return bool(self.call(ask, timeout=5.0))
+
     def wake_sink(self, sink: str) -> None:
         """After a replay: the sink looks at its queue now rather than at its next poll."""
         async def wake() -> None:

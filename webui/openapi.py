@@ -159,10 +159,24 @@ def document() -> dict[str, Any]:
                 params=[_path("name", "user name")], change=True, errors=(422,)),
             "delete": _op("Remove a user", params=[_path("name", "user name")], change=True, errors=(422,))},
         "/api/v1/system": {"get": _op("The appliance's NTP servers and SSH access (`managed`: false where "
-                                      "the host manages them)", {
-            "type": "object", "required": ["time", "ssh"],
+                                      "the host manages them), the gateway's own clock, the SSH server's "
+                                      "state on the device, and version facts", {
+            "type": "object", "required": ["time", "ssh", "clock", "about", "can_restart"],
             "properties": {"time": {"$ref": "#/components/schemas/Time"},
-                           "ssh": {"$ref": "#/components/schemas/Ssh"}}})},
+                           "ssh": {"$ref": "#/components/schemas/Ssh"},
+                           "clock": {"$ref": "#/components/schemas/Clock"},
+                           "about": {"$ref": "#/components/schemas/About"},
+                           "can_restart": {"type": "boolean"}}})},
+        "/api/v1/about": {"get": _op("Version, host and uptime of this gateway",
+                                     {"$ref": "#/components/schemas/About"})},
+        "/api/v1/system/restart": {"post": {**_op(
+            "Stop the gateway cleanly and start it again (same process id); admin only", change=True,
+            errors=(409,)), "responses": {
+                "202": {"description": "the restart begins in a moment", **_json({
+                    "type": "object", "required": ["restarting"], "properties": {"restarting": {"type": "boolean"}}})},
+                "401": {"description": "no session", **_json(_ERR)},
+                "403": {"description": "role may not change this, or CSRF token missing", **_json(_ERR)},
+                "409": {"description": "this gateway was not started by `linebridge run`", **_json(_ERR)}}}},
         "/api/v1/system/time": {"put": _op(
             "Set the NTP servers (host names or addresses; empty: DHCP's, else the fallback); admin only",
             {"$ref": "#/components/schemas/Time"},
@@ -250,14 +264,34 @@ def document() -> dict[str, Any]:
                          "properties": {"managed": {"type": "boolean"},
                                         "ntp": {"type": "array", "items": {"type": "string"}},
                                         "fallback": {"type": "array", "items": {"type": "string"}},
-                                        "synchronized": {"type": "boolean"}}},
+                                        "synchronized": {"type": ["boolean", "null"]}}},
+                "Clock": {"type": "object", "required": ["now", "utc", "local", "zone", "utc_offset_s",
+                                                         "synchronized", "daemons"],
+                          "properties": {"now": {"type": "number"}, "utc": {"type": "string"},
+                                         "local": {"type": "string"}, "zone": {"type": "string"},
+                                         "utc_offset_s": {"type": "integer"},
+                                         "synchronized": {"type": ["boolean", "null"]},
+                                         "esterror_us": {"type": ["integer", "null"]},
+                                         "maxerror_us": {"type": ["integer", "null"]},
+                                         "reason": {"type": "string"},
+                                         "daemons": {"type": "array", "items": {"type": "string"}}}},
+                "About": {"type": "object", "required": ["version", "gateway", "python", "os", "uptime_s"],
+                          "properties": {"version": {"type": "string"}, "gateway": {"type": "string"},
+                                         "hostname": {"type": "string"}, "python": {"type": "string"},
+                                         "implementation": {"type": "string"}, "os": {"type": "string"},
+                                         "machine": {"type": "string"}, "started": {"type": "number"},
+                                         "uptime_s": {"type": "number"}, "pid": {"type": "integer"}}},
                 "Ssh": {"type": "object", "required": ["managed", "enabled", "keys"],
                         "properties": {"managed": {"type": "boolean"}, "enabled": {"type": "boolean"},
                                        "keys": {"type": "array", "items": {
                                            "type": "object", "properties": {
                                                "type": {"type": "string"}, "comment": {"type": "string"},
                                                "fingerprint": {"type": "string"},
-                                               "line": {"type": "string"}}}}}},
+                                               "line": {"type": "string"}}}},
+                                       "device": {"type": "object", "properties": {
+                                           "server_running": {"type": "boolean"},
+                                           "daemons": {"type": "array", "items": {"type": "string"}},
+                                           "port_22_listening": {"type": "boolean"}}}}},
                 "Device": {"type": "object", "required": ["name", "section", "values"],
                            "properties": {"name": {"type": "string"}, "type": {"type": ["string", "null"]},
                                           "machine": {"type": ["string", "null"]}, "section": {"type": "object"},

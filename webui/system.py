@@ -22,11 +22,11 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from gateway.files import atomic_write
+from webui.hoststate import kernel_clock
 
 MAX_NTP_SERVERS = 8
 MAX_SSH_KEYS = 32
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_SYNCED = Path("/run/systemd/timesync/synchronized")   # systemd-timesyncd touches it once in sync
 _TIME_HEADER = """\
 # Linebridge: the NTP servers of this gateway (systemd-timesyncd drop-in), written by
 # the web console. Event timestamps come from this clock. Empty NTP=: the servers a DHCP
@@ -72,7 +72,7 @@ def valid_server(name: str) -> str | None:
 def read_time(path: Path | None) -> dict[str, Any]:
     """The configured NTP servers and the clock's state."""
     if path is None:
-        return {"managed": False, "ntp": [], "fallback": [], "synchronized": _SYNCED.exists()}
+        return {"managed": False, "ntp": [], "fallback": [], "synchronized": _synchronized()}
     ntp: list[str] = []
     fallback: list[str] = []
     try:
@@ -90,7 +90,12 @@ def read_time(path: Path | None) -> dict[str, Any]:
                 ntp = value.split()
             elif key.strip() == "FallbackNTP":
                 fallback = value.split()
-    return {"managed": True, "ntp": ntp, "fallback": fallback, "synchronized": _SYNCED.exists()}
+    return {"managed": True, "ntp": ntp, "fallback": fallback, "synchronized": _synchronized()}
+
+
+def _synchronized() -> bool | None:
+    """The kernel's word, whichever daemon keeps the clock (None: it cannot be read here)."""
+    return kernel_clock()["synchronized"]
 
 
 def write_time(path: Path | None, servers: Any) -> dict[str, Any]:

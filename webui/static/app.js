@@ -541,10 +541,28 @@ function logsPage() {
 
 async function users() {
   const r = await api("GET", "/users");
-  fill(document.querySelector("#users-table tbody"), r.users.map(u => el("tr", {}, el("td", {}, u.name), el("td", {}, u.role), el("td", {}, when(u.created)), el("td", {}, u.created_by),
-    el("td", {}, u.name === USER ? el("span", { class: "hint" }, "you") : el("button", { type: "button", class: "link admin-only", onclick: async () => {
-      if (!confirm(`Remove ${u.name}?`)) return;
-      try { await api("DELETE", "/users/" + encodeURIComponent(u.name)); flash("Removed " + u.name); await users(); } catch (e) { fail(e); } } }, "remove")))), "No users.");
+  const admin = ROLE === "admin";
+  fill(document.querySelector("#users-table tbody"), r.users.map(u => {
+    const self = u.name === USER;
+    const role = admin && !self
+      ? el("select", { "aria-label": `Role of ${u.name}`, onchange: async ev => {
+          const to = ev.target.value;
+          if (!confirm(`Make ${u.name} ${to === "admin" ? "an" : "a"} ${to}?`)) { ev.target.value = u.role; return; }
+          try { await api("PUT", "/users/" + encodeURIComponent(u.name), { role: to }); flash(`${u.name} is now ${to === "admin" ? "an" : "a"} ${to}`); await users(); }
+          catch (e) { ev.target.value = u.role; fail(e); } } },
+          ...["technician", "viewer", "admin"].map(x => el("option", { value: x, selected: x === u.role }, x)))
+      : u.role;
+    const actions = self ? el("span", { class: "hint" }, "you") : el("span", { class: "admin-only" },
+      el("button", { type: "button", class: "link", onclick: async () => {
+        const pw = prompt(`New password for ${u.name} (at least 10 characters; they must log in again):`);
+        if (pw === null) return;
+        try { await api("PUT", "/users/" + encodeURIComponent(u.name), { password: pw }); flash(`Password of ${u.name} reset; their sessions ended`); }
+        catch (e) { fail(e); } } }, "reset password"), " ",
+      el("button", { type: "button", class: "link", onclick: async () => {
+        if (!confirm(`Remove ${u.name}?`)) return;
+        try { await api("DELETE", "/users/" + encodeURIComponent(u.name)); flash("Removed " + u.name); await users(); } catch (e) { fail(e); } } }, "remove"));
+    return el("tr", {}, el("td", {}, u.name), el("td", {}, role), el("td", {}, when(u.created)), el("td", {}, u.created_by), el("td", {}, actions));
+  }), "No users.");
 }
 
 function usersPage() {
@@ -564,12 +582,25 @@ function usersPage() {
 async function systemSettings() {
   const r = await api("GET", "/system");
   const t = r.time, s = r.ssh;
-  document.getElementById("clock-state").textContent = `${when(Date.now() / 1000)}, ` + (t.synchronized ? "synchronized by NTP" : "not (yet) synchronized by NTP");
+  const c = r.clock, skew = Date.now() / 1000 - c.now;
+  document.getElementById("clock-now").textContent = `${when(c.now)} (its own zone: ${c.zone}, UTC${c.utc_offset_s < 0 ? "−" : "+"}${pad(Math.floor(Math.abs(c.utc_offset_s) / 3600))}:${pad(Math.floor(Math.abs(c.utc_offset_s) % 3600 / 60))})`;
+  document.getElementById("clock-skew").textContent = Math.abs(skew) < 2 ? "(this browser agrees)" : `(this browser's clock is ${Math.abs(skew).toFixed(0)} s ${skew > 0 ? "ahead" : "behind"})`;
+  const by = c.daemons.length ? ` by ${c.daemons.join(", ")}` : "";
+  document.getElementById("clock-state").textContent = c.synchronized === null ? `unknown (${c.reason || "not readable here"})`
+    : c.synchronized ? `synchronized${by}` + (c.esterror_us !== null ? `, estimated error ${(c.esterror_us / 1000).toFixed(1)} ms` : "")
+    : (c.daemons.length ? `not (yet) synchronized: ${c.daemons.join(", ")} is running` : "not synchronized: no time daemon is running");
+  const d = s.device;
+  document.getElementById("ssh-device").textContent = d.server_running ? `an SSH server is running (${d.daemons.join(", ") || "port 22 listening"})` : "no SSH server is running";
+  const a = r.about;
+  STARTED = a.started;
+  document.getElementById("about").replaceChildren(...[["Version", a.version], ["Gateway", a.gateway], ["Host", `${a.hostname} (${a.machine}, ${a.os})`],
+    ["Python", `${a.python} (${a.implementation})`], ["Running since", `${when(a.started)} (${duration(a.uptime_s)})`]].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  document.getElementById("restart-form").hidden = !r.can_restart;
   document.getElementById("ntp-servers").value = t.ntp.join(" ");
   if (t.fallback && t.fallback.length) document.getElementById("ntp-fallback").textContent = t.fallback.join(" ");
   document.getElementById("ntp-form").hidden = !t.managed;
   document.getElementById("ntp-unmanaged").hidden = t.managed;
-  document.getElementById("ssh-state").textContent = !s.managed ? "not managed here" : s.enabled ? `on (${s.keys.length} key${s.keys.length === 1 ? "" : "s"})` : "off";
+  document.getElementById("ssh-state").textContent = !s.managed ? "not managed by this console" : s.enabled ? `on (${s.keys.length} key${s.keys.length === 1 ? "" : "s"})` : "off (no key set)";
   fill(document.querySelector("#ssh-table tbody"), s.keys.map(k => el("tr", {}, el("td", {}, k.type), el("td", {}, k.comment), el("td", {}, el("code", {}, k.fingerprint)))), "No keys: SSH is off.");
   document.getElementById("ssh-keys").value = s.keys.map(k => k.line).join("\n");
   document.getElementById("ssh-form").hidden = !s.managed;
@@ -589,7 +620,27 @@ function systemPage() {
     try { const r = await api("PUT", "/system/ssh", { authorized_keys: keys }); flash(r.enabled ? `SSH is on for ${r.keys.length} key(s)` : "SSH is off");
       await systemSettings(); } catch (e) { fail(e); }
   });
+  document.getElementById("restart-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    if (!confirm("Restart the gateway now? Devices and connections stop for a few seconds.")) return;
+    try { await api("POST", "/system/restart"); flash("Restarting: the page reconnects when the gateway is back");
+      await backAgain(); } catch (e) { fail(e); }
+  });
   systemSettings().catch(fail);
+}
+
+let STARTED = null;
+async function backAgain() {
+  /* the old process answers for half a second more; sessions live in memory, so the new one asks
+     for a log-in again (api() goes to the login page on its 401) */
+  const before = STARTED;
+  for (let i = 0; i < 120; i++) {
+    await new Promise(res => setTimeout(res, 1000));
+    let a = null;
+    try { a = await api("GET", "/about"); } catch (e) { if (e.message === "log in") return; continue; }
+    if (a.started !== before) { flash("The gateway restarted"); await systemSettings(); return; }
+  }
+  fail(new Error("the gateway did not come back within 2 minutes: look at its logs"));
 }
 
 const PAGES = {
