@@ -29,6 +29,7 @@ from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
 from webui.configfile import ConfigConflict, ConfigRejected, redact
+from webui.light import light
 from webui.guard import Refused, moved_secret_problems, technician_check
 from webui.security import may, requires, who
 
@@ -191,6 +192,8 @@ def status() -> Response:
     # the dead letters each sink has now (what the card sums), beside its count since the start
     for name, sink in st["sinks"].items():
         sink["dead_letters"] = (stored.get(name) or {}).get("dead_letters", 0)
+        sink["held_for_person"] = (stored.get(name) or {}).get("held", 0)
+    st["light"] = light(st)
     return jsonify(st)
 
 

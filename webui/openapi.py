@@ -61,7 +61,8 @@ _OPT = {"type": "object"}
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/status": {"get": _op("Health: uptime, intake counters, sinks, devices, heartbeat, supervised tasks "
-                                      "(state, restarts) and whether all are healthy",
+                                      "(state, restarts), whether all are healthy, and `light`: the worst state with its "
+                                      "reason and since when (the header's status light)",
                                       errors=(503,))},
         "/api/v1/identity": {"get": _op("Device identity: gateway id, signing key id and public key, TLS "
                                         "certificate fingerprint", {"$ref": "#/components/schemas/Identity"})},

@@ -115,6 +115,7 @@ function restartsCard(st) {
 }
 async function overview() {
   const st = await api("GET", "/status");
+  showLight(st.light);
   const sinks = Object.entries(st.sinks || {});
   const backlog = sinks.reduce((n, [, s]) => n + (s.backlog || 0), 0);
   const devices = Object.entries(st.devices || {});
@@ -643,6 +644,20 @@ async function backAgain() {
   fail(new Error("the gateway did not come back within 2 minutes: look at its logs"));
 }
 
+/* ---------- the status light in every page's header ---------- */
+const LIGHT_WORD = { ok: "All working", warn: "Attention", bad: "Not working" };
+function showLight(l) {
+  const a = document.getElementById("status-light");
+  if (!a || !l) return;
+  a.className = "light light-" + l.level;
+  const since = l.since ? ` since ${when(l.since)}` : "";
+  a.querySelector(".light-text").textContent = l.level === "ok" ? LIGHT_WORD.ok : `${LIGHT_WORD[l.level]}: ${l.reason}`;
+  a.title = `${LIGHT_WORD[l.level]}: ${l.reason}${since}` + (l.problems || []).slice(1).map(p => `\n${p.what}: ${p.reason}`).join("");
+  a.setAttribute("aria-label", a.title);
+  a.href = "/" + (l.page && l.level !== "ok" ? l.page : "");
+}
+async function statusLight() { showLight((await api("GET", "/status")).light); }
+
 const PAGES = {
   overview: () => every(2000, () => overview().catch(fail)),
   devices: devicesPage,
@@ -656,3 +671,4 @@ const PAGES = {
   system: systemPage,
 };
 (PAGES[document.body.dataset.page] || (() => {}))();
+if (document.getElementById("status-light") && document.body.dataset.page !== "overview") every(5000, () => statusLight().catch(() => {}));
