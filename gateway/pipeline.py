@@ -50,6 +50,7 @@ from gateway.signing import DeviceKey
 from gateway.rules import Rule
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.telemetry import Encoder as TelemetryEncoder
+from gateway.trend import Trend
 from store.committer import GroupCommitter
 from store.queue import StoreFull
 
@@ -90,6 +91,8 @@ class DevicePipeline:
         self._encoder: TelemetryEncoder | None = None
         #: the latest sample of each tag, for status pages
         self.last: dict[str, Sample] = {}
+        #: each numeric tag's last hour, for the console's trend chart
+        self.trend = Trend()
         #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
         self.tallies = tallies if tallies is not None else (ShiftTallies(config.shifts) if config.shifts else None)
         self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
@@ -127,6 +130,7 @@ class DevicePipeline:
         """Store the events and rule states of one batch; False if the store refused it."""
         for sample in batch:  # the live values a person sees in the web UI, good or not
             self.last[sample.tag] = sample
+        self.trend.add(batch)
         async with AsyncExitStack() as stack:
             if self.tallies is not None:
                 for machine in self.machines:  # sorted: pipelines sharing machines take their locks in order

@@ -247,6 +247,17 @@ def devices() -> Response:
     return jsonify({"version": c.config_file.version(), "devices": out})
 
 
+@api.get(f"{V1}/devices/<name>/trend/<tag>")
+def trend(name: str, tag: str) -> Response:
+    c = console()
+    if name not in c.bridge.config.devices:
+        return _error(404, f"no device {name!r}")
+    series = c.bridge.trend(name, tag)
+    if series is None:
+        return _error(404, f"device {name}: tag {tag!r} has shown no number since the gateway started")
+    return jsonify({"device": name, **series})
+
+
 @api.get(f"{V1}/<any(devices, machines, rules, connections):what>/<name>")
 def get_section(what: str, name: str) -> Response:
     section = console().config_file.section(KINDS[what], name)

@@ -74,6 +74,13 @@ class Bridge:
             return st
         return self.call(snap)
 
+    def trend(self, device: str, tag: str) -> dict[str, Any] | None:
+        """The tag's last hour (`gateway.trend`); None when the device or the tag has none."""
+        async def snap() -> dict[str, Any] | None:
+            p = self.sup.pipelines.get(device)
+            return p.trend.series(tag, time.time()) if p is not None else None
+        return self.call(snap)
+
     def live_values(self) -> dict[str, list[dict[str, Any]]]:
         async def snap() -> dict[str, list[dict[str, Any]]]:
             return {name: [_sample(s) for _, s in sorted(p.last.items())]

@@ -168,6 +168,15 @@ def document() -> dict[str, Any]:
                            "clock": {"$ref": "#/components/schemas/Clock"},
                            "about": {"$ref": "#/components/schemas/About"},
                            "can_restart": {"type": "boolean"}}})},
+        "/api/v1/devices/{name}/trend/{tag}": {"get": _op(
+            "A tag's last hour from memory: one bucket per `step_s` with its first time, lowest, highest and "
+            "last good value", {"type": "object", "required": ["device", "tag", "step_s", "window_s", "points"],
+                                "properties": {"device": {"type": "string"}, "tag": {"type": "string"},
+                                               "step_s": {"type": "number"}, "window_s": {"type": "number"},
+                                               "points": {"type": "array", "items": {
+                                                   "type": "array", "items": {"type": "number"},
+                                                   "minItems": 4, "maxItems": 4}}}},
+            params=[_path("name", "device name"), _path("tag", "tag name")], errors=(404,))},
         "/api/v1/about": {"get": _op("Version, host and uptime of this gateway",
                                      {"$ref": "#/components/schemas/About"})},
         "/api/v1/system/restart": {"post": {**_op(

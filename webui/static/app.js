@@ -164,12 +164,58 @@ async function devices() {
         el("span", { class: h.connected ? "state-ok" : "state-bad" }, h.connected ? "connected" : "not connected")),
       h.last_error ? el("p", { class: "error" }, errorAt(h.last_error, h.last_error_at)) : "",
       el("div", { class: "values" }, d.values.map(v => el("span", { class: "v", "data-tag": v.tag, title: `${v.quality}, read ${when(v.ts)}` + (v.error ? ": " + v.error : "") },
-        v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value))),
+        v.tag + " = ", el("strong", { class: "q-" + v.quality }, v.value === null ? v.quality : v.value),
+        (typeof v.value === "number" || typeof v.value === "boolean") ? el("button", { type: "button", class: "link trend-open", "aria-label": `Trend of ${d.name} ${v.tag}`, title: "the last hour", onclick: () => openTrend(d.name, v.tag) }, "trend") : "")),
         d.values.length ? el("span", { class: "hint age" }, "read " + age(Math.max(...d.values.map(v => v.ts || 0)))) : el("span", { class: "hint" }, "no reading yet")),
       el("div", { class: "changes actions" },
         el("button", { type: "button", class: "secondary", onclick: () => openDevice(d) }, "Edit"),
         el("button", { type: "button", class: "danger", onclick: () => deleteDevice(d.name) }, "Delete")));
   }));
+}
+
+/* ---------- a tag's last hour (served from the gateway's memory; drawn here as SVG, no library) ---------- */
+let trendTimer = null;
+function openTrend(device, tag) {
+  const dlg = document.getElementById("trend-dialog");
+  document.getElementById("trend-title").textContent = `${device} · ${tag}: the last hour`;
+  const draw = () => api("GET", `/devices/${encodeURIComponent(device)}/trend/${encodeURIComponent(tag)}`).then(drawTrend).catch(e => {
+    document.getElementById("trend-chart").replaceChildren(el("p", { class: "error" }, e.message)); });
+  draw();
+  clearInterval(trendTimer);
+  trendTimer = setInterval(() => { if (dlg.open) draw(); else clearInterval(trendTimer); }, 10000);
+  dlg.showModal();
+}
+function drawTrend(t) {
+  const box = document.getElementById("trend-chart"), pts = t.points;
+  const hint = document.getElementById("trend-hint");
+  if (!pts.length) { box.replaceChildren(el("p", { class: "hint" }, "No good value in the last hour.")); hint.textContent = ""; return; }
+  const W = 640, H = 240, L = 56, R = 8, T = 8, B = 24, NS = "http://www.w3.org/2000/svg";
+  const t1 = Date.now() / 1000, t0 = t1 - t.window_s;
+  let lo = Math.min(...pts.map(p => p[1])), hi = Math.max(...pts.map(p => p[2]));
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const x = ts => L + (W - L - R) * (ts - t0) / (t1 - t0), y = v => T + (H - T - B) * (hi - v) / (hi - lo);
+  const svg = document.createElementNS(NS, "svg");
+  const node = (tag, attrs, text) => { const n = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); if (text !== undefined) n.textContent = text; return n; };
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${t.tag} from ${lo} to ${hi} over the last hour, ${pts.length} points of ${t.step_s} s`);
+  svg.append(node("rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "trend-frame" }));
+  /* gaps (no good value for more than two steps) split the drawing */
+  const runs = []; let run = [];
+  for (const p of pts) { if (run.length && p[0] - run[run.length - 1][0] > 2.5 * t.step_s) { runs.push(run); run = []; } run.push(p); }
+  runs.push(run);
+  for (const r of runs) {
+    const band = r.map(p => `${x(p[0]).toFixed(1)},${y(p[2]).toFixed(1)}`).concat(r.slice().reverse().map(p => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`));
+    svg.append(node("polygon", { points: band.join(" "), class: "trend-band" }));
+    svg.append(node("polyline", { points: r.map(p => `${x(p[0]).toFixed(1)},${y(p[3]).toFixed(1)}`).join(" "), class: "trend-line" }));
+  }
+  const fmt = v => Math.abs(v) >= 1000 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toPrecision(4);
+  svg.append(node("text", { x: L - 4, y: T + 10, "text-anchor": "end", class: "trend-axis" }, fmt(hi)));
+  svg.append(node("text", { x: L - 4, y: H - B, "text-anchor": "end", class: "trend-axis" }, fmt(lo)));
+  svg.append(node("text", { x: L, y: H - 6, class: "trend-axis" }, when(t0).slice(11)));
+  svg.append(node("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "trend-axis" }, when(t1).slice(11)));
+  box.replaceChildren(svg);
+  const last = pts[pts.length - 1];
+  hint.textContent = `Last ${fmt(last[3])} at ${when(last[0])}; lowest ${fmt(lo)}, highest ${fmt(hi)}; the band is each ${t.step_s} s step's lowest to highest value. Kept in memory only: it starts empty after a restart.`;
 }
 
 function tagRow(name = "", t = {}) {
@@ -295,8 +341,9 @@ function devicesPage() {
   document.getElementById("device-form").addEventListener("submit", saveDevice);
   document.getElementById("test-read").addEventListener("click", testRead);
   document.getElementById("cancel-device").addEventListener("click", () => document.getElementById("device-dialog").close());
+  document.getElementById("trend-close").addEventListener("click", () => document.getElementById("trend-dialog").close());
   document.getElementById("browse").addEventListener("click", () => browse(null, document.getElementById("browse-tree")));
-  every(2000, () => { if (!document.getElementById("device-dialog").open) devices().catch(fail); });
+  every(2000, () => { if (!document.getElementById("device-dialog").open && !document.getElementById("trend-dialog").open) devices().catch(fail); });
 }
 
 /* ---------- rules and mappings ---------- */
