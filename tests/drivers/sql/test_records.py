@@ -278,3 +278,14 @@ def test_mariadb_rows_land_in_odoo_once_across_kill_9_and_bad_rows_are_dead_lett
         for proc in (gw, odoo):
             if proc is not None and proc.poll() is None:
                 stop(proc, signal.SIGKILL)
+
+
+def test_the_shipped_sample_with_its_rules_is_a_valid_configuration():
+    from pathlib import Path
+    sample = (Path(__file__).parents[3] / "drivers" / "sql" / "sample.toml").read_text()
+    cfg = load_config_text('[gateway]\nid = "gw"\n[machines.IMM-07]\nwork_center = "IMM-07"\n'
+                           '[machines.PACK-02]\nwork_center = "PACK-02"\n' + sample
+                           + '\n[sinks.up]\ntype = "mqtt"\nurl = "mqtt://127.0.0.1"\n')
+    assert cfg.rules["packing_stops"] == RecordRuleConfig("packing_stops", "mes_packing", "stop", "downtime",
+                                                          None, "", 102)
+    assert cfg.devices["mes_packing"].config.backend == "mariadb"
