@@ -180,3 +180,34 @@ def test_a_bad_mariadb_dsn_is_named_with_its_key_path(dsn, problem):
                                   "columns": {"parts": "good"}}, "devices.mes", issues)
     assert cfg is None
     assert [str(i) for i in issues.issues] == [f"devices.mes.dsn: {problem}"]
+
+
+def _cipher(driver: SqlDriver) -> str:
+    try:
+        return driver.source._query("SHOW SESSION STATUS LIKE 'Ssl_cipher'", [])[0][1]
+    finally:
+        driver.source.close()
+
+
+def test_tls_is_used_when_offered_verified_when_asked_and_refused_with_a_foreign_ca(mariadb, tmp_path):
+    from tests.drivers.mqtt.broker import make_tls_files
+    _setup(mariadb)
+    mariadb.sql("CREATE USER IF NOT EXISTS 'tls_only'@'%' REQUIRE SSL",
+                "GRANT SELECT ON mes.production TO 'tls_only'@'%'")
+    ca = mariadb.tls.ca
+
+    def driver(user: str, tls: str) -> SqlDriver:
+        return make_driver(None, backend="mariadb", dsn=mariadb.dsn(user, tls=tls), table="production",
+                           connect_timeout=2)
+
+    assert _cipher(driver("reader", ""))                         # the default: prefer
+    assert _cipher(driver("reader", "sslmode=require"))
+    assert _cipher(driver("tls_only", f"sslmode=verify-full sslrootcert={ca}"))
+    assert check(driver("tls_only", f"sslmode=verify-ca sslrootcert={ca}").config) == []
+    assert _cipher(driver("reader", "sslmode=disable")) == ""
+    refused = check(driver("tls_only", "sslmode=disable").config)
+    assert refused == ["cannot connect: Access denied for user 'tls_only'@'127.0.0.1' (using password: NO)"]
+    foreign = make_tls_files(tmp_path / "foreign").ca
+    problems = check(driver("reader", f"sslmode=verify-full sslrootcert={foreign}").config)
+    assert len(problems) == 1 and problems[0].startswith("cannot connect: ") \
+        and "CERTIFICATE_VERIFY_FAILED" in problems[0], problems
