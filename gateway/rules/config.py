@@ -81,6 +81,8 @@ class RecordRuleConfig:
     material: str | None = None      # consumption: the material (product reference)
     unit: str = ""                   # consumption: its unit
     code: int | None = None          # downtime: the alarm code naming the loss reason
+    max_quantity: float = 1e6        # a record above it is quarantined, not counted
+    max_duration: float = 7 * DAY    # downtime: seconds
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ KEYS: dict[str, set[str]] = {
                          "characteristic"},
     "scan": _COMMON | set(CONTEXT_KEYS),
     "machine_state": _COMMON | {"on", "debounce", "emit"},
-    "record": _COMMON | {"kind", "material", "unit", "code"},
+    "record": _COMMON | {"kind", "material", "unit", "code", "max_quantity", "max_duration"},
 }
 #: what one record's cell can be (`record` rule): a quantity, or a stop's duration in seconds
 RECORD_KINDS = ("production", "scrap", "consumption", "downtime")
@@ -156,13 +158,16 @@ def parse(c: ConfigCollector, rtype: str, name: str, section: dict[str, Any], pa
     if rtype == "record":
         kind = c.get(section, path, "kind", str, default="production", choices=RECORD_KINDS)
         material = c.get(section, path, "material", str, required=kind == "consumption")
-        for key in ("material", "unit"):
-            if key in section and kind != "consumption":
-                c.add(f"{path}.{key}", f"is for kind = 'consumption', not {kind!r}")
-        if "code" in section and kind != "downtime":
-            c.add(f"{path}.code", f"is for kind = 'downtime', not {kind!r}")
+        for key, fits in (("material", kind == "consumption"), ("unit", kind == "consumption"),
+                          ("code", kind == "downtime"), ("max_duration", kind == "downtime"),
+                          ("max_quantity", kind != "downtime")):
+            if key in section and not fits:
+                c.add(f"{path}.{key}", f"is not for kind = {kind!r}")
         return RecordRuleConfig(name, device, tag, kind or "production", material,
-                                c.get(section, path, "unit", str, default="") or "", _code(c, section, path))
+                                c.get(section, path, "unit", str, default="") or "", _code(c, section, path),
+                                c.get(section, path, "max_quantity", float, default=1e6, minimum=0.0) or 1e6,
+                                c.get(section, path, "max_duration", float, default=7 * DAY, minimum=0.0)
+                                or 7 * DAY)
     if rtype == "machine_state":
         on = c.get(section, path, "on", (str, int, float, bool), default="nonzero")
         return MachineStateRuleConfig(name, device, tag, "true" if on is True else (on if on is not None

@@ -11,8 +11,9 @@ machine counter:
   record's time: a `downtime_start` (with the rule's `code`) at the record's
   time minus the duration and the `downtime_end` that names it.
 
-A cell of 0 gives nothing. A good cell that is not a finite number >= 0 is
-refused, and a cell the driver could not read (a bad-quality sample that
+A cell of 0 gives nothing. A good cell that is not a finite number >= 0, or
+is above `max_quantity` (default 1e6) or, for a stop, `max_duration` (default
+7 days), is refused, and a cell the driver could not read (a bad-quality sample that
 names its record in `origin`, e.g. `table production key id=17 column
 'good_qty'`: NULL, text, overflow) is quarantined: both become `implausible`
 events, which the sinks hold as dead letters naming the record and the
@@ -60,6 +61,10 @@ class RecordRule(TagRule):
         if value == 0:
             return [], None
         ts, cfg = sample.source_ts, self.cfg
+        limit, name = ((cfg.max_duration, "max_duration") if cfg.kind == "downtime"
+                       else (cfg.max_quantity, "max_quantity"))
+        if value > limit:
+            return [self._quarantine(sample, key, f"{describe(value)} is above {name} = {limit:g}")], None
         data: dict[str, Any] = {"quantity": value}
         if sample.origin:
             data["origin"] = sample.origin

@@ -88,6 +88,16 @@ def test_a_stop_row_is_a_downtime_start_and_its_end_and_consumption_names_its_ma
     assert (use.data["material"], use.data["unit"]) == ("PA6-GF30", "kg")
 
 
+def test_a_record_beyond_its_limit_is_quarantined_not_counted(tmp_path):
+    batches = _rows(tmp_path, [(1, "2024-03-05T08:00:00", 4_000_000, 700_000), (2, "2024-03-05T08:01:00", 3, 60)])
+    events = _apply(_rule(), batches)
+    assert [(e.kind, e.data.get("quantity"), e.data.get("reason")) for e in events] == [
+        ("implausible", None, "4000000 is above max_quantity = 1e+06"), ("production", 3, None)]
+    stops = _apply(_rule("downtime", tag="scrap", max_duration=3600), batches)
+    assert [e.kind for e in stops] == ["implausible", "downtime_start", "downtime_end"]
+    assert stops[0].data["reason"] == "700000 is above max_duration = 3600"
+
+
 def test_a_device_that_did_not_answer_quarantines_nothing():
     rule = _rule()
     dead = Sample("db", "parts", None, Quality.BAD_COMM, 1.0, "connection refused")
@@ -134,6 +144,7 @@ device = "db"
 tag = "stop"
 kind = "downtime"
 unit = "s"
+max_quantity = 5
 [rules.odd]
 type = "record"
 device = "db"
@@ -141,8 +152,9 @@ tag = "parts"
 kind = "quality_result"
 """))
     text = str(err.value)
-    for line in ("rules.use.material: is required", "rules.use.code: is for kind = 'downtime', not 'consumption'",
-                 "rules.stops.unit: is for kind = 'consumption', not 'downtime'", "rules.odd.kind:"):
+    for line in ("rules.use.material: is required", "rules.use.code: is not for kind = 'consumption'",
+                 "rules.stops.unit: is not for kind = 'downtime'",
+                 "rules.stops.max_quantity: is not for kind = 'downtime'", "rules.odd.kind:"):
         assert line in text, text
     cfg = load_config_text(_config("""
 [rules.stops]
