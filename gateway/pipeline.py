@@ -21,7 +21,9 @@ A reading a rule refuses (`gateway.rules.plausible`) arrives as an
 `implausible` event: each one is counted and logged with its device, tag,
 raw value and origin, and stored for the sinks to hold as a dead letter, at
 most one per rule per `IMPLAUSIBLE_REPEAT` seconds of source time (a device
-sending garbage on every poll fills the log and the counter, not the store).
+sending garbage on every poll fills the log and the counter, not the store);
+a refused *record* (`record: true`, a vendor table's bad row: each row is a
+distinct record, not a repeated reading) is always stored.
 A counter jump the rule marked `suspect` is counted and logged the same way,
 and always stored: it carries parts a person may accept.
 
@@ -209,7 +211,7 @@ class DevicePipeline:
         self.stats.implausible += 1
         data = event.data
         last = refused_at.get(key)
-        repeat = (event.kind == "implausible" and last is not None
+        repeat = (event.kind == "implausible" and not data.get("record") and last is not None
                   and 0 <= sample.source_ts - last < IMPLAUSIBLE_REPEAT)
         log.log(logging.DEBUG if repeat else logging.WARNING,
                 "event=implausible device=%s tag=%s rule=%s event_id=%s held=%s origin=%r raw=%r reason=%r",

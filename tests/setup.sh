@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine with Python >= 3.11:
 # a virtual environment in .venv with Linebridge (editable) and its test extras,
-# and the real peers the tests start: socat (serial pty pairs), mosquitto (MQTT broker)
-# and chromium (the web UI driven by Playwright), from Debian's packages.
+# and the real peers the tests start: socat (serial pty pairs), mosquitto (MQTT broker),
+# MariaDB (the SQL driver) and chromium (the web UI driven by Playwright), from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ command -v socat >/dev/null || missing+=(socat)
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)   # the tests start their own broker
 [ -x /usr/bin/chromium ] || missing+=(chromium)        # the web UI's browser tests (headless)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # unit checks: verify, security, sysusers, tmpfiles
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)   # the SQL driver's tests start their own server (mariadb-install-db)
 command -v faketime >/dev/null || missing+=(faketime)   # `linebridge soak`: wall-clock steps of the gateway (libfaketime)
 # the flashable image (image/build.sh, image/test-boot.sh, tests/deploy/test_image.py)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)        # Debian root file systems

@@ -1,4 +1,4 @@
-"""SQL: polls a table or view of a vendor database (SQLite, PostgreSQL), each row taken once.
+"""SQL: polls a table or view of a vendor database (SQLite, PostgreSQL, MariaDB), each row taken once.
 
 See README.md in this folder for the configuration reference.
 """

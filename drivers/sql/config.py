@@ -2,8 +2,9 @@
 
 This module owns parsing and validating a `[devices.<name>]` section whose
 `type` is `sql` into a frozen dataclass, reporting every problem with its full
-key path through `ConfigCollector`: the backend (`sqlite` file or
-`postgresql`), how to connect, the table or view polled, the watermark
+key path through `ConfigCollector`: the backend (`sqlite` file, `postgresql`
+or `mariadb`), how to connect (MariaDB's `key=value` dsn is parsed here into
+the client's arguments), the table or view polled, the watermark
 (a monotonic `id` column, or a `timestamp` column with a tie-breaking key),
 the column -> tag mapping, batch size, poll interval, query timeout and the
 reconnect backoff. Table and column names are checked to be plain
@@ -19,7 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.base import ConfigCollector
 
-BACKENDS: tuple[str, ...] = ("sqlite", "postgresql")
+BACKENDS: tuple[str, ...] = ("sqlite", "postgresql", "mariadb")
+#: the keys of a MariaDB dsn (libpq's words where libpq has one)
+MARIADB_DSN_KEYS: tuple[str, ...] = ("host", "port", "dbname", "user", "unix_socket", "sslmode", "sslrootcert")
+SSLMODES: tuple[str, ...] = ("disable", "prefer", "require", "verify-ca", "verify-full")
 WATERMARKS: tuple[str, ...] = ("id", "timestamp")
 
 _DEVICE_KEYS = {"type", "backend", "database", "dsn", "password_env", "table", "watermark",
@@ -42,7 +46,7 @@ class SqlConfig:
     columns: dict[str, str]            # tag name -> column name, in tag order
     watermark: str = "id"
     database: str | None = None        # sqlite: the file
-    dsn: str | None = field(default=None, repr=False)   # postgresql: libpq connection string
+    dsn: str | None = field(default=None, repr=False)   # postgresql: libpq connection string; mariadb: key=value
     password_env: str | None = None    # read when connecting, never stored in the config
     timezone: str = "UTC"
     batch_rows: int = 500
@@ -66,9 +70,10 @@ def quote(name: str, backend: str) -> str:
     """A checked identifier (`t` or `schema.t`) quoted for the backend.
 
     SQLite gets `[name]`: a double-quoted name that matches no column would
-    silently be read as a string literal there.
+    silently be read as a string literal there. MariaDB gets backticks (double
+    quotes are string literals unless the server runs with ANSI_QUOTES).
     """
-    form = "[{}]" if backend == "sqlite" else '"{}"'
+    form = {"sqlite": "[{}]", "mariadb": "`{}`"}.get(backend, '"{}"')
     return ".".join(form.format(part) for part in name.split("."))
 
 
@@ -99,15 +104,20 @@ def parse_device(section: dict[str, Any], path: str,
         if not database:
             issues.add(f"{path}.database", "is required for backend 'sqlite' (the database file)")
         if dsn is not None:
-            issues.add(f"{path}.dsn", "is for backend 'postgresql'; sqlite uses 'database'")
-    elif backend == "postgresql":
+            issues.add(f"{path}.dsn", "is for backends 'postgresql' and 'mariadb'; sqlite uses 'database'")
+    elif backend in ("postgresql", "mariadb"):
         if dsn is None:
-            issues.add(f"{path}.dsn", "is required for backend 'postgresql' "
-                                      "(e.g. 'host=db1 port=5432 dbname=mes user=linebridge_ro')")
+            example = ("host=db1 port=5432 dbname=mes user=linebridge_ro" if backend == "postgresql"
+                       else "host=db1 port=3306 dbname=mes user=linebridge_ro")
+            issues.add(f"{path}.dsn", f"is required for backend {backend!r} (e.g. {example!r})")
+        if database is not None:
+            issues.add(f"{path}.database", f"is for backend 'sqlite'; {backend} uses 'dsn'")
         if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
             issues.add(f"{path}.password_env", f"must be an environment variable name, got {password_env!r}")
         if dsn is not None and re.search(r"(^|\s)password\s*=", dsn):
             issues.add(f"{path}.dsn", "must not hold the password; use password_env")
+        elif dsn is not None and backend == "mariadb":
+            mariadb_dsn(dsn, f"{path}.dsn", issues)
     table = issues.get(section, path, "table", str, required=True)
     if table is not None:
         _identifier(issues, f"{path}.table", table, dotted=True)
@@ -163,3 +173,36 @@ def _number(issues: ConfigCollector, section: dict[str, Any], path: str, key: st
         issues.add(f"{path}.{key}", f"must be a number > 0, got {value!r}")
         return default
     return value
+
+
+def mariadb_dsn(dsn: str, path: str, issues: ConfigCollector | None = None) -> dict[str, str]:
+    """A MariaDB dsn (`host=db1 port=3306 dbname=mes user=ro sslmode=require`) as a dict.
+
+    Space-separated `key=value` pairs with libpq's key names (values without
+    spaces). Problems go to `issues` (or raise ValueError when there is none).
+    """
+    problems: list[str] = []
+    out: dict[str, str] = {}
+    for part in dsn.split():
+        key, eq, value = part.partition("=")
+        if not eq or not value:
+            problems.append(f"expected key=value pairs separated by spaces, got {part!r}")
+        elif key not in MARIADB_DSN_KEYS:
+            problems.append(f"unknown key {key!r} (allowed: {', '.join(MARIADB_DSN_KEYS)})")
+        else:
+            out[key] = value
+    if "port" in out and not (out["port"].isdigit() and 0 < int(out["port"]) < 65536):
+        problems.append(f"port must be 1..65535, got {out['port']!r}")
+    if "sslmode" in out and out["sslmode"] not in SSLMODES:
+        problems.append(f"sslmode must be one of {', '.join(SSLMODES)}, got {out['sslmode']!r}")
+    if out.get("sslmode") in ("verify-ca", "verify-full") and "sslrootcert" not in out:
+        problems.append(f"sslmode={out['sslmode']} needs sslrootcert (the CA file)")
+    if "unix_socket" in out and "host" in out:
+        problems.append("give either host or unix_socket, not both")
+    if "user" not in out:
+        problems.append("user is required (a read-only database user)")
+    for problem in problems:
+        if issues is None:
+            raise ValueError(problem)
+        issues.add(path, problem)
+    return out

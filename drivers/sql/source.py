@@ -1,9 +1,10 @@
 """The database side of one SQL device: connect read-only, fetch rows after a watermark.
 
 This module owns the blocking calls (the driver runs them in a thread): opening
-a read-only connection to a SQLite file (stdlib `sqlite3`, `mode=ro`) or a
+a read-only connection to a SQLite file (stdlib `sqlite3`, `mode=ro`), a
 PostgreSQL server (`psycopg` 3, the `sql-postgres` extra, with a connect
-timeout and a server-side `statement_timeout`), the one query a poll makes
+timeout and a server-side `statement_timeout`) or a MariaDB server (PyMySQL,
+the `sql-mariadb` extra; its particulars live in `mariadb.py`), the one query a poll makes
 (the rows after the watermark, in watermark order, at most `batch_rows`), and
 the connection test `check` that names a missing SELECT grant or column. A
 query on SQLite is interrupted by a progress handler once `query_timeout` has
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from drivers.sql import mariadb
 from drivers.sql.config import SqlConfig, quote
 
 
@@ -49,10 +51,14 @@ class Source:
                                        check_same_thread=False)
                 # an overlong query is interrupted (the handler runs every 1000 VM steps)
                 conn.set_progress_handler(lambda: int(time.monotonic() > self._deadline), 1000)
+            elif cfg.backend == "mariadb":
+                conn = mariadb.connect(cfg)
             else:
                 conn = _pg_connect(cfg)
         except sqlite3.Error as exc:
             raise SourceError(f"cannot open {cfg.database}: {exc}") from None
+        except mariadb.MariaDbError as exc:
+            raise SourceError(str(exc)) from None
         self._conn = conn
 
     def close(self) -> None:
@@ -94,6 +100,8 @@ class Source:
         try:
             if self.cfg.backend == "sqlite":
                 return [tuple(r) for r in self._conn.execute(sql, args).fetchall()]
+            if self.cfg.backend == "mariadb":
+                return mariadb.query(self._conn, sql, args)
             with self._conn.cursor() as cur:
                 cur.execute(sql, args)
                 rows = [tuple(r) for r in cur.fetchall()]
@@ -112,6 +120,9 @@ class Source:
             if _is_pg_error(exc):
                 self.close()
                 raise SourceError(_pg_message(exc, self.cfg)) from None
+            if mariadb.is_error(exc):
+                self.close()
+                raise SourceError(mariadb.message(exc, self.cfg)) from None
             raise
 
 
@@ -165,8 +176,8 @@ def check(cfg: SqlConfig) -> list[str]:
     Blocking (call it in a thread); bounded by `connect_timeout` and `query_timeout`.
 
     Opens the connection, runs the poll's select list with `WHERE 1 = 0` (reads
-    no rows) and, on PostgreSQL, names a missing SELECT grant and warns when
-    the credentials could also write to the table (read-only is advised).
+    no rows) and, on PostgreSQL and MariaDB, names a missing SELECT grant and
+    warns when the credentials could also write to the table (read-only is advised).
     """
     source = Source(cfg)
     problems: list[str] = []
@@ -188,6 +199,8 @@ def check(cfg: SqlConfig) -> list[str]:
             if grants[1]:
                 problems.append(f"warning: user {user} may write to {cfg.table}; "
                                 "a read-only user is advised")
+        if cfg.backend == "mariadb":
+            return _mariadb_check(source, cfg)
         cols = ", ".join(quote(c, cfg.backend) for c in source.select_list())
         source._query(f"SELECT {cols} FROM {quote(cfg.table, cfg.backend)} WHERE 1 = 0", [])
     except SourceError as exc:
@@ -195,3 +208,25 @@ def check(cfg: SqlConfig) -> list[str]:
     finally:
         source.close()
     return problems
+
+
+def _mariadb_check(source: Source, cfg: SqlConfig) -> list[str]:
+    """MariaDB's connection test: the poll's select list reads, and no write grant on the table."""
+    user = source._query("SELECT CURRENT_USER()", [])[0][0]
+    who = mariadb.grantee(user)
+    schema, _, name = cfg.table.rpartition(".")
+    schema = schema or source._query("SELECT DATABASE()", [])[0][0] or ""
+    cols = ", ".join(quote(c, cfg.backend) for c in source.select_list())
+    try:
+        source._query(f"SELECT {cols} FROM {quote(cfg.table, cfg.backend)} WHERE 1 = 0", [])
+    except SourceError as exc:
+        if str(exc).startswith("missing SELECT grant"):
+            return [mariadb.lacks_select(who, cfg)]
+        if "doesn't exist" in str(exc):
+            return [f"table or view {cfg.table} not found ({exc})"]
+        raise
+    privileges = {row[0] for row in source._query(mariadb.write_grants_sql(),
+                                                  [who, who, schema, who, schema, name])}
+    if privileges & set(mariadb.WRITES):
+        return [f"warning: user {who} may write to {cfg.table}; a read-only user is advised"]
+    return []

@@ -6,11 +6,12 @@ from typing import Any
 from gateway.config import AlarmRuleConfig, CounterRuleConfig
 from gateway.rules import Rule
 from gateway.rules.alarm import AlarmRule
-from gateway.rules.config import (EdgeRuleConfig, MachineStateRuleConfig, ScanRuleConfig, ThresholdRuleConfig,
-                                  WeightRuleConfig)
+from gateway.rules.config import (EdgeRuleConfig, MachineStateRuleConfig, RecordRuleConfig, ScanRuleConfig,
+                                  ThresholdRuleConfig, WeightRuleConfig)
 from gateway.rules.counter import CounterRule
 from gateway.rules.edge import ConditionRule
 from gateway.rules.machine_state import MachineStateRule
+from gateway.rules.record import RecordRule
 from gateway.rules.scan import ScanRule
 from gateway.rules.threshold import ThresholdRule
 from gateway.rules.weight import WeightRule
@@ -18,7 +19,7 @@ from gateway.rules.weight import WeightRule
 CLASSES: dict[type, Any] = {
     CounterRuleConfig: CounterRule, AlarmRuleConfig: AlarmRule, EdgeRuleConfig: ConditionRule,
     ThresholdRuleConfig: ThresholdRule, WeightRuleConfig: WeightRule, ScanRuleConfig: ScanRule,
-    MachineStateRuleConfig: MachineStateRule,
+    MachineStateRuleConfig: MachineStateRule, RecordRuleConfig: RecordRule,
 }
 
 

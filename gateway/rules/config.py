@@ -1,6 +1,6 @@
-"""Rule configuration: the typed models of the edge, threshold, weight, scan and machine state rules.
+"""Rule configuration: the typed models of the edge, threshold, weight, scan, machine state and record rules.
 
-It owns how `[rules.<name>]` sections of those five types are read and checked,
+It owns how `[rules.<name>]` sections of those six types are read and checked,
 every problem reported with its key path through the shared `ConfigCollector`,
 and the timing options (`debounce`, `min_duration`, `repeat_suppress`) that the
 edge and alarm rules share. The counter and alarm models stay in
@@ -71,6 +71,21 @@ class WeightRuleConfig:
 
 
 @dataclass(frozen=True)
+class RecordRuleConfig:
+    """A tag whose every good sample is one record (a vendor table's row): a quantity or a stop."""
+
+    name: str
+    device: str
+    tag: str
+    kind: str = "production"         # production | scrap | consumption | downtime
+    material: str | None = None      # consumption: the material (product reference)
+    unit: str = ""                   # consumption: its unit
+    code: int | None = None          # downtime: the alarm code naming the loss reason
+    max_quantity: float = 1e6        # a record above it is quarantined, not counted
+    max_duration: float = 7 * DAY    # downtime: seconds
+
+
+@dataclass(frozen=True)
 class ScanRuleConfig:
     """A scanner's code tag: each pattern (regular expression) names a context key."""
 
@@ -94,7 +109,8 @@ class MachineStateRuleConfig:
     emit: str = "start"                        # start: workorder_start | finish: workorder_finish
 
 
-RuleConfig = EdgeRuleConfig | ThresholdRuleConfig | WeightRuleConfig | ScanRuleConfig | MachineStateRuleConfig
+RuleConfig = (EdgeRuleConfig | ThresholdRuleConfig | WeightRuleConfig | ScanRuleConfig | MachineStateRuleConfig
+              | RecordRuleConfig)
 
 KEYS: dict[str, set[str]] = {
     "edge": _COMMON | TIMING_KEYS | {"on", "emit", "code"},
@@ -104,7 +120,10 @@ KEYS: dict[str, set[str]] = {
                          "characteristic"},
     "scan": _COMMON | set(CONTEXT_KEYS),
     "machine_state": _COMMON | {"on", "debounce", "emit"},
+    "record": _COMMON | {"kind", "material", "unit", "code", "max_quantity", "max_duration"},
 }
+#: what one record's cell can be (`record` rule): a quantity, or a stop's duration in seconds
+RECORD_KINDS = ("production", "scrap", "consumption", "downtime")
 
 
 def timing(c: ConfigCollector, section: dict[str, Any], path: str) -> dict[str, float]:
@@ -136,6 +155,19 @@ def parse(c: ConfigCollector, rtype: str, name: str, section: dict[str, Any], pa
         return _weight(c, name, section, path, device, tag)
     if rtype == "scan":
         return _scan(c, name, section, path, device, tag)
+    if rtype == "record":
+        kind = c.get(section, path, "kind", str, default="production", choices=RECORD_KINDS)
+        material = c.get(section, path, "material", str, required=kind == "consumption")
+        for key, fits in (("material", kind == "consumption"), ("unit", kind == "consumption"),
+                          ("code", kind == "downtime"), ("max_duration", kind == "downtime"),
+                          ("max_quantity", kind != "downtime")):
+            if key in section and not fits:
+                c.add(f"{path}.{key}", f"is not for kind = {kind!r}")
+        return RecordRuleConfig(name, device, tag, kind or "production", material,
+                                c.get(section, path, "unit", str, default="") or "", _code(c, section, path),
+                                c.get(section, path, "max_quantity", float, default=1e6, minimum=0.0) or 1e6,
+                                c.get(section, path, "max_duration", float, default=7 * DAY, minimum=0.0)
+                                or 7 * DAY)
     if rtype == "machine_state":
         on = c.get(section, path, "on", (str, int, float, bool), default="nonzero")
         return MachineStateRuleConfig(name, device, tag, "true" if on is True else (on if on is not None

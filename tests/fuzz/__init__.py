@@ -65,6 +65,12 @@ type = "machine_state"
 device = "cnc01"
 tag = "running"
 
+[rules.packed]
+type = "record"
+device = "mes_packing"
+tag = "good"
+kind = "production"
+
 [sinks.up]
 type = "mqtt"
 url = "mqtt://127.0.0.1:1883"

@@ -1,8 +1,14 @@
-"""A throwaway PostgreSQL cluster for the SQL driver tests: initdb into a temp dir, own port, own socket.
+"""Throwaway database servers for the SQL driver tests: PostgreSQL (per module) and MariaDB (per session).
+
+PostgreSQL: initdb into a temp dir, own port, own socket.
 
 initdb refuses root, so as root the cluster is made and run as the `postgres`
 user (`runuser`). It listens on 127.0.0.1 at a free port and is stopped by
 `pg_ctl stop -m immediate` and removed when the module's tests are done.
+
+MariaDB (`mariadb_server.py`): one server per test session, started from a
+fresh `mariadb-install-db` data dir and killed by pid at the end; each test
+makes its own tables in database `mes`.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.drivers.sql.mariadb_server import MariaDb
 from tests.helpers import free_port
 
 
@@ -70,4 +77,21 @@ def pg() -> Iterator[Cluster]:
             cluster.stop()
         except subprocess.CalledProcessError:
             pass   # already stopped
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDb]:
+    root = Path(tempfile.mkdtemp(prefix="lb-maria-"))
+    server = MariaDb(root)
+    try:
+        try:
+            server.install()
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        server.start()
+        server.sql("CREATE DATABASE mes", db=None)
+        yield server
+    finally:
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
