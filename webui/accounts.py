@@ -107,6 +107,38 @@ class Accounts:
         atomic_write(self.path, json.dumps({"users": [asdict(u) for u in users.values()]}, indent=1,
                                            sort_keys=True))
 
+    def restore(self, records: list[Any], keep: str) -> list[str]:
+        """Replace every user by `records` (a backup's users.json), checked field by field; the
+        account `keep` (the admin restoring) stays as it is here when the backup lacks it."""
+        problems: list[str] = []
+        restored: dict[str, User] = {}
+        for i, r in enumerate(records):
+            try:
+                user = User(**r) if isinstance(r, dict) else None
+            except TypeError:
+                user = None
+            if user is None or not isinstance(user.name, str) or not isinstance(user.password, str):
+                problems.append(f"users[{i}]: not a user record")
+                continue
+            why = name_problem(user.name)
+            if why:
+                problems.append(f"users[{i}].name: {why}")
+            if user.role not in ROLES:
+                problems.append(f"users[{i}].role: one of {', '.join(ROLES)}")
+            if not user.password.startswith("scrypt$") or user.password.count("$") != 5:
+                problems.append(f"users[{i}].password: not a password hash of this console")
+            restored[user.name] = user
+        with self._lock:
+            mine = self._read().get(keep)
+            if mine is not None and keep not in restored:
+                restored[keep] = mine
+            if not any(u.role == "admin" for u in restored.values()):
+                problems.append("users: the restore would leave no admin")
+            if problems:
+                raise AccountError("; ".join(problems))
+            self._write(restored)
+        return sorted(restored)
+
     def users(self) -> list[User]:
         with self._lock:
             return sorted(self._read().values(), key=lambda u: u.name)

@@ -24,7 +24,7 @@ from gateway import __version__
 from gateway.config import name_problem
 from webui import metrics as metrics_mod
 from webui import openapi
-from webui import hoststate, system
+from webui import backup, hoststate, system
 from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
@@ -423,6 +423,78 @@ def rollback(entry: int) -> Response:
     c = console()
     cfg, saved = c.config_file.rollback(entry, who(), check=_file_check())
     return jsonify({"saved": saved, "applied": c.bridge.apply(cfg), "version": saved["version"]})
+
+
+@api.get(f"{V1}/config/export")
+def config_export() -> Response:
+    """The configuration file to download, every secret masked (an import keeps the stored ones)."""
+    c = console()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Response(backup.masked(c.config_file.text()), mimetype="application/toml", headers={
+        "Content-Disposition": f'attachment; filename="linebridge-{c.bridge.config.gateway.id}-{stamp}.toml"'})
+
+
+# -- backup and restore (admins) ----------------------------------------------------------------
+
+@api.post(f"{V1}/backup")
+@requires("users")
+def make_backup() -> Response:
+    body = _optional_body()
+    passphrase = body.get("passphrase")
+    if passphrase is not None and not isinstance(passphrase, str):
+        raise ConfigRejected(["passphrase: text"])
+    c = console()
+    gw = c.bridge.config.gateway.id
+    try:
+        data = backup.make(config_text=c.config_file.text(), history_dir=c.config_file.history_dir,
+                           users_path=c.accounts.path, state_dir=c.state_dir, gateway=gw, software=__version__,
+                           by=who(), passphrase=passphrase or None)
+    except backup.BackupRejected as exc:
+        return _error(422, "no backup was made", exc.problems)
+    log.info("event=backup_made by=%s sealed=%s bytes=%d", who(), bool(passphrase), len(data))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Response(data, mimetype="application/gzip", headers={
+        "Content-Disposition": f'attachment; filename="linebridge-backup-{gw}-{stamp}.tar.gz"'})
+
+
+@api.post(f"{V1}/restore")
+@requires("users")
+@requires("system")
+def restore_backup() -> Response:
+    """A backup archive as the body (its bytes, any content type); the passphrase in `X-Backup-Passphrase`;
+    `?device_key=1` to take the sealed device key too (only onto a gateway that has not delivered)."""
+    c = console()
+    passphrase = request.headers.get("X-Backup-Passphrase") or None
+    try:
+        contents = backup.read(request.get_data(cache=False), passphrase)
+        current = c.config_file.text()
+        text = backup.config_for(contents, current)
+        c.config_file.validate_text(text)                       # before anything is written
+        journal = c.bridge.store.journal_head()["n"]
+        want_key = request.args.get("device_key") in ("1", "true")
+        if want_key and contents.device_key is None:
+            raise backup.BackupRejected(["device key: the backup holds none that could be opened "
+                                         "(made without a passphrase, or none given)"])
+        if want_key and journal:
+            backup.restore_key(contents, c.state_dir, journal)  # raises: refused before any write
+        users = c.accounts.restore(contents.users["users"], keep=who())
+    except backup.BackupRejected as exc:
+        return _error(422, "nothing was restored", exc.problems)
+    except AccountError as exc:
+        return _error(422, "nothing was restored", [str(exc)])
+    history = backup.restore_history(contents, c.config_file.history_dir)
+    m = contents.manifest
+    cfg, entry = c.config_file.replace(text, who(), None, check=None) if text != current else (None, None)
+    key = backup.restore_key(contents, c.state_dir, journal) if want_key else False
+    for name in users:
+        if name != who():
+            c.sessions.end_user(name)
+    log.warning("event=backup_restored by=%s from_gateway=%s created=%s users=%d history=%d device_key=%s",
+                who(), m.get("gateway"), m.get("created"), len(users), history, key)
+    return jsonify({"restored": {"from": {k: m.get(k) for k in ("gateway", "software", "created", "by", "sealed")},
+                                 "config": entry, "users": users, "history_entries": history, "device_key": key},
+                    "applied": c.bridge.apply(cfg) if cfg is not None else None,
+                    "restart_required": key, "notes": contents.notes})
 
 
 # -- queue, dead letters, journal -----------------------------------------------------------

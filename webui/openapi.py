@@ -93,6 +93,38 @@ def document() -> dict[str, Any]:
                                "type": "object", "required": ["text"],
                                "properties": {"text": {"type": "string"}, "version": {"type": "string"}}},
                                change=True, errors=(409, 422, 503))},
+        "/api/v1/config/export": {"get": {
+            "summary": "The configuration file to download, every secret masked (import it with PUT /api/v1/config: "
+                       "masked secrets keep the stored ones)",
+            "responses": {"200": {"description": "the TOML file",
+                                  "content": {"application/toml": {"schema": {"type": "string"}}}},
+                          "401": {"description": "no session", **_json(_ERR)}}}},
+        "/api/v1/backup": {"post": {**_op(
+            "A backup archive (linebridge-backup/1, tar.gz): configuration and history with secrets masked, "
+            "users; with a passphrase (12+ characters) also the secrets and the device key, sealed (scrypt, "
+            "AES-256-GCM); admin only", body={"type": "object", "properties": {"passphrase": {"type": "string"}}},
+            change=True, errors=(422,)), "responses": {
+                "200": {"description": "the archive", "content": {"application/gzip": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "401": {"description": "no session", **_json(_ERR)},
+                "403": {"description": "role may not change this, or CSRF token missing", **_json(_ERR)},
+                "422": {"description": _ERRORS[422], **_json(_ERR)}}}},
+        "/api/v1/restore": {"post": {
+            "summary": "Restore a backup archive (the body); checked whole before anything is written; the "
+                       "passphrase in X-Backup-Passphrase opens its sealed part; device_key=1 takes the device key "
+                       "too (only onto a gateway that has not delivered; a restart applies it); admin only",
+            "parameters": [{"$ref": "#/components/parameters/Csrf"},
+                           {"name": "X-Backup-Passphrase", "in": "header", "required": False,
+                            "schema": {"type": "string"}},
+                           {"name": "device_key", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
+            "requestBody": {"required": True, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "what was restored", **_json(_OBJ)},
+                          "401": {"description": "no session", **_json(_ERR)},
+                          "403": {"description": "role may not change this, or CSRF token missing", **_json(_ERR)},
+                          "422": {"description": "nothing was restored: `problems` names each reason",
+                                  **_json(_ERR)}}}},
         "/api/v1/config/history": {"get": _op("Configuration history, newest first", {
             "type": "object", "properties": {"history": {"type": "array",
                                                          "items": {"$ref": "#/components/schemas/HistoryEntry"}}}})},

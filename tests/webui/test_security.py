@@ -84,6 +84,8 @@ def concrete(rule: str, user: str = "nobody") -> list[str]:
                 return "app.css"
             if name == "sink":
                 return "odoo"
+            if name == "tag":
+                return "parts"
             if name == "name" and head == "/api/v1/users/":
                 return user
             if name == "name" and head in NAMES:

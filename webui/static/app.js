@@ -544,6 +544,30 @@ function queuePage() {
 }
 
 /* ---------- history, logs, users ---------- */
+function historyPage() {
+  document.getElementById("import-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const file = document.getElementById("import-file").files[0];
+    if (!file) return;
+    try {
+      const text = await file.text();
+      if (!confirm(`Replace the whole configuration with ${file.name}?`)) return;
+      const r = await api("PUT", "/config", { text });
+      flash(`Imported ${file.name}: ` + applied(r)); ev.target.reset(); await history();
+    } catch (e) { fail(e); }
+  });
+  history().catch(fail);
+}
+
+async function download(resp, fallback) {
+  const blob = await resp.blob();
+  const name = (/filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "") || [])[1] || fallback;
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  return name;
+}
+
 async function history() {
   const h = await api("GET", "/config/history");
   const ids = new Set(h.history.map(e => e.id));
@@ -668,6 +692,33 @@ function systemPage() {
     try { const r = await api("PUT", "/system/ssh", { authorized_keys: keys }); flash(r.enabled ? `SSH is on for ${r.keys.length} key(s)` : "SSH is off");
       await systemSettings(); } catch (e) { fail(e); }
   });
+  document.getElementById("backup-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const passphrase = document.getElementById("backup-passphrase").value;
+    const resp = await fetch("/api/v1/backup", { method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": CSRF, "Content-Type": "application/json" }, body: JSON.stringify(passphrase ? { passphrase } : {}) });
+    if (!resp.ok) { const d = await resp.json().catch(() => ({})); const e = new Error(d.error || resp.statusText); e.problems = d.problems || []; fail(e); return; }
+    const name = await download(resp, "linebridge-backup.tar.gz");
+    flash(`Backup downloaded: ${name}` + (passphrase ? " (secrets and device key sealed with the passphrase)" : " (secrets masked)"));
+    ev.target.reset();
+  });
+  document.getElementById("restore-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const file = document.getElementById("restore-file").files[0];
+    if (!file || !confirm(`Restore ${file.name}? The configuration and the users are replaced.`)) return;
+    const headers = { "X-CSRF-Token": CSRF, "Content-Type": "application/octet-stream", "Accept": "application/json" };
+    const pass = document.getElementById("restore-passphrase").value;
+    if (pass) headers["X-Backup-Passphrase"] = pass;
+    const key = document.getElementById("restore-key").checked ? "?device_key=1" : "";
+    const resp = await fetch("/api/v1/restore" + key, { method: "POST", credentials: "same-origin", headers, body: file });
+    const d = await resp.json().catch(() => ({}));
+    if (!resp.ok) { const e = new Error(d.error || resp.statusText); e.problems = d.problems || []; fail(e); return; }
+    const r = d.restored;
+    flash(`Restored the backup of ${r.from.gateway} made ${when(r.from.created)}: ` + (r.config ? `configuration as change #${r.config.id}` : "configuration unchanged") +
+      `, ${r.users.length} user(s), ${r.history_entries} history entries` + (r.device_key ? "; the device key applies at the next restart" : "") +
+      (d.notes.length ? ". " + d.notes.join(". ") : ""));
+    ev.target.reset();
+  });
   document.getElementById("restart-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     if (!confirm("Restart the gateway now? Devices and connections stop for a few seconds.")) return;
@@ -711,7 +762,7 @@ const PAGES = {
   mappings: mappingsPage,
   connections: () => connections().catch(fail),
   queue: queuePage,
-  history: () => history().catch(fail),
+  history: historyPage,
   logs: logsPage,
   users: usersPage,
   identity: () => {},
