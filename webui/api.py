@@ -24,7 +24,7 @@ from gateway import __version__
 from gateway.config import name_problem
 from webui import metrics as metrics_mod
 from webui import openapi
-from webui import backup, hoststate, system
+from webui import backup, hoststate, system, tagcsv
 from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
@@ -245,6 +245,36 @@ def devices() -> Response:
         out.append(dict(item, type=item["section"].get("type"), machine=item["section"].get("machine"),
                         health=health.get(name), values=values.get(name, [])))
     return jsonify({"version": c.config_file.version(), "devices": out})
+
+
+@api.post(f"{V1}/devices/<name>/tags/import")
+@requires("config")
+def import_tags(name: str) -> Response:
+    """Tags from CSV text (`csv`), merged into the device's tags (`mode` "merge", the default) or
+    replacing them ("replace"); every problem names its row and column."""
+    body = _body()
+    text, mode = body.get("csv"), body.get("mode", "merge")
+    if not isinstance(text, str) or not _is_text(text):
+        raise ConfigRejected(["csv: required, the file's text"])
+    if mode not in ("merge", "replace"):
+        raise ConfigRejected(["mode: merge or replace"])
+    c = console()
+    section = c.config_file.stored("devices", name)
+    if section is None:
+        return _error(404, f"no device {name!r}")
+    try:
+        tags, rows = tagcsv.parse(text)
+    except tagcsv.CsvRejected as exc:
+        return _error(422, "no tag was imported", exc.problems)
+    merged = ({} if mode == "replace" else dict(section.get("tags") or {})) | tags
+    try:
+        resp = _change("devices", name, dict(section, tags=merged), body.get("version"))
+    except ConfigRejected as exc:
+        return _error(422, "no tag was imported: the device does not validate with them",
+                      tagcsv.locate(exc.problems, name, rows))
+    data = resp.get_json()
+    data["imported"] = sorted(tags)
+    return jsonify(data)
 
 
 @api.get(f"{V1}/devices/<name>/trend/<tag>")

@@ -200,6 +200,13 @@ def document() -> dict[str, Any]:
                            "clock": {"$ref": "#/components/schemas/Clock"},
                            "about": {"$ref": "#/components/schemas/About"},
                            "can_restart": {"type": "boolean"}}})},
+        "/api/v1/devices/{name}/tags/import": {"post": _op(
+            "Import tags from CSV (first row: name and the tag's keys); merged into the device's tags or replacing "
+            "them; validated and applied like any change, each problem naming its row and column",
+            _SAVED, {"type": "object", "required": ["csv"],
+                     "properties": {"csv": {"type": "string"}, "mode": {"type": "string", "enum": ["merge", "replace"]},
+                                    "version": {"type": "string"}}},
+            params=[_path("name", "device name")], change=True, errors=(404, 409, 422, 503))},
         "/api/v1/devices/{name}/trend/{tag}": {"get": _op(
             "A tag's last hour from memory: one bucket per `step_s` with its first time, lowest, highest and "
             "last good value", {"type": "object", "required": ["device", "tag", "step_s", "window_s", "points"],

@@ -169,6 +169,9 @@ async function devices() {
         d.values.length ? el("span", { class: "hint age" }, "read " + age(Math.max(...d.values.map(v => v.ts || 0)))) : el("span", { class: "hint" }, "no reading yet")),
       el("div", { class: "changes actions" },
         el("button", { type: "button", class: "secondary", onclick: () => openDevice(d) }, "Edit"),
+        el("label", { class: "button secondary file-button" }, "Import tags (CSV)",
+          el("input", { type: "file", accept: ".csv,text/csv,text/plain", class: "visually-hidden", "aria-label": `Import tags of ${d.name} from CSV`,
+            onchange: ev => importTags(d.name, ev.target) })),
         el("button", { type: "button", class: "danger", onclick: () => deleteDevice(d.name) }, "Delete")));
   }));
 }
@@ -216,6 +219,17 @@ function drawTrend(t) {
   box.replaceChildren(svg);
   const last = pts[pts.length - 1];
   hint.textContent = `Last ${fmt(last[3])} at ${when(last[0])}; lowest ${fmt(lo)}, highest ${fmt(hi)}; the band is each ${t.step_s} s step's lowest to highest value. Kept in memory only: it starts empty after a restart.`;
+}
+
+async function importTags(device, input) {
+  const file = input.files[0];
+  input.value = "";
+  if (!file) return;
+  const replace = confirm(`Import the tags of ${file.name} into ${device}.\n\nOK: replace every tag of ${device} with the file's.\nCancel: add them and update the tags of the same name.`);
+  try {
+    const r = await api("POST", `/devices/${encodeURIComponent(device)}/tags/import`, { csv: await file.text(), mode: replace ? "replace" : "merge", version: devicesVersion });
+    flash(`Imported ${r.imported.length} tag(s) into ${device}: ` + applied(r)); await devices();
+  } catch (e) { fail(e); }
 }
 
 function tagRow(name = "", t = {}) {
