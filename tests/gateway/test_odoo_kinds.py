@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from gateway.config import AlarmCode, OdooSinkConfig
+from gateway.errors import DeliveryError
 from gateway.events import Event, event_id
 from gateway.sandbox.odoo import OdooSandbox
 from gateway.sinks.odoo import OdooClient, OdooSink
@@ -52,25 +53,87 @@ def _deliver_all(url: str, store: Store, times: int = 1, **kw) -> OdooSink:
 
 
 def test_scrap_of_a_bad_part_scraps_its_components_from_the_orders_location(odoo, tmp_path):
-    """As Odoo's own MO scrap during production: the open components, per part, booked on the order."""
+    """As Odoo's own MO scrap during production: the open components, per part, booked on the order;
+    the scrap events of one batch make one scrap per component with their summed quantity."""
     store = Store(tmp_path / "s", sinks=["odoo"])
-    store.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
+    s1, s2 = _ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})
+    store.append([s1, s2])
     sink = _deliver_all(odoo.url, store)
     rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]],
                              {"fields": ["scrap_qty", "state", "production_id", "workorder_id", "product_id",
                                          "location_id", "origin"]}))
     got = sorted((r["product_id"][1], r["scrap_qty"]) for r in rows)
-    assert got == [("[SCREW-M4] Screw M4", 4.0), ("[SCREW-M4] Screw M4", 8.0),
-                   ("[STEEL-BAR] Steel Bar", 1.0), ("[STEEL-BAR] Steel Bar", 2.0)]
+    assert got == [("[SCREW-M4] Screw M4", 12.0), ("[STEEL-BAR] Steel Bar", 3.0)]
     assert all(r["state"] == "done" and r["production_id"][1] == "WH/MO/00001" and r["workorder_id"]
-               and r["location_id"][1] == "WH/Stock" for r in rows)
+               and r["location_id"][1] == "WH/Stock" and r["origin"] == f"linebridge {s1['id']} {s2['id']}"
+               for r in rows)
     assert sink.stats.delivered == 2 and sink.stats.dead_lettered == 0
-    assert sink.client.calls <= 12  # one load for all four scraps, not one per event
-    # delivered again (a crash before the acknowledgement): the same four scraps, by external id
+    assert sink.client.calls <= 12  # one load for both scraps, not one per event
+    # delivered again (a crash before the acknowledgement): the same two scraps, found by their origin
     again = Store(tmp_path / "again", sinks=["odoo"])
-    again.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
+    again.append([s1, s2])
     assert _deliver_all(odoo.url, again).stats.delivered == 2
-    assert len(asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["id"]}))) == 4
+    assert len(asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["id"]}))) == 2
+
+
+class _AnswerLost:
+    """An Odoo client whose `nth` call of `method` (from 0) reaches Odoo and commits there, but its answer
+    is lost (the connection drops): what a gateway killed between Odoo's commit and its ack sees."""
+
+    def __init__(self, inner, method: str, nth: int) -> None:
+        self.inner, self.method, self.left = inner, method, nth
+
+    async def execute_kw(self, model, method, args, kwargs=None):
+        result = await self.inner.execute_kw(model, method, args, kwargs)
+        if method == self.method:
+            self.left -= 1
+            if self.left < 0:
+                raise DeliveryError("connection lost after Odoo committed (test)")
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _scraps(url: str) -> dict[str, float]:
+    rows = asyncio.run(_call(url, "stock.scrap", "search_read", [[["state", "=", "done"]]],
+                             {"fields": ["scrap_qty", "product_id"]}))
+    out: dict[str, float] = {}
+    for r in rows:
+        out[r["product_id"][1]] = out.get(r["product_id"][1], 0.0) + r["scrap_qty"]
+    return out
+
+
+@pytest.mark.parametrize("crash_at", [("load", 0), ("action_validate", 0), ("action_validate", 1)])
+def test_a_merged_scrap_is_exactly_once_across_a_crash_before_the_acknowledgement(odoo, tmp_path, crash_at):
+    """Odoo made (and maybe validated) the merged scraps, the gateway died before acknowledging:
+    the next pass, with more scrap events behind them, scraps every event once and the sums are exact."""
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    first = [_ev("scrap", f"a{i}", {"quantity": q}) for i, q in enumerate((2, 1, 3))]
+    store.append(first)
+
+    async def crash():
+        sink = OdooSink(_cfg(odoo.url), store)
+        sink.client.inner = _AnswerLost(sink.client.inner, *crash_at)
+        with pytest.raises(DeliveryError):
+            await sink.deliver(store.read("odoo", 100))
+        await sink.raw_client.close()
+    asyncio.run(crash())
+    assert store.backlog("odoo") == 3  # nothing acknowledged
+    store.append([_ev("scrap", "b0", {"quantity": 4})])
+    sink = _deliver_all(odoo.url, store)
+    assert store.backlog("odoo") == 0 and sink.stats.dead_lettered == 0
+    assert _scraps(odoo.url) == {"[STEEL-BAR] Steel Bar": 10.0, "[SCREW-M4] Screw M4": 40.0}
+    rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["origin", "state"]}))
+    assert all(r["state"] == "done" for r in rows)
+    # each event named by exactly one scrap per component
+    named = sorted(eid for r in rows for eid in r["origin"].split()[1:])
+    assert named == sorted(2 * [e["id"] for e in first] + 2 * [_ev("scrap", "b0", {})["id"]])
+    # and one event coming back alone (a smaller batch) is acknowledged with its scraps, not scrapped again
+    again = Store(tmp_path / "again", sinks=["odoo"])
+    again.append([first[1]])
+    assert _deliver_all(odoo.url, again).stats.delivered == 1
+    assert _scraps(odoo.url) == {"[STEEL-BAR] Steel Bar": 10.0, "[SCREW-M4] Screw M4": 40.0}
 
 
 def test_scrap_while_the_finished_product_has_no_stock_needs_no_wizard_and_no_negative_stock(odoo, tmp_path):
