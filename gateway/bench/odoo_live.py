@@ -11,7 +11,7 @@ odoo check` asks; use a test database, the bench writes to it):
   is stored first, then drained; events per second from the sink's start to
   an empty backlog. Dead letters count as drained and are reported apart.
 - `alarm_p95_ms` (and p50, max): while production events keep flowing (one
-  every `--production-interval` s), an alarm with a new code is stored every
+  every `--production-interval` s), an alarm with a code no run used before is stored every
   `--alarm-interval` s; the time from its append to the moment its
   maintenance request is readable in Odoo (its external id `linebridge.<event
   id>`, polled over a separate connection) is one sample.
@@ -142,9 +142,11 @@ async def _alarms(cfg: OdooSinkConfig, root: Path, machine: str, samples: int, a
 
     producer = asyncio.create_task(produce())
     out: list[float] = []
+    # codes no earlier run used: an open request of the same code would take the alarm without a new record
+    base = 10_000 + random.randrange(10**6) * 1000
     try:
         for i in range(samples):
-            ev = feed.event("alarm", "alarm", {"code": 9000 + i, "state": "raised"})
+            ev = feed.event("alarm", "alarm", {"code": base + i, "state": "raised"})
             t0 = time.perf_counter()
             await asyncio.to_thread(store.append, [ev])
             sink.wake.set()

@@ -186,6 +186,67 @@ def test_downtime_opens_and_closes_a_productivity_log_with_the_codes_loss(odoo, 
     assert log["date_end"] == "2026-11-23 09:00:00"
 
 
+class _Counted:
+    """An Odoo client that counts its calls per `model.method`."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, {}
+
+    async def execute_kw(self, model, method, args, kwargs=None):
+        self.calls[f"{model}.{method}"] = self.calls.get(f"{model}.{method}", 0) + 1
+        return await self.inner.execute_kw(model, method, args, kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_backlog_of_downtimes_and_alarms_costs_a_few_calls_not_one_per_event(odoo, tmp_path):
+    """Ten alarms with their downtimes, and one downtime still open from before: the logs are made
+    closed in one `load`, the open one closed in one more, the requests' lookup is one search."""
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    old = _ev("downtime_start", "old", {"code": 101})
+    store.append([old])
+    _deliver_all(odoo.url, store)
+    events = [_ev("downtime_end", "olde", {"code": 101, "start_event_id": old["id"], "duration_s": 60},
+                  ts="2026-11-23T07:01:00.000Z")]
+    for i in range(10):
+        start = _ev("downtime_start", f"d{i}", {"code": 101 + i % 3}, ts=f"2026-11-23T08:{i:02d}:00.000Z")
+        events += [_ev("alarm", f"a{i}", {"code": 101 + i % 3, "state": "raised"}), start,
+                   _ev("downtime_end", f"e{i}", {"code": 101 + i % 3, "start_event_id": start["id"],
+                                                 "duration_s": 30}, ts=f"2026-11-23T08:{i:02d}:30.000Z")]
+    store.append(events)
+
+    async def go():
+        sink = OdooSink(_cfg(odoo.url), store)
+        counted = sink.client.inner = _Counted(sink.client.inner)
+        await sink.deliver(store.read("odoo", 100))
+        await sink.raw_client.close()
+        return sink, counted.calls
+    sink, calls = asyncio.run(go())
+    assert store.backlog("odoo") == 0 and sink.stats.dead_lettered == 0
+    logs = asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]],
+                             {"fields": ["date_start", "date_end"], "order": "id"}))
+    assert [(r["date_start"], r["date_end"]) for r in logs] == \
+        [("2026-11-23 07:00:00", "2026-11-23 07:01:00")] + \
+        [(f"2026-11-23 08:{i:02d}:00", f"2026-11-23 08:{i:02d}:30") for i in range(10)]
+    requests = asyncio.run(_call(odoo.url, "maintenance.request", "search_read", [[]], {"fields": ["name"]}))
+    assert len(requests) == 3  # one open request per code
+    assert calls.get("mrp.workcenter.productivity.load") == 2 and "mrp.workcenter.productivity.write" not in calls
+    assert calls.get("maintenance.request.search_read") == 1 and calls.get("maintenance.request.load") == 1
+
+
+def test_an_end_whose_start_could_not_be_delivered_in_the_same_pass_is_a_dead_letter_too(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    start = _ev("downtime_start", "x", {"code": 101}, ctx={**CTX, "work_center": "NOPE"})
+    end = _ev("downtime_end", "xe", {"code": 101, "start_event_id": start["id"], "duration_s": 5},
+              ctx={**CTX, "work_center": "NOPE"})
+    store.append([start, end])
+    _deliver_all(odoo.url, store)
+    letters = store.dead_letters("odoo")
+    assert sorted(d["event"]["kind"] for d in letters) == ["downtime_end", "downtime_start"]
+    assert asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]], {"fields": ["id"]})) == []
+
+
 def test_a_downtime_start_delivered_twice_opens_one_log(odoo, tmp_path):
     store = Store(tmp_path / "s", sinks=["odoo"])
     start = _ev("downtime_start", "d1", {"code": 7})
