@@ -6,7 +6,7 @@
 starts the built Odoo of that version with the plant's master data and an
 order of `--parts`, then writes the work order's `qty_producing` the way the
 Odoo sink does (`mrp.workorder.write`, an absolute count, then the merge of the
-order's component move lines, `gateway/sinks/odoo/movelines.py`; `--no-merge`
+order's component move lines, every tenth write, `gateway/sinks/odoo/movelines.py`; `--no-merge`
 writes only, as the sink did before) every `--step` parts up to `--parts` (a gateway writing on every poll of a machine
 making 3 parts/s writes every ~1.5 parts). Odoo's werkzeug log line of each
 request carries its SQL query count, SQL time and Python time; the report
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.sinks.odoo.movelines import MoveLines
+from gateway.sinks.odoo.movelines import MERGE_EVERY, MoveLines
 from gateway.sinks.odoo.protocol import LazyClient
 from tests.real_odoo.harness import OdooServer, find_peer
 from tests.real_odoo.masterdata import prepare
@@ -47,12 +47,14 @@ def _requests(log: Path, seen: int) -> tuple[int, list[tuple[int, float, float]]
     return len(lines), found
 
 
-async def _write_as_the_sink(client: Any, lines: MoveLines | None, wo: int, production: int, qty: float) -> float:
-    """The count write and, unless `lines` is None, the move lines' merge after it; its wall seconds."""
+async def _write_as_the_sink(client: Any, lines: MoveLines | None, wo: int, production: int, qty: float,
+                             n: int) -> float:
+    """The `n`-th count write and, unless `lines` is None, after every MERGE_EVERY-th the move lines' merge;
+    the write's wall seconds."""
     t0 = time.perf_counter()
     await client.execute_kw("mrp.workorder", "write", [[wo], {"qty_producing": qty}])
     wall = time.perf_counter() - t0
-    if lines is not None:
+    if lines is not None and n % MERGE_EVERY == 0:
         await lines.compact(production)
     return wall
 
@@ -79,7 +81,7 @@ def measure(version: str, parts: int, step: int, merge: bool = True) -> dict[str
                 seen, _ = _requests(server.log_path, 0)
                 marks = {max(step, (parts * i // 10) // step * step) for i in range(1, 11)} | {step, parts // step * step}
                 for qty in range(step, parts + 1, step):
-                    wall = await _write_as_the_sink(client, lines, wo, plant.production, qty)
+                    wall = await _write_as_the_sink(client, lines, wo, plant.production, qty, qty // step)
                     if qty in marks:
                         await asyncio.sleep(0.05)  # the log line is written after the reply
                         seen, reqs = _requests(server.log_path, seen)

@@ -5,13 +5,15 @@ Odoo (17: `stock.move._set_quantity_done_prepare_vals`) books a higher
 its quantity and adding one line for the difference, and every later write
 rewrites all those lines: one more line per write, so a write's cost grows
 with the writes made before it (hundreds of SQL queries more after a few
-hundred writes) and an order's total cost is quadratic. After each count
-write, the lines of each open component move that differ in nothing but their
+hundred writes) and an order's total cost is quadratic. After every
+`MERGE_EVERY`-th count write of a work order, the lines of each open component move that differ in nothing but their
 quantity (same locations, lot, packages, owner, unit, picked) are merged into
 the first of them: the others are removed first (their reservation released),
 then the first takes their sum, in one `write` of the move. The move's
-quantity, reservation and picked state are what they were; the next write
-meets one line per move, whatever the order's size.
+quantity, reservation and picked state are what they were; a write meets at
+most `MERGE_EVERY` lines per move, whatever the order's size. Merging every
+write would cost more calls than the lines it saves (and lengthen the count
+write a restarted Odoo waits for); every tenth keeps the cost flat.
 
 Where Odoo has no move lines on `stock.move` (the sandbox), nothing is done. A
 failure to merge is logged and left: the count itself was written, only the
@@ -26,6 +28,8 @@ from gateway.errors import DeliveryError
 
 log = logging.getLogger("linebridge.sinks.odoo")
 
+#: count writes of a work order between two merges of its order's move lines
+MERGE_EVERY = 10
 #: what must be equal for two move lines to be one
 SAME = ("location_id", "location_dest_id", "lot_id", "package_id", "result_package_id", "owner_id",
         "product_uom_id", "picked")
