@@ -11,10 +11,13 @@ odoo check` asks; use a test database, the bench writes to it):
   is stored first, then drained; events per second from the sink's start to
   an empty backlog. Dead letters count as drained and are reported apart.
 - `alarm_p95_ms` (and p50, max): while production events keep flowing (one
-  every `--production-interval` s), an alarm with a new code is stored every
+  every `--production-interval` s), an alarm with a code no run used before is stored every
   `--alarm-interval` s; the time from its append to the moment its
   maintenance request is readable in Odoo (its external id `linebridge.<event
   id>`, polled over a separate connection) is one sample.
+
+The drain also reports its Odoo calls per `model.method` (count, seconds), so
+a slow drain names the operation that costs.
 """
 from __future__ import annotations
 
@@ -72,10 +75,37 @@ class Feed:
         return out
 
 
+class Timed:
+    """An Odoo client that adds up, per `model.method`, how many calls were made and their seconds."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: dict[str, list[float]] = {}
+
+    async def execute_kw(self, model: str, method: str, args: list[Any],
+                         kwargs: dict[str, Any] | None = None) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await self.inner.execute_kw(model, method, args, kwargs)
+        finally:
+            tally = self.calls.setdefault(f"{model}.{method}", [0, 0.0])
+            tally[0] += 1
+            tally[1] += time.perf_counter() - t0
+
+    def report(self) -> dict[str, dict[str, float]]:
+        """`model.method` -> calls, seconds, ms per call; the costliest first."""
+        return {name: {"calls": n, "seconds": round(s, 2), "ms_per_call": round(1000 * s / n, 1)}
+                for name, (n, s) in sorted(self.calls.items(), key=lambda kv: -kv[1][1])}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 async def _drain(cfg: OdooSinkConfig, root: Path, events: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
     store = Store(root / "drain", sinks=["odoo"])
     store.append(events)
     sink = OdooSink(cfg, store)
+    timed = sink.client.inner = Timed(sink.client.inner)
     stop = asyncio.Event()
     t0 = time.perf_counter()
     task = asyncio.create_task(sink.run(stop))
@@ -91,7 +121,7 @@ async def _drain(cfg: OdooSinkConfig, root: Path, events: list[dict[str, Any]], 
     store.close()
     return {"events": len(events), "seconds": round(elapsed, 2), "left": left,
             "events_per_s": round((len(events) - left) / elapsed, 1),
-            "delivered": stats.delivered, "dead_letters": stats.dead_lettered}
+            "delivered": stats.delivered, "dead_letters": stats.dead_lettered, "calls": timed.report()}
 
 
 async def _alarms(cfg: OdooSinkConfig, root: Path, machine: str, samples: int, alarm_every: float,
@@ -112,9 +142,11 @@ async def _alarms(cfg: OdooSinkConfig, root: Path, machine: str, samples: int, a
 
     producer = asyncio.create_task(produce())
     out: list[float] = []
+    # codes no earlier run used: an open request of the same code would take the alarm without a new record
+    base = 10_000 + random.randrange(10**6) * 1000
     try:
         for i in range(samples):
-            ev = feed.event("alarm", "alarm", {"code": 9000 + i, "state": "raised"})
+            ev = feed.event("alarm", "alarm", {"code": base + i, "state": "raised"})
             t0 = time.perf_counter()
             await asyncio.to_thread(store.append, [ev])
             sink.wake.set()

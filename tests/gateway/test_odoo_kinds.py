@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from gateway.config import AlarmCode, OdooSinkConfig
+from gateway.errors import DeliveryError
 from gateway.events import Event, event_id
 from gateway.sandbox.odoo import OdooSandbox
 from gateway.sinks.odoo import OdooClient, OdooSink
@@ -52,25 +53,87 @@ def _deliver_all(url: str, store: Store, times: int = 1, **kw) -> OdooSink:
 
 
 def test_scrap_of_a_bad_part_scraps_its_components_from_the_orders_location(odoo, tmp_path):
-    """As Odoo's own MO scrap during production: the open components, per part, booked on the order."""
+    """As Odoo's own MO scrap during production: the open components, per part, booked on the order;
+    the scrap events of one batch make one scrap per component with their summed quantity."""
     store = Store(tmp_path / "s", sinks=["odoo"])
-    store.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
+    s1, s2 = _ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})
+    store.append([s1, s2])
     sink = _deliver_all(odoo.url, store)
     rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]],
                              {"fields": ["scrap_qty", "state", "production_id", "workorder_id", "product_id",
                                          "location_id", "origin"]}))
     got = sorted((r["product_id"][1], r["scrap_qty"]) for r in rows)
-    assert got == [("[SCREW-M4] Screw M4", 4.0), ("[SCREW-M4] Screw M4", 8.0),
-                   ("[STEEL-BAR] Steel Bar", 1.0), ("[STEEL-BAR] Steel Bar", 2.0)]
+    assert got == [("[SCREW-M4] Screw M4", 12.0), ("[STEEL-BAR] Steel Bar", 3.0)]
     assert all(r["state"] == "done" and r["production_id"][1] == "WH/MO/00001" and r["workorder_id"]
-               and r["location_id"][1] == "WH/Stock" for r in rows)
+               and r["location_id"][1] == "WH/Stock" and r["origin"] == f"linebridge {s1['id']} {s2['id']}"
+               for r in rows)
     assert sink.stats.delivered == 2 and sink.stats.dead_lettered == 0
-    assert sink.client.calls <= 12  # one load for all four scraps, not one per event
-    # delivered again (a crash before the acknowledgement): the same four scraps, by external id
+    assert sink.client.calls <= 12  # one load for both scraps, not one per event
+    # delivered again (a crash before the acknowledgement): the same two scraps, found by their origin
     again = Store(tmp_path / "again", sinks=["odoo"])
-    again.append([_ev("scrap", "s1", {"quantity": 2}), _ev("scrap", "s2", {"quantity": 1})])
+    again.append([s1, s2])
     assert _deliver_all(odoo.url, again).stats.delivered == 2
-    assert len(asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["id"]}))) == 4
+    assert len(asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["id"]}))) == 2
+
+
+class _AnswerLost:
+    """An Odoo client whose `nth` call of `method` (from 0) reaches Odoo and commits there, but its answer
+    is lost (the connection drops): what a gateway killed between Odoo's commit and its ack sees."""
+
+    def __init__(self, inner, method: str, nth: int) -> None:
+        self.inner, self.method, self.left = inner, method, nth
+
+    async def execute_kw(self, model, method, args, kwargs=None):
+        result = await self.inner.execute_kw(model, method, args, kwargs)
+        if method == self.method:
+            self.left -= 1
+            if self.left < 0:
+                raise DeliveryError("connection lost after Odoo committed (test)")
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _scraps(url: str) -> dict[str, float]:
+    rows = asyncio.run(_call(url, "stock.scrap", "search_read", [[["state", "=", "done"]]],
+                             {"fields": ["scrap_qty", "product_id"]}))
+    out: dict[str, float] = {}
+    for r in rows:
+        out[r["product_id"][1]] = out.get(r["product_id"][1], 0.0) + r["scrap_qty"]
+    return out
+
+
+@pytest.mark.parametrize("crash_at", [("load", 0), ("action_validate", 0), ("action_validate", 1)])
+def test_a_merged_scrap_is_exactly_once_across_a_crash_before_the_acknowledgement(odoo, tmp_path, crash_at):
+    """Odoo made (and maybe validated) the merged scraps, the gateway died before acknowledging:
+    the next pass, with more scrap events behind them, scraps every event once and the sums are exact."""
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    first = [_ev("scrap", f"a{i}", {"quantity": q}) for i, q in enumerate((2, 1, 3))]
+    store.append(first)
+
+    async def crash():
+        sink = OdooSink(_cfg(odoo.url), store)
+        sink.client.inner = _AnswerLost(sink.client.inner, *crash_at)
+        with pytest.raises(DeliveryError):
+            await sink.deliver(store.read("odoo", 100))
+        await sink.raw_client.close()
+    asyncio.run(crash())
+    assert store.backlog("odoo") == 3  # nothing acknowledged
+    store.append([_ev("scrap", "b0", {"quantity": 4})])
+    sink = _deliver_all(odoo.url, store)
+    assert store.backlog("odoo") == 0 and sink.stats.dead_lettered == 0
+    assert _scraps(odoo.url) == {"[STEEL-BAR] Steel Bar": 10.0, "[SCREW-M4] Screw M4": 40.0}
+    rows = asyncio.run(_call(odoo.url, "stock.scrap", "search_read", [[]], {"fields": ["origin", "state"]}))
+    assert all(r["state"] == "done" for r in rows)
+    # each event named by exactly one scrap per component
+    named = sorted(eid for r in rows for eid in r["origin"].split()[1:])
+    assert named == sorted(2 * [e["id"] for e in first] + 2 * [_ev("scrap", "b0", {})["id"]])
+    # and one event coming back alone (a smaller batch) is acknowledged with its scraps, not scrapped again
+    again = Store(tmp_path / "again", sinks=["odoo"])
+    again.append([first[1]])
+    assert _deliver_all(odoo.url, again).stats.delivered == 1
+    assert _scraps(odoo.url) == {"[STEEL-BAR] Steel Bar": 10.0, "[SCREW-M4] Screw M4": 40.0}
 
 
 def test_scrap_while_the_finished_product_has_no_stock_needs_no_wizard_and_no_negative_stock(odoo, tmp_path):
@@ -121,6 +184,67 @@ def test_downtime_opens_and_closes_a_productivity_log_with_the_codes_loss(odoo, 
     (log,) = asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]],
                                {"fields": ["date_end", "duration"]}))
     assert log["date_end"] == "2026-11-23 09:00:00"
+
+
+class _Counted:
+    """An Odoo client that counts its calls per `model.method`."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, {}
+
+    async def execute_kw(self, model, method, args, kwargs=None):
+        self.calls[f"{model}.{method}"] = self.calls.get(f"{model}.{method}", 0) + 1
+        return await self.inner.execute_kw(model, method, args, kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_backlog_of_downtimes_and_alarms_costs_a_few_calls_not_one_per_event(odoo, tmp_path):
+    """Ten alarms with their downtimes, and one downtime still open from before: the logs are made
+    closed in one `load`, the open one closed in one more, the requests' lookup is one search."""
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    old = _ev("downtime_start", "old", {"code": 101})
+    store.append([old])
+    _deliver_all(odoo.url, store)
+    events = [_ev("downtime_end", "olde", {"code": 101, "start_event_id": old["id"], "duration_s": 60},
+                  ts="2026-11-23T07:01:00.000Z")]
+    for i in range(10):
+        start = _ev("downtime_start", f"d{i}", {"code": 101 + i % 3}, ts=f"2026-11-23T08:{i:02d}:00.000Z")
+        events += [_ev("alarm", f"a{i}", {"code": 101 + i % 3, "state": "raised"}), start,
+                   _ev("downtime_end", f"e{i}", {"code": 101 + i % 3, "start_event_id": start["id"],
+                                                 "duration_s": 30}, ts=f"2026-11-23T08:{i:02d}:30.000Z")]
+    store.append(events)
+
+    async def go():
+        sink = OdooSink(_cfg(odoo.url), store)
+        counted = sink.client.inner = _Counted(sink.client.inner)
+        await sink.deliver(store.read("odoo", 100))
+        await sink.raw_client.close()
+        return sink, counted.calls
+    sink, calls = asyncio.run(go())
+    assert store.backlog("odoo") == 0 and sink.stats.dead_lettered == 0
+    logs = asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]],
+                             {"fields": ["date_start", "date_end"], "order": "id"}))
+    assert [(r["date_start"], r["date_end"]) for r in logs] == \
+        [("2026-11-23 07:00:00", "2026-11-23 07:01:00")] + \
+        [(f"2026-11-23 08:{i:02d}:00", f"2026-11-23 08:{i:02d}:30") for i in range(10)]
+    requests = asyncio.run(_call(odoo.url, "maintenance.request", "search_read", [[]], {"fields": ["name"]}))
+    assert len(requests) == 3  # one open request per code
+    assert calls.get("mrp.workcenter.productivity.load") == 2 and "mrp.workcenter.productivity.write" not in calls
+    assert calls.get("maintenance.request.search_read") == 1 and calls.get("maintenance.request.load") == 1
+
+
+def test_an_end_whose_start_could_not_be_delivered_in_the_same_pass_is_a_dead_letter_too(odoo, tmp_path):
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    start = _ev("downtime_start", "x", {"code": 101}, ctx={**CTX, "work_center": "NOPE"})
+    end = _ev("downtime_end", "xe", {"code": 101, "start_event_id": start["id"], "duration_s": 5},
+              ctx={**CTX, "work_center": "NOPE"})
+    store.append([start, end])
+    _deliver_all(odoo.url, store)
+    letters = store.dead_letters("odoo")
+    assert sorted(d["event"]["kind"] for d in letters) == ["downtime_end", "downtime_start"]
+    assert asyncio.run(_call(odoo.url, "mrp.workcenter.productivity", "search_read", [[]], {"fields": ["id"]})) == []
 
 
 def test_a_downtime_start_delivered_twice_opens_one_log(odoo, tmp_path):

@@ -27,7 +27,9 @@ from gateway.sinks.odoo.masterdata import MasterData
 
 #: model -> operations, per event kind the configuration produces
 NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "production": {"mrp.workcenter": ("read",), "mrp.workorder": ("read", "write")},
+    # stock.move: the merge of the order's component move lines every tenth count write (`movelines`); the
+    # move lines themselves Odoo's own qty_producing write already needs
+    "production": {"mrp.workcenter": ("read",), "mrp.workorder": ("read", "write"), "stock.move": ("read", "write")},
     "scrap": {"mrp.workorder": ("read",), "stock.scrap": ("read", "create", "write"), "stock.location": ("read",),
               "mrp.production": ("read",), "stock.move": ("read",), "product.product": ("read",)},
     "downtime_start": {"mrp.workcenter": ("read",), "mrp.workcenter.productivity": ("read", "create", "write"),

@@ -6,7 +6,8 @@ request (stage not done) already exists for that equipment and code, the event
 is recorded against it and nothing new is created, so a flapping alarm does not
 bury the maintenance team. Otherwise the request is created through `load`
 keyed by the event's external id, so a retry finds it. The priority comes from
-the code's configuration.
+the code's configuration. The open requests of every equipment and code of a
+batch are read in one search.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class MaintenancePoster:
         rows: list[tuple[Stored, list[str]]] = []
         first_of: dict[tuple[int, str], Stored] = {}
         followers: list[tuple[Stored, tuple[int, str]]] = []
+        keyed: list[tuple[Stored, tuple[int, str]]] = []
         for stored in items:
             ev = stored.event
             try:
@@ -49,24 +51,24 @@ class MaintenancePoster:
             except PermanentDeliveryError as exc:
                 out.fail(stored, str(exc))
                 continue
-            code = str(ev["data"].get("code") or ev["kind"])
-            key = (eq, code)
+            keyed.append((stored, (eq, str(ev["data"].get("code") or ev["kind"]))))
+        found = await self._open_requests({key for _, key in keyed})
+        for stored, key in keyed:
+            ev = stored.event
+            eq, code = key
             if key in first_of:
                 followers.append((stored, key))
                 continue
-            found = await self.client.execute_kw(
-                "maintenance.request", "search_read",
-                [[["equipment_id", "=", eq], ["done", "=", False], ["name", "=like", f"[{code}]%"]]],
-                {"fields": ["name"], "limit": 1, "order": "id asc"})
-            if found:
-                out.receipts[ev["id"]] = f"maintenance.request,{found[0]['id']}"
+            if key in found:
+                out.receipts[ev["id"]] = f"maintenance.request,{found[key]}"
                 log.info("event=delivered sink=%s model=maintenance.request id=%d state=already_open "
-                         "event_id=%s", self.sink, found[0]["id"], ev["id"])
+                         "event_id=%s", self.sink, found[key], ev["id"])
                 continue
             first_of[key] = stored
             spec = self.codes.get(int(code)) if code.isdigit() else None
             title = spec.title if spec else ("Maintenance due" if ev["kind"] == "maintenance_due" else "Alarm")
-            machine = (ev.get("context") or {}).get("machine", serial)
+            ctx = ev.get("context") or {}
+            machine = ctx.get("machine") or ctx.get("equipment")
             body = (f"<p>{html.escape(title)} on {html.escape(str(machine))} at {html.escape(ev['ts'])}, "
                     f"reported by Linebridge gateway {html.escape(ev['gateway'])} "
                     f"(event {html.escape(ev['id'])}).</p>")
@@ -84,3 +86,19 @@ class MaintenancePoster:
                 out.receipts[stored.event["id"]] = out.receipts[first]
             elif first in dead_ids:
                 out.fail(stored, f"the request for this alarm could not be created (see {first})")
+
+    async def _open_requests(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        """(equipment, code) -> its oldest open request, for all `keys` in one search."""
+        if not keys:
+            return {}
+        codes = sorted({code for _, code in keys})
+        domain: list[Any] = [["equipment_id", "in", sorted({eq for eq, _ in keys})], ["done", "=", False]]
+        domain += ["|"] * (len(codes) - 1) + [["name", "=like", f"[{code}]%"] for code in codes]
+        found: dict[tuple[int, str], int] = {}
+        for r in await self.client.execute_kw("maintenance.request", "search_read", [domain],
+                                              {"fields": ["name", "equipment_id"], "order": "id asc"}) or []:
+            name, eq = r.get("name") or "", (r.get("equipment_id") or [0])[0]
+            code = name[1:name.index("]")] if name.startswith("[") and "]" in name else None
+            if (eq, code) in keys:
+                found.setdefault((eq, code), r["id"])
+        return found

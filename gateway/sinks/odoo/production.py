@@ -9,8 +9,9 @@ a retried delivery writes the very same absolute value again and changes
 nothing.
 
 The count is written at most once per work order per `interval` seconds (each
-write adds a stock.move.line in Odoo, so a write per poll makes an order's cost
-quadratic in its size): the first count of an order at once, later counts once
+write adds a stock.move.line per component move in Odoo; after every tenth
+write the order's component move lines are merged again, see `movelines`, so
+a write's cost stays flat over the order): the first count of an order at once, later counts once
 the interval passed, by the sink's writer task beside the delivery loop
 (`flush(due_only=True)`), so an alarm never waits behind a count write; and
 every count still unwritten before anything that depends on it: a work order
@@ -36,6 +37,7 @@ from typing import Any, Callable
 from gateway.errors import DeliveryError, PermanentDeliveryError
 from gateway.sinks.odoo.batch import Outcome, held_as_suspect
 from gateway.sinks.odoo.masterdata import MasterData, WorkOrder
+from gateway.sinks.odoo.movelines import MERGE_EVERY, MoveLines
 from store.queue import Store, Stored
 
 log = logging.getLogger("linebridge.sinks.odoo")
@@ -86,6 +88,9 @@ class ProductionPoster:
         self._written_at: dict[int, float] = {}
         self._lock = asyncio.Lock()
         self.writes = 0
+        self.lines = MoveLines(client, sink)
+        #: work order id -> count writes since its order's move lines were last merged
+        self._since_merge: dict[int, int] = {}
 
     @property
     def unwritten_key(self) -> str:
@@ -188,11 +193,16 @@ class ProductionPoster:
 
     async def _write(self, wo: WorkOrder, qty: float) -> None:
         await self.client.execute_kw("mrp.workorder", "write", [[wo.id], {"qty_producing": qty}])
+        self._since_merge[wo.id] = self._since_merge.get(wo.id, 0) + 1
+        if self._since_merge[wo.id] >= MERGE_EVERY:  # a write's cost stays flat over the order (see movelines)
+            await self.lines.compact(wo.production_id)
+            self._since_merge[wo.id] = 0
         self._written_at[wo.id] = self.clock()
         self.writes += 1
         if len(self._written_at) > 1000:  # bounded: the oldest orders are long finished
             for old in sorted(self._written_at, key=self._written_at.__getitem__)[:500]:
                 del self._written_at[old]
+                self._since_merge.pop(old, None)
 
     async def flush(self, due_only: bool = False, workorder_id: int | None = None,
                     with_pending: bool = False) -> None:
