@@ -243,7 +243,7 @@ class Store(DeadLetters, Held, Inspection):
                 dups += 1
                 continue
             seen.add(eid)
-            body = json.dumps(dict(ev, seq=nxt), separators=(",", ":")).encode("utf-8")
+            body = encode(ev, nxt)
             rows[cls].append((_k(nxt), body))
             dedupe.append((eid, _k(nxt) + expiry))
             added[cls][0] += 1
@@ -447,6 +447,11 @@ class Store(DeadLetters, Held, Inspection):
 
     def close(self) -> None:
         self.env.close()
+
+
+def encode(event: Mapping[str, Any], seq: int) -> bytes:
+    """The stored bytes of `event` given sequence number `seq` (compact JSON, `seq` set)."""
+    return json.dumps(dict(event, seq=seq), separators=(",", ":")).encode("utf-8")
 
 
 def _event(value: bytes) -> Any:
