@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import json
+import json.encoder
 import threading
 import time
 from contextlib import contextmanager
@@ -454,6 +455,11 @@ class Store(DeadLetters, Held, Inspection):
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+# the C encoder behind `json.dumps`, made once (json makes one per call); None where json has no C part
+_C_ENCODER = (json.encoder.c_make_encoder(None, _ENCODER.default, json.encoder.c_encode_basestring_ascii, None,
+                                          ":", ",", False, False, True)
+              if json.encoder.c_make_encoder is not None and json.encoder.c_encode_basestring_ascii is not None
+              else None)
 
 
 def encode(event: Mapping[str, Any], seq: int) -> bytes:
@@ -464,7 +470,7 @@ def encode(event: Mapping[str, Any], seq: int) -> bytes:
     """
     if type(event) is not dict or "seq" in event or not event:
         return _ENCODER.encode(dict(event, seq=seq)).encode("utf-8")
-    text = _ENCODER.encode(event)
+    text = "".join(_C_ENCODER(event, 0)) if _C_ENCODER is not None else _ENCODER.encode(event)
     return f'{text[:-1]},"seq":{seq}}}'.encode("utf-8")
 
 
