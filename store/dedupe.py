@@ -39,8 +39,8 @@ import lmdb
 from store.layout import k, seq_of
 
 SLOTS = 256
-#: digests the sweep keeps in memory at most (about; a larger append moves more slots at once)
-RECENT = 16384
+#: digests the sweep keeps in memory at most (about: up to one append more)
+RECENT = 32768
 #: meta keys: the layout marker, and the seq below which every logged id is in `dedupe`
 MARKER = b"dedupe:digests"
 WATERMARK = b"dedupe:merged"
@@ -56,6 +56,7 @@ class Pending:
     """What one write transaction changed in memory; `Dedupe.apply` it once the transaction committed."""
 
     slot: int
+    credit: float
     added: set[bytes] = field(default_factory=set)
     dropped: set[bytes] = field(default_factory=set)
     merged: list[tuple[int, list[bytes]]] = field(default_factory=list)
@@ -69,6 +70,7 @@ class Dedupe:
         self.index, self.log, self.expiry, self.meta = dbs["dedupe"], dbs["dedupe_log"], dbs["dedupe_exp"], dbs["meta"]
         self.recent: list[set[bytes]] = [set() for _ in range(SLOTS)]
         self.slot = 0
+        self.credit = 0.0          # slots the sweep owes: RECENT new ids pay one round of SLOTS
         self.cycle_start = 0
 
     def open(self, txn: lmdb.Transaction, next_seq: int) -> None:
@@ -86,7 +88,7 @@ class Dedupe:
         self.cycle_start = next_seq
 
     def begin(self) -> Pending:
-        return Pending(self.slot)
+        return Pending(self.slot, self.credit)
 
     def known(self, txn: lmdb.Transaction, pending: Pending, d: bytes) -> bool:
         if d in pending.added:
@@ -103,7 +105,9 @@ class Dedupe:
         txn.put(k(first_seq), b"".join(digests), db=self.log, append=True)
         txn.put(k(expiry_ms) + k(first_seq), b"", db=self.expiry)
         pending.added.update(digests)
-        for _ in range(-(-SLOTS * len(digests) // RECENT)):
+        pending.credit += SLOTS * len(digests) / RECENT
+        while pending.credit >= 1.0:
+            pending.credit -= 1.0
             slot = pending.slot
             moving = sorted(self.recent[slot] - pending.dropped)
             if moving:
@@ -139,6 +143,7 @@ class Dedupe:
         for d in pending.added:         # after the drops: an id expired and appended again in one transaction
             recent[d[0]].add(d)
         self.slot = pending.slot
+        self.credit = pending.credit
         if pending.cycle_start is not None:
             self.cycle_start = pending.cycle_start
 
