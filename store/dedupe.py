@@ -83,7 +83,7 @@ class Dedupe:
         cur = txn.cursor(db=self.log)
         if cur.set_range(raw or k(0)):
             for value in cur.iternext(keys=False, values=True):
-                for d in _split(value):
+                for d in _split(bytes(value)):
                     self.recent[d[0]].add(d)
         self.cycle_start = next_seq
 
@@ -123,9 +123,9 @@ class Dedupe:
         cur = txn.cursor(db=self.expiry)
         limit_key = k(now_ms)
         n = 0
-        while n < limit and cur.first() and cur.key()[:8] < limit_key:
-            row = cur.key()[8:]
-            gone = _split(txn.pop(row, db=self.log) or b"")
+        while n < limit and cur.first() and bytes(cur.key()[:8]) < limit_key:
+            row = bytes(cur.key()[8:])
+            gone = _split(bytes(txn.pop(row, db=self.log) or b""))
             for d in gone:
                 txn.delete(d, db=self.index)
                 pending.dropped.add(d)

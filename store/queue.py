@@ -462,10 +462,10 @@ class Store(DeadLetters, Held, Inspection):
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 # the C encoder behind `json.dumps`, made once (json makes one per call); None where json has no C part
-_C_ENCODER = (json.encoder.c_make_encoder(None, _ENCODER.default, json.encoder.c_encode_basestring_ascii, None,
-                                          ":", ",", False, False, True)
-              if json.encoder.c_make_encoder is not None and json.encoder.c_encode_basestring_ascii is not None
-              else None)
+_make = getattr(json.encoder, "c_make_encoder", None)
+_ascii = getattr(json.encoder, "c_encode_basestring_ascii", None)
+_C_ENCODER: Any = (_make(None, _ENCODER.default, _ascii, None, ":", ",", False, False, True)
+                   if _make is not None and _ascii is not None else None)
 
 
 def encode(event: Mapping[str, Any], seq: int) -> bytes:
