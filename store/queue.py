@@ -9,7 +9,8 @@ One LMDB environment under the state directory holds named databases:
 - `held`      `sink NUL seq` -> an event the sink set aside to wait in its lane (see `store.held`)
 - `state`     key -> bytes: rule, sink and driver state that must move in the same
               transaction as the events they produced or acknowledged
-- `dedupe`, `dedupe_exp`  intake duplicate suppression by event id, with expiry
+- `dedupe`, `dedupe_log`, `dedupe_exp`  intake duplicate suppression by event id, with expiry
+  (see `store.dedupe`)
 - `journal`   the hash-chained delivery record (see `store.journal`)
 - `meta`      schema version, next seq, per-class counts and bytes, drop counters
 
@@ -26,7 +27,10 @@ same store read-only (`readonly=True`) while the gateway runs.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
+import json.encoder
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -37,15 +41,18 @@ from typing import Any, Iterable, Iterator, Mapping
 import lmdb
 
 from store import counts, journal
+from store.dedupe import Dedupe, Pending
 from store.deadletters import DeadLetters
 from store.held import Held, HeldEvent
 from store.views import Inspection
-from store.layout import CLASSES, Quota, event_class, k as _k, seq_of as _seq
+from store.layout import CLASSES, TELEMETRY_KINDS, Quota, event_class, k as _k, seq_of as _seq
 
 __all__ = ["AppendResult", "BacklogFull", "CLASSES", "HeldEvent", "Quota", "Store", "StoreError", "StoreFull",
            "StoreOptions", "Stored", "event_class"]
 
 SCHEMA_VERSION = b"2"
+_pack = struct.Struct(">Q").pack          # store.layout.k without the call
+_blake2b = hashlib.blake2b               # store.dedupe.digest, inline in the append loop
 _DEDUPE_PRUNE_PER_TXN = 1000
 
 
@@ -127,15 +134,21 @@ class Store(DeadLetters, Held, Inspection):
             self._db = {n: self.env.open_db(n.encode(), create=create) for n in names}
         except lmdb.NotFoundError as exc:
             raise StoreError(f"{self.path} is not a Linebridge store (or an older layout): {exc}") from exc
-        try:  # added in schema 2's lifetime: a read-only view of an older store has none (nothing held)
-            self._db["held"] = self.env.open_db(b"held", create=create)
-        except lmdb.NotFoundError:
-            pass
+        for name in ("held", "dedupe_log"):  # added in schema 2's lifetime: a read-only view of an older store has none
+            try:
+                self._db[name] = self.env.open_db(name.encode(), create=create)
+            except lmdb.NotFoundError:
+                pass
+        self._dedupe: Dedupe | None = None
+        self._pending: Pending | None = None
         if not readonly:
+            self._dedupe = Dedupe(self._db)
             with self.env.begin(write=True) as txn:
                 txn.put(b"schema", SCHEMA_VERSION, db=self._db["meta"], overwrite=False)
                 if txn.get(counts.MARKER, db=self._db["meta"]) is None:
                     counts.recount(txn, self._db, self._all_cursors(txn))   # a store of an older version
+                raw = txn.get(b"next_seq", db=self._db["meta"])
+                self._dedupe.open(txn, _seq(raw) if raw else 1)
 
     def _all_cursors(self, txn: lmdb.Transaction) -> dict[tuple[str, str], int]:
         out = {}
@@ -180,8 +193,13 @@ class Store(DeadLetters, Held, Inspection):
         """Run `fn(txn)` in one durable write transaction, growing the map when it is full."""
         while True:
             try:
-                with self._lock, self._begin(write=True) as txn:
-                    return fn(txn)
+                with self._lock:
+                    pending = self._pending = self._dedupe.begin() if self._dedupe else None
+                    with self._begin(write=True) as txn:
+                        result = fn(txn)
+                    if pending is not None and self._dedupe is not None:   # committed: memory follows the disk
+                        self._dedupe.apply(pending)
+                    return result
             except lmdb.MapFullError as exc:
                 if not self._grow():
                     raise StoreFull(f"store map full at {self.path} "
@@ -223,39 +241,41 @@ class Store(DeadLetters, Held, Inspection):
                 state: Mapping[str, bytes]) -> AppendResult:
         meta = self._db["meta"]
         now = self.clock()
-        nxt = _seq(raw) if (raw := txn.get(b"next_seq", db=meta)) else 1
+        get = txn.get
+        nxt = first = _seq(raw) if (raw := get(b"next_seq", db=meta)) else 1
         seqs: list[int] = []
         dups = unrouted = evicted = 0
         added: dict[str, list[int]] = {c: [0, 0] for c in CLASSES}
-        expiry = _k(int((now + self.options.dedupe_ttl) * 1000))
         rows: dict[str, list[tuple[bytes, bytes]]] = {c: [] for c in CLASSES}
-        dedupe: list[tuple[bytes, bytes]] = []
+        digests: list[bytes] = []
         seen: set[bytes] = set()
-        get = txn.get
-        dedupe_db = self._db["dedupe"]
+        dedupe, pending = self._dedupe, self._pending
+        assert dedupe is not None and pending is not None, "append on a read-only store"
+        # the per-event loop, with its lookups bound once (see store.dedupe.Dedupe.known for the rule)
+        recent, fresh, dropped, index = dedupe.recent, pending.added, pending.dropped, dedupe.index
+        routed = {cls for wanted in self.sinks.values() for cls in wanted} if self.sinks else set(CLASSES)
         for ev in events:
-            cls = event_class(ev)
-            if self.sinks and not any(cls in wanted for wanted in self.sinks.values()):
+            cls = "telemetry" if ev.get("kind") in TELEMETRY_KINDS else "business"
+            if cls not in routed:
                 unrouted += 1
                 continue
-            eid = ev["id"].encode("utf-8")
-            if eid in seen or get(eid, db=dedupe_db) is not None:
+            d = _blake2b(ev["id"].encode("utf-8"), digest_size=16).digest()
+            if d in seen or d in fresh or (d not in dropped and (d in recent[d[0]] or get(d, db=index) is not None)):
                 dups += 1
                 continue
-            seen.add(eid)
-            body = json.dumps(dict(ev, seq=nxt), separators=(",", ":")).encode("utf-8")
-            rows[cls].append((_k(nxt), body))
-            dedupe.append((eid, _k(nxt) + expiry))
-            added[cls][0] += 1
-            added[cls][1] += len(body)
+            seen.add(d)
+            body = encode(ev, nxt)
+            rows[cls].append((_pack(nxt), body))
+            digests.append(d)
+            counted = added[cls]
+            counted[0] += 1
+            counted[1] += len(body)
             seqs.append(nxt)
             nxt += 1
         for cls, items in rows.items():
             if items:
                 txn.cursor(db=self._db[f"ev:{cls}"]).putmulti(items, append=True)
-        if dedupe:
-            txn.cursor(db=dedupe_db).putmulti(dedupe)
-            txn.cursor(db=self._db["dedupe_exp"]).putmulti([(expiry + eid, b"") for eid, _ in dedupe])
+        dedupe.add(txn, pending, first, int((now + self.options.dedupe_ttl) * 1000), digests)
         for cls, (count, size) in added.items():
             if count:
                 self._count(txn, cls, count, size)
@@ -263,7 +283,7 @@ class Store(DeadLetters, Held, Inspection):
         txn.put(b"next_seq", _k(nxt), db=meta)
         for key, value in state.items():
             txn.put(key.encode("utf-8"), value, db=self._db["state"])
-        self._prune_dedupe(txn, now)
+        dedupe.prune(txn, pending, int(now * 1000), _DEDUPE_PRUNE_PER_TXN)
         if unrouted:
             self._bump(txn, "unrouted", unrouted)
         return AppendResult(seqs, dups, evicted, unrouted)
@@ -310,15 +330,6 @@ class Store(DeadLetters, Held, Inspection):
         txn.put(f"usage:{cls}".encode(), json.dumps(usage).encode(), db=self._db["meta"])
         self._bump(txn, f"evicted:{cls}", evicted)
         return evicted
-
-    def _prune_dedupe(self, txn: lmdb.Transaction, now: float) -> None:
-        limit = _k(int(now * 1000))
-        cur = txn.cursor(db=self._db["dedupe_exp"])
-        n = 0
-        while n < _DEDUPE_PRUNE_PER_TXN and cur.first() and cur.key()[:8] < limit:
-            txn.delete(cur.key()[8:], db=self._db["dedupe"])
-            cur.delete()
-            n += 1
 
     def get_state(self, key: str) -> bytes | None:
         with self._reading() as txn:
@@ -447,6 +458,26 @@ class Store(DeadLetters, Held, Inspection):
 
     def close(self) -> None:
         self.env.close()
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# the C encoder behind `json.dumps`, made once (json makes one per call); None where json has no C part
+_make = getattr(json.encoder, "c_make_encoder", None)
+_ascii = getattr(json.encoder, "c_encode_basestring_ascii", None)
+_C_ENCODER: Any = (_make(None, _ENCODER.default, _ascii, None, ":", ",", False, False, True)
+                   if _make is not None and _ascii is not None else None)
+
+
+def encode(event: Mapping[str, Any], seq: int) -> bytes:
+    """The stored bytes of `event` given sequence number `seq` (compact JSON, `seq` last).
+
+    The same bytes as `json.dumps(dict(event, seq=seq), separators=(",", ":"))`
+    without copying the event: its own text with `seq` spliced in before the end.
+    """
+    if type(event) is not dict or "seq" in event or not event:
+        return _ENCODER.encode(dict(event, seq=seq)).encode("utf-8")
+    text = "".join(_C_ENCODER(event, 0)) if _C_ENCODER is not None else _ENCODER.encode(event)
+    return f'{text[:-1]},"seq":{seq}}}'.encode("utf-8")
 
 
 def _event(value: bytes) -> Any:

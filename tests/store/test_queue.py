@@ -1,12 +1,14 @@
 """The LMDB queue: durable append, per-sink cursors, atomic state, classes, quotas, dead letters."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given, strategies as st
 
-from store.queue import BacklogFull, Quota, Store, StoreError, StoreFull, StoreOptions
+from store.queue import BacklogFull, Quota, Store, StoreError, StoreFull, StoreOptions, encode
 
 
 def _ev(i: int, kind: str = "production", pad: int = 0) -> dict:
@@ -178,3 +180,11 @@ def test_stats_report_counts_bytes_lag_and_dead_letters(tmp_path):
     assert st["classes"]["business"]["events"] == 2 and st["classes"]["business"]["bytes"] > 0
     assert st["sinks"]["odoo"]["lag_seq"] == 2 and st["sinks"]["odoo"]["dead_letters"] == 1
     assert st["sinks"]["odoo"]["backlog"] == 2 and st["classes"]["business"]["oldest_age_s"] > 0
+
+
+@given(event=st.dictionaries(st.text(max_size=8), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12), max_size=6), seq=st.integers(1, 2**63))
+def test_stored_bytes_are_those_of_json_dumps_with_the_seq(event, seq):
+    assert encode(event, seq) == json.dumps(dict(event, seq=seq), separators=(",", ":")).encode("utf-8")

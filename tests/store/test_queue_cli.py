@@ -96,11 +96,13 @@ def test_queue_commands_on_a_missing_state_dir_say_so(tmp_path):
 
 
 def test_bench_store_reports_figures_and_the_sqlite_baseline(tmp_path):
-    out = _run("bench", "store", "--json", "--events", "2000", "--batch", "100", "--status-queued", "20000")
+    out = _run("bench", "store", "--json", "--events", "2000", "--batch", "100", "--status-queued", "20000",
+               "--rounds", "2")
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     for key in ("durable_events_per_s", "single_events_per_s", "sqlite_events_per_s", "ratio",
                 "read_ack_events_per_s", "bytes_per_event", "status_call_ms", "poll_p99_ms_queued",
-                "verify_us_per_event", "verify_cpu_us_per_event"):
+                "verify_us_per_event", "verify_cpu_us_per_event", "raw_lmdb_events_per_s", "raw_lmdb_ratio"):
         assert r[key] > 0, key
     assert r["status_queued"] == 20000
+    assert r["rounds"] == 2
