@@ -127,7 +127,7 @@ url = "mqtt://127.0.0.1:{mqtt_port}"
 telemetry = true
 rate = 10000.0
 batch_size = 500
-retry_cap = 0.001
+retry_cap = 0.004         # 2-4 ms: the Odoo sink's loop, which yields between attempts, gets the CPU
 timeout = 2.0
 keepalive = 10
 
@@ -175,6 +175,9 @@ class Soak:
         self.max_backlog = 0
         self.rss: list[tuple[float, int]] = []   # (t, RssAnon KiB) of the gateway that lives through the outage
         self.outage_pid: int | None = None
+        self.phase = "chaos"
+        self.outage_span = (0.0, 0.0)             # (start, end) of the outage, seconds into the run
+        self.warm_at: float | None = None         # when the outage's backlog had drained (see `verdict`)
         self.last_offset = 0
         self.starts = 0
 
@@ -210,6 +213,8 @@ class Soak:
             kib = gw.rss_kib()
             if kib is not None:
                 self.rss.append((self.now(), kib))
+                with open(self.work / "rss.tsv", "a", encoding="utf-8") as out:  # the curve, to read after
+                    out.write(f"{self.now():.1f}\t{self.phase}\t{kib}\t{figures.backlog if figures else ''}\n")
         return figures
 
     # -- faults -----------------------------------------------------------------------
@@ -330,6 +335,8 @@ class Soak:
         self.outage_pid = gw.proc.pid if gw.proc else None
         self.odoo.stop()
         self.broker.stop()
+        self.phase = "outage"
+        outage_start = self.now()
         self.say("outage: Odoo and the broker down")
         last_print = last_sample = 0.0
         while self.now() < self.plan.outage_end:
@@ -349,6 +356,8 @@ class Soak:
             time.sleep(0.1)
         self.broker.start()
         self.odoo.start()
+        self.phase = "recovery"
+        self.outage_span = (outage_start, self.now())
         self.say("outage over: Odoo and the broker back")
 
     def recover(self) -> tuple[float | None, bool]:
@@ -386,6 +395,7 @@ class Soak:
                     moved_at, oldest_seen = self.now(), oldest
                 if recovery is None and figures.drained_through(mark):
                     recovery = self.now() - fault_end
+                    self.warm_at = self.now()
                     self.say(f"the outage's backlog drained in {recovery:.1f}s")
                 if final_at is not None and final_mark is None and self.now() - final_at >= 5.0:
                     final_mark = figures.last_seq
@@ -410,10 +420,7 @@ class Soak:
             if n != last:
                 last, quiet = n, time.monotonic()
             time.sleep(0.2)
-        rss_growth = None
-        if len(self.rss) >= 2:
-            settled = [r for r in self.rss if r[0] >= self.rss[0][0] + 20.0] or self.rss
-            rss_growth = round((self.rss[-1][1] - settled[0][1]) / 1024, 2)
+        rss_growth, rss_outage, rss_points = _rss_figures(self.rss, self.outage_span, self.warm_at)
         result: dict[str, Any] = {
             "lost": units["lost"], "doubled": units["doubled"], "kills": self.counts["kills"],
             "events": figures.last_seq if figures else 0,
@@ -422,8 +429,7 @@ class Soak:
             "failed_attempts": dict(self.runs.longest), "retries_total": self.runs.total,
             "max_backlog": self.max_backlog,
             "recovery_s": round(recovery, 1) if recovery is not None else None,
-            "rss_growth_mib": rss_growth,
-            "rss_mib": [round(self.rss[0][1] / 1024, 1), round(self.rss[-1][1] / 1024, 1)] if self.rss else None,
+            "rss_growth_mib": rss_growth, "rss_outage_growth_mib": rss_outage, "rss_mib": rss_points,
             "drained": drained, "gateway_exit": code, "gateway_error_lines": self.gateway.error_lines,
             "task_deaths": self.gateway.task_deaths,
             "parts": sum(m["parts"] for m in (truth.get("machines") or {}).values()),
@@ -446,6 +452,30 @@ class Soak:
         self.odoo.stop()
         self.broker.stop()
         self.tmpfs.unmount()
+
+
+def _rss_figures(rss: list[tuple[float, int]], outage: tuple[float, float],
+                 warm_at: float | None) -> tuple[float | None, float | None, list[float] | None]:
+    """(growth after warm-up, growth during the outage, [first, outage end, warm, last]) in MiB.
+
+    The gateway that lives through the outage starts just before it and has
+    delivered nothing yet; its first deliveries after the outage take a step of
+    memory (the delivery paths' first use, the worker threads and their malloc
+    arenas) that it takes once. So its growth is counted from the moment the
+    outage's backlog had drained (every delivery path in use, at full speed) to
+    its last sample; the outage (the failed attempts and the backlog piling up)
+    is measured apart, from 20 s into it to its end.
+    """
+    if not rss:
+        return None, None, None
+    mib = lambda kib: round(kib / 1024, 2)  # noqa: E731
+    in_outage = [k for t, k in rss if outage[0] + 20.0 <= t <= outage[1]]
+    after = [k for t, k in rss if warm_at is not None and t >= warm_at]
+    growth = mib(after[-1] - after[0]) if len(after) >= 2 else None
+    outage_growth = mib(in_outage[-1] - in_outage[0]) if len(in_outage) >= 2 else None
+    points = [mib(rss[0][1]), mib(in_outage[-1]) if in_outage else None, mib(after[0]) if after else None,
+              mib(rss[-1][1])]
+    return growth, outage_growth, points
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
