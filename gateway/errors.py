@@ -35,6 +35,14 @@ class TransientDeliveryError(DeliveryError):
     retryable = True
 
 
+class UnreachableError(TransientDeliveryError):
+    """Nothing accepted the connection (refused, no route, no answer to the connect): the peer is away.
+
+    A sink's next attempt after one of these first looks with a bare TCP connect
+    (`gateway.sinks.reach`), which costs far less than a whole request to fail.
+    """
+
+
 class AuthDeliveryError(DeliveryError):
     """Credentials or rights refused: pause the sink, raise an alarm, retry slowly."""
 

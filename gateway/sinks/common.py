@@ -78,6 +78,23 @@ async def retry_wait(stats: SinkStats, delay: float, stop: asyncio.Event, retry_
         retry_now.clear()
 
 
+#: the event loop's timer resolution (epoll waits whole milliseconds): a shorter wait is stretched to it
+TIMER_RESOLUTION = 0.001
+
+
+async def retry_pause(stop: asyncio.Event, delay: float) -> None:
+    """A retry loop's wait of `delay` s, cut short by `stop`.
+
+    A delay below the loop's timer resolution (only compressed-time runs, such
+    as the soak's, set sub-millisecond retry caps) would be stretched to a whole
+    millisecond; it is a yield to the other tasks instead.
+    """
+    if delay < TIMER_RESOLUTION:
+        await asyncio.sleep(0)
+    else:
+        await wait_any(stop, timeout=delay)
+
+
 async def wait_any(*events: asyncio.Event, timeout: float | None) -> None:
     """Return when any of `events` is set or after `timeout` seconds (None: no timeout)."""
     waiters = [asyncio.ensure_future(e.wait()) for e in events]

@@ -49,9 +49,9 @@ def plan(seconds: float, seed: int, kills: int | None = None, sink_timeout: floa
     """The plan of a run of `seconds`: chaos long enough for `kills` kill -9 cycles (at ~4.5 s each: start, run, kill)."""
     rng = random.Random(seed)
     wanted_chaos = (kills or 0) * 4.5
-    chaos_end = min(max(0.4 * seconds, wanted_chaos), 0.55 * seconds)
-    outage_end = 0.85 * seconds
-    plant_end = 0.9 * seconds
+    chaos_end = min(max(0.35 * seconds, wanted_chaos), 0.55 * seconds)
+    outage_end = 0.88 * seconds  # the outage: 10^6 failed attempts want its length
+    plant_end = 0.92 * seconds
     faults: list[Fault] = []
     t = 3.0
     kinds: list[str] = []

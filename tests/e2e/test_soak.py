@@ -43,4 +43,4 @@ def test_a_short_soak_loses_and_doubles_nothing_in_odoo(tmp_path):
     faults = sum(result[k] for k in ("odoo_5xx", "odoo_slow", "odoo_restarts", "odoo_down", "broker_restarts",
                                      "disk_full", "garbage_windows"))
     assert faults >= 4 and result["clock_steps"] >= 1
-    assert isinstance(result["rss_growth_mib"], float)
+    assert isinstance(result["rss_growth_mib"], float) and isinstance(result["rss_outage_growth_mib"], float)

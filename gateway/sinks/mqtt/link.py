@@ -2,9 +2,10 @@
 
 It owns the connection's life: connect (TCP, TLS, CONNACK) with a timeout,
 a network thread that runs paho's loop for as long as the connection lives,
-reconnection with capped, jittered backoff after any failure, and the mapping
-from a publish's message id to its acknowledgement (PUBACK for QoS 1), handed
-to asyncio as a future. Every connection is a fresh client with a clean
+reconnection with capped, jittered backoff after any failure (after one that
+found nothing listening, a bare TCP connect looks first: `gateway.sinks.reach`),
+and the mapping from a publish's message id to its acknowledgement (PUBACK for
+QoS 1), handed to asyncio as a future. Every connection is a fresh client with a clean
 session, so nothing paho queued for a dead connection is sent again behind the
 sink's back: after a reconnect the sink publishes again from its cursor.
 The link never ends on an error: `run` only returns when asked to stop.
@@ -28,7 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
-from gateway.sinks.common import wait_any
+from gateway.sinks.common import retry_pause, wait_any
+from gateway.sinks.reach import unreachable
 
 log = logging.getLogger("linebridge.sinks.mqtt")
 
@@ -47,7 +49,14 @@ class Will:
 
 
 class ConnectFailed(Exception):
-    """One connection attempt failed; the message says why, in an operator's words."""
+    """One connection attempt failed; the message says why, in an operator's words.
+
+    `away`: nothing accepted the TCP connection (refused, unreachable, no answer).
+    """
+
+    def __init__(self, message: str, away: bool = False) -> None:
+        super().__init__(message)
+        self.away = away
 
 
 class MqttLink:
@@ -79,13 +88,19 @@ class MqttLink:
         """Connect, keep connected, reconnect with backoff; return (disconnected) once `stop` is set."""
         self._loop = asyncio.get_running_loop()
         backoff = Backoff(initial=0.5, cap=self.cfg.retry_cap)
+        away = False  # the last attempt found nothing listening: the next one looks with a bare connect first
         try:
             while not stop.is_set():
                 try:
+                    if away:  # a fresh client and its thread cost far more to fail than a TCP connect
+                        why = await unreachable(self.cfg.host, self.cfg.port, self.cfg.timeout)
+                        if why is not None:
+                            raise ConnectFailed(why, away=True)
                     await self._connect()
                 except ConnectFailed as exc:
+                    away = exc.away
                     self._fail(str(exc), backoff, "mqtt_connect_failed")
-                    await wait_any(stop, timeout=self._delay)
+                    await retry_pause(stop, self._delay)
                     continue
                 await wait_any(stop, self._lost, timeout=None)
                 if stop.is_set():
@@ -95,7 +110,7 @@ class MqttLink:
                 reason = self._socket_error or "the broker closed the connection"
                 self._drop(f"connection lost: {reason}")
                 self._fail(f"connection lost: {reason}", backoff, "mqtt_connection_lost")
-                await wait_any(stop, timeout=self._delay)
+                await retry_pause(stop, self._delay)
         finally:
             await self._close()
 
@@ -139,9 +154,10 @@ class MqttLink:
             raise ConnectFailed(f"TLS: the broker's certificate does not name {self.cfg.host}: {exc}") from exc
         except (asyncio.TimeoutError, socket.timeout) as exc:
             raise ConnectFailed(f"no answer from {self.cfg.host}:{self.cfg.port} within "
-                                f"{self.cfg.timeout:.0f}s") from exc
+                                f"{self.cfg.timeout:.0f}s", away=True) from exc
         except OSError as exc:
-            raise ConnectFailed(f"cannot connect to {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}") from exc
+            raise ConnectFailed(f"cannot connect to {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}",
+                                away=True) from exc
         self._client = client
         thread = threading.Thread(target=self._network, args=(client, gen), daemon=True,
                                   name=f"mqtt:{self.name}")

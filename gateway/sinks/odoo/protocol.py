@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from gateway.errors import AuthDeliveryError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from gateway.errors import AuthDeliveryError, DeliveryError, PermanentDeliveryError, TransientDeliveryError, \
+    UnreachableError
 
 log = logging.getLogger("linebridge.sinks.odoo")
 
@@ -153,6 +154,10 @@ async def send(http: httpx.AsyncClient, method: str, url: str, what: str, **kw: 
     """One HTTP request; network errors and timeouts become TransientDeliveryError."""
     try:
         return await http.request(method, url, **kw)
+    except httpx.ConnectTimeout as exc:  # nothing answered the connect: the sink looks cheaply next
+        raise UnreachableError(f"timeout calling {what} at {url}: {type(exc).__name__}") from exc
+    except httpx.ConnectError as exc:  # refused, no route: likewise
+        raise UnreachableError(f"cannot reach Odoo at {url} ({what}): {plain(exc)}") from exc
     except httpx.TimeoutException as exc:
         raise TransientDeliveryError(f"timeout calling {what} at {url}: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
