@@ -14,9 +14,8 @@ import asyncio
 import ipaddress
 import os
 import socket
+import urllib.parse
 import urllib.request
-
-import httpx
 
 #: default ports of the URL schemes the sinks speak
 DEFAULT_PORTS = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
@@ -60,11 +59,16 @@ def _numeric(host: str) -> bool:
 def direct_address(url: str) -> tuple[str, int] | None:
     """(host, port) a client connects to for `url`, or None when a proxy from the environment
     stands in between (then a bare connect to the host says nothing about the way there)."""
-    u = httpx.URL(url)
-    if not u.host:
+    # urllib.parse, not httpx: the MQTT link uses this too, and a gateway without Odoo loads no httpx
+    try:
+        u = urllib.parse.urlsplit(url)
+        host, port = u.hostname, u.port
+    except ValueError:
+        return None
+    if not host:
         return None
     proxies = urllib.request.getproxies()
-    if (proxies.get(u.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(u.host):
+    if (proxies.get(u.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host):
         return None
-    port = u.port or DEFAULT_PORTS.get(u.scheme)
-    return (u.host, port) if port else None
+    port = port or DEFAULT_PORTS.get(u.scheme)
+    return (host, port) if port else None
