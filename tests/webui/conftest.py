@@ -9,6 +9,7 @@ them and a `[webui]` on a free port, and waits until the console answers.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from gateway.sandbox.odoo import OdooSandbox
 from tests.helpers import free_port, linebridge, port_open, stop, wait_for
@@ -141,3 +142,26 @@ def admin_console(gw: Gateway) -> Console:
     resp = c.login()
     assert resp.status_code == 302, resp.text
     return c
+
+
+@contextmanager
+def admin_page(browser: Browser, gw: Gateway, viewport: dict[str, int] | None = None,
+               timeout_ms: int = 20_000) -> Iterator[Page]:
+    """A Chromium page logged in as the admin through the login form (the first setup done if
+    needed); the context closes after, and a script error on any page fails the test."""
+    admin_console(gw).close()
+    context = browser.new_context(ignore_https_errors=True, viewport=viewport or {"width": 1280, "height": 800},
+                                  base_url=gw.base_url)
+    context.set_default_timeout(timeout_ms)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto("/login")
+        page.get_by_label("User name").fill("admin")
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"script errors on the console's pages: {errors}"

@@ -12,7 +12,7 @@ import re
 from typing import Any, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from tests.helpers import wait_for
 from tests.webui.conftest import ADMIN_PASSWORD, Console, Gateway, admin_console

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.helpers import wait_for
-from tests.webui.conftest import ADMIN_PASSWORD, Gateway, admin_console, start_gateway
+from tests.webui.conftest import Gateway, admin_console, admin_page, start_gateway
 from tests.webui.test_browser import LAPTOP, SLOW, go
 from webui.light import light
 
@@ -71,26 +71,19 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 def test_the_header_light_follows_odoo_down_and_up(gw: Gateway, browser: Browser) -> None:
     c = admin_console(gw)
     wait_for(lambda: c.api("GET", "/status").json()["light"]["level"] == "ok", 60, "a green light")
-    context = browser.new_context(ignore_https_errors=True, viewport=LAPTOP, base_url=gw.base_url)
-    context.set_default_timeout(SLOW)
-    page = context.new_page()
     try:
-        page.goto("/login")
-        page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        go(page, "System")
-        light_el = page.locator("#status-light")
-        expect(light_el).to_have_text("All working")
-        expect(light_el).to_have_class("light light-ok")
-        gw.odoo.set_faults(http_status=503)
-        expect(light_el).to_have_class("light light-bad", timeout=60_000)
-        expect(light_el).to_contain_text("Not working: Odoo connection odoo:")
-        assert " since " in (light_el.get_attribute("title") or "")
-        assert light_el.get_attribute("href") == "/connections"
-        gw.odoo.set_faults()
-        expect(light_el).to_have_class("light light-ok", timeout=90_000)
+        with admin_page(browser, gw, LAPTOP, SLOW) as page:
+            go(page, "System")
+            light_el = page.locator("#status-light")
+            expect(light_el).to_have_text("All working")
+            expect(light_el).to_have_class("light light-ok")
+            gw.odoo.set_faults(http_status=503)
+            expect(light_el).to_have_class("light light-bad", timeout=60_000)
+            expect(light_el).to_contain_text("Not working: Odoo connection odoo:")
+            assert " since " in (light_el.get_attribute("title") or "")
+            assert light_el.get_attribute("href") == "/connections"
+            gw.odoo.set_faults()
+            expect(light_el).to_have_class("light light-ok", timeout=90_000)
     finally:
         gw.odoo.set_faults()
-        context.close()
         c.close()

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, expect
 
 from gateway.config import load
 from gateway.errors import ConfigError
-from tests.webui.conftest import ADMIN_PASSWORD, Console, Gateway, admin_console, demo_config, start_gateway
+from tests.webui.conftest import Console, Gateway, admin_console, admin_page, demo_config, start_gateway
 from tests.webui.test_browser import LAPTOP, SLOW, go, shot
 from webui import system
 
@@ -147,17 +147,7 @@ def test_the_system_files_must_be_in_the_declared_directory(tmp_path: Path) -> N
 
 
 def test_an_admin_sets_ntp_and_ssh_on_the_system_page_in_a_browser(appliance: Gateway, browser: Browser) -> None:
-    admin_console(appliance).close()                  # the first setup, if no test before did it
-    context = browser.new_context(ignore_https_errors=True, viewport=LAPTOP, base_url=appliance.base_url)
-    context.set_default_timeout(SLOW)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto("/login")
-        page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    with admin_page(browser, appliance, LAPTOP, SLOW) as page:
         go(page, "System")
         expect(page.locator("#clock-state")).to_contain_text("synchronized")
         page.get_by_label("NTP servers").fill("ntp1.plant.example  10.1.2.3")
@@ -185,6 +175,3 @@ def test_an_admin_sets_ntp_and_ssh_on_the_system_page_in_a_browser(appliance: Ga
         page.get_by_role("button", name="Save keys").click()
         expect(page.locator("#ssh-state")).to_have_text("off (no key set)")
         expect(page.locator("#ssh-table tbody")).to_contain_text("No keys: SSH is off.")
-    finally:
-        context.close()
-    assert not errors, f"script errors on the System page: {errors}"

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, expect
 
 from gateway import __version__
 from tests.helpers import port_open, wait_for
-from tests.webui.conftest import ADMIN_PASSWORD, Console, Gateway, admin_console, start_gateway
+from tests.webui.conftest import Console, Gateway, admin_console, admin_page, start_gateway
 from tests.webui.test_browser import LAPTOP, SLOW, go
 from webui import hoststate
 
@@ -135,17 +135,7 @@ def own_gateway_pid(gw: Gateway) -> int:
 
 
 def test_the_system_page_shows_the_gateways_clock_and_about(own_gateway: Gateway, browser: Browser) -> None:
-    admin_console(own_gateway).close()
-    context = browser.new_context(ignore_https_errors=True, viewport=LAPTOP, base_url=own_gateway.base_url)
-    context.set_default_timeout(SLOW)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto("/login")
-        page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    with admin_page(browser, own_gateway, LAPTOP, SLOW) as page:
         go(page, "System")
         expect(page.locator("#clock-now")).to_contain_text("its own zone: UTC")
         expect(page.locator("#clock-skew")).to_have_text("(this browser agrees)")
@@ -168,6 +158,3 @@ def test_the_system_page_shows_the_gateways_clock_and_about(own_gateway: Gateway
         expect(page.locator("#flash .ok")).to_contain_text("Password of viewer1 reset")
         assert Console(own_gateway).login("viewer1", "a new password 42").status_code == 302
         admin.close()
-        assert errors == []
-    finally:
-        context.close()

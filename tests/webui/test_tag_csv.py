@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.helpers import wait_for
-from tests.webui.conftest import ADMIN_PASSWORD, Gateway, admin_console
+from tests.webui.conftest import Gateway, admin_console, admin_page
 from tests.webui.test_browser import LAPTOP, SLOW, go
 from webui import tagcsv
 
@@ -65,22 +65,12 @@ def test_an_import_is_validated_applied_and_read(gateway: Gateway) -> None:
 
 
 def test_a_technician_imports_a_csv_file_on_the_devices_page(gateway: Gateway, browser: Browser, tmp_path) -> None:
-    admin_console(gateway).close()
     path = tmp_path / "tags.csv"
     path.write_text("name;function;address;type\nrunning_copy;holding;5;uint16\n", encoding="utf-8")
-    context = browser.new_context(ignore_https_errors=True, viewport=LAPTOP, base_url=gateway.base_url)
-    context.set_default_timeout(SLOW)
-    page = context.new_page()
-    try:
-        page.goto("/login")
-        page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    with admin_page(browser, gateway, LAPTOP, SLOW) as page:
         go(page, "Devices")
         page.once("dialog", lambda d: d.dismiss())          # Cancel: merge
         page.get_by_label("Import tags of cnc01 from CSV").set_input_files(str(path))
         expect(page.locator("#flash .ok")).to_contain_text("Imported 1 tag(s) into cnc01")
         expect(page.locator('#device-cnc01 .v[data-tag="running_copy"]')).to_be_visible()
         expect(page.locator('#device-cnc01 .v[data-tag="parts"]')).to_be_visible()
-    finally:
-        context.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from playwright.sync_api import Browser, expect
 
 from tests.helpers import wait_for
-from tests.webui.conftest import ADMIN_PASSWORD, Gateway, admin_console
+from tests.webui.conftest import Gateway, admin_console, admin_page
 from tests.webui.test_browser import LAPTOP, SLOW, go
 
 
@@ -21,17 +21,7 @@ def test_the_trend_api_serves_a_tags_buckets_and_names_what_it_lacks(gateway: Ga
 
 
 def test_a_technician_opens_the_trend_of_a_tag(gateway: Gateway, browser: Browser) -> None:
-    admin_console(gateway).close()
-    context = browser.new_context(ignore_https_errors=True, viewport=LAPTOP, base_url=gateway.base_url)
-    context.set_default_timeout(SLOW)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto("/login")
-        page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    with admin_page(browser, gateway, LAPTOP, SLOW) as page:
         go(page, "Devices")
         page.get_by_role("button", name="Trend of cnc01 parts").click()
         dialog = page.locator("#trend-dialog")
@@ -40,6 +30,3 @@ def test_a_technician_opens_the_trend_of_a_tag(gateway: Gateway, browser: Browse
         expect(page.locator("#trend-hint")).to_contain_text("Last ")
         page.get_by_role("button", name="Close").click()
         expect(dialog).to_be_hidden()
-        assert errors == []
-    finally:
-        context.close()

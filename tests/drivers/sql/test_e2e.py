@@ -3,12 +3,12 @@ exactly once across kill -9 of the gateway."""
 from __future__ import annotations
 
 import random
-import signal
 import time
 
 from gateway.demo import demo_config_text
 from tests.e2e.test_kill9 import _backlog, _odoo_qty
-from tests.helpers import free_port, linebridge, port_open, stop, wait_for
+from tests.drivers.sql.kills import killed_runs
+from tests.helpers import wait_for
 
 
 def _config(pg, odoo_port: int) -> str:
@@ -62,32 +62,9 @@ def test_rows_land_in_odoo_exactly_once_across_kill_9_of_the_gateway(pg, tmp_pat
             next_id += 1
         pg.sql("INSERT INTO cycles VALUES " + ", ".join(values))
 
-    odoo_port = free_port()
-    cfg_path = tmp_path / "gateway.toml"
-    cfg_path.write_text(_config(pg, odoo_port))
-    state, log = tmp_path / "state", tmp_path / "gateway.log"
-    odoo = linebridge(["sandbox", "odoo", "--port", str(odoo_port), "--data",
-                       str(tmp_path / "odoo.json")], tmp_path / "odoo.log")
-    gw = None
-    try:
-        wait_for(lambda: port_open(odoo_port), 20, "the Odoo sandbox to listen")
-        for _ in range(3):
-            insert(40)
-            before = _odoo_qty(odoo_port)
-            gw = linebridge(["run", "--config", str(cfg_path), "--state-dir", str(state)], log)
-            wait_for(lambda: _odoo_qty(odoo_port) > before, 20, "the gateway to deliver parts")
-            time.sleep(rng.uniform(0.0, 0.3))   # land the kill at a random point of the flow
-            gw.send_signal(signal.SIGKILL)
-            gw.wait(timeout=10)
-        insert(40)
-        gw = linebridge(["run", "--config", str(cfg_path), "--state-dir", str(state)], log)
-        wait_for(lambda: _odoo_qty(odoo_port) == total, 30,
-                 f"Odoo to show the table's {total} parts (has {_odoo_qty(odoo_port)})")
-        wait_for(lambda: _backlog(state) == 0, 10, "an empty backlog")
-        time.sleep(1.0)
-        assert _odoo_qty(odoo_port) == total
-        assert stop(gw, signal.SIGTERM, timeout=10) == 0
-    finally:
-        for proc in (gw, odoo):
-            if proc is not None and proc.poll() is None:
-                stop(proc, signal.SIGKILL)
+    with killed_runs(tmp_path, lambda port: _config(pg, port), insert, _odoo_qty, rng) as run:
+        wait_for(lambda: _odoo_qty(run.odoo_port) == total, 30,
+                 f"Odoo to show the table's {total} parts (has {_odoo_qty(run.odoo_port)})")
+        wait_for(lambda: _backlog(run.state) == 0, 10, "an empty backlog")
+        time.sleep(1.0)   # nothing more comes: the count stays exact
+        assert _odoo_qty(run.odoo_port) == total

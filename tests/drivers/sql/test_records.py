@@ -8,19 +8,19 @@ exactly once across kill -9 of the gateway, bad rows as dead letters.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
 import time
 
 import pytest
 
-from drivers.base import ConfigCollector, Quality, Sample
+from drivers.base import Quality, Sample
 from gateway.config import parse as load_config_text
 from gateway.rules.build import build
 from gateway.rules.config import RecordRuleConfig
 from store.queue import Store
 from tests.drivers.sql import make_driver
-from tests.helpers import free_port, linebridge, port_open, stop, wait_for
+from tests.drivers.sql.kills import killed_runs
+from tests.helpers import wait_for
 
 
 def _rule(kind: str = "production", **kw) -> object:
@@ -254,42 +254,19 @@ def test_mariadb_rows_land_in_odoo_once_across_kill_9_and_bad_rows_are_dead_lett
             next_id += 1
         mariadb.sql("INSERT INTO cycle_log VALUES " + ", ".join(values))
 
-    odoo_port = free_port()
-    cfg_path = tmp_path / "gateway.toml"
-    cfg_path.write_text(_e2e_config(mariadb, odoo_port))
-    state, log = tmp_path / "state", tmp_path / "gateway.log"
-    odoo = linebridge(["sandbox", "odoo", "--port", str(odoo_port), "--data", str(tmp_path / "odoo.json")],
-                      tmp_path / "odoo.log")
-    gw = None
-    try:
-        wait_for(lambda: port_open(odoo_port), 20, "the Odoo sandbox to listen")
-        for _ in range(3):
-            insert(40)
-            before = _produced(odoo_port)
-            gw = linebridge(["run", "--config", str(cfg_path), "--state-dir", str(state)], log)
-            wait_for(lambda: _produced(odoo_port) > before, 20, "the gateway to deliver parts")
-            time.sleep(rng.uniform(0.0, 0.3))   # land the kill at a random point of the flow
-            gw.send_signal(signal.SIGKILL)
-            gw.wait(timeout=10)
-        insert(40)
-        gw = linebridge(["run", "--config", str(cfg_path), "--state-dir", str(state)], log)
-        wait_for(lambda: _produced(odoo_port) == good, 30,
-                 f"Odoo to show the table's {good} parts (has {_produced(odoo_port)})")
-        wait_for(lambda: len(_letters(state)) == len(bad_ids), 20, "a dead letter per bad row")
-        time.sleep(1.0)
-        assert _produced(odoo_port) == good
-        letters = _letters(state)
+    with killed_runs(tmp_path, lambda port: _e2e_config(mariadb, port), insert, _produced, rng) as run:
+        wait_for(lambda: _produced(run.odoo_port) == good, 30,
+                 f"Odoo to show the table's {good} parts (has {_produced(run.odoo_port)})")
+        wait_for(lambda: len(_letters(run.state)) == len(bad_ids), 20, "a dead letter per bad row")
+        time.sleep(1.0)   # nothing more comes: the count stays exact
+        assert _produced(run.odoo_port) == good
+        letters = _letters(run.state)
         assert sorted(letter["event"]["data"]["origin"] for letter in letters) == sorted(
             f"table cycle_log key id={i} column 'good_qty'" for i in bad_ids)
         assert all("NULL" in letter["error"] for letter in letters), letters[0]
-        logs = _odoo(odoo_port, "mrp.workcenter.productivity", "search_read", [[]],
+        logs = _odoo(run.odoo_port, "mrp.workcenter.productivity", "search_read", [[]],
                      {"fields": ["date_start", "date_end"]})
         assert len(logs) == stops and all(r["date_end"] for r in logs)
-        assert stop(gw, signal.SIGTERM, timeout=10) == 0
-    finally:
-        for proc in (gw, odoo):
-            if proc is not None and proc.poll() is None:
-                stop(proc, signal.SIGKILL)
 
 
 def test_the_shipped_sample_with_its_rules_is_a_valid_configuration():
