@@ -693,8 +693,9 @@ def _system_file(key: str) -> Path | None:
 @api.get(f"{V1}/system")
 def system_settings() -> Response:
     c = console()
-    return jsonify({"time": system.read_time(_system_file("timesyncd_conf")), "clock": hoststate.clock(),
-                    "ssh": {**system.read_ssh(_system_file("ssh_authorized_keys")), "device": hoststate.ssh()},
+    seen = hoststate.comms()
+    return jsonify({"time": system.read_time(_system_file("timesyncd_conf")), "clock": hoststate.clock(seen),
+                    "ssh": {**system.read_ssh(_system_file("ssh_authorized_keys")), "device": hoststate.ssh(seen)},
                     "about": hoststate.about(__version__, c.bridge.config.gateway.id, c.bridge.sup.started),
                     "can_restart": c.bridge.sup.on_restart is not None})
 

@@ -62,13 +62,15 @@ def kernel_clock() -> dict[str, Any]:
             "maxerror_us": maxerror if synced else None}
 
 
-def running(names: set[str] | dict[str, str]) -> list[str]:
-    """The processes among `names` (by /proc/<pid>/comm) that run now, each once."""
+def comms() -> set[str]:
+    """The names (/proc/<pid>/comm) of the processes among the time and SSH daemons that run now:
+    one pass over /proc for the whole System page."""
+    wanted = set(TIME_DAEMONS) | SSH_DAEMONS
     found: set[str] = set()
     try:
         entries = list(os.scandir(PROC))
     except OSError:
-        return []
+        return found
     for entry in entries:
         if not entry.name.isdigit():
             continue
@@ -76,9 +78,9 @@ def running(names: set[str] | dict[str, str]) -> list[str]:
             comm = (PROC / entry.name / "comm").read_text(encoding="utf-8", errors="replace").strip()
         except OSError:
             continue      # gone meanwhile, or not ours to read
-        if comm in names:
-            found.add(names[comm] if isinstance(names, dict) else comm)
-    return sorted(found)
+        if comm in wanted:
+            found.add(comm)
+    return found
 
 
 def listening(port: int) -> bool:
@@ -96,20 +98,22 @@ def listening(port: int) -> bool:
     return False
 
 
-def clock() -> dict[str, Any]:
-    """The gateway's own time, its zone, and whether (and by what) it is kept synchronized."""
+def clock(seen: set[str] | None = None) -> dict[str, Any]:
+    """The gateway's own time, its zone, and whether (and by what) it is kept synchronized
+    (`seen`: a `comms()` already taken)."""
     now = time.time()
     local = datetime.fromtimestamp(now).astimezone()
     offset = local.utcoffset()
     return {"now": now, "utc": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
             "local": local.isoformat(timespec="seconds"), "zone": local.tzname() or "",
             "utc_offset_s": int(offset.total_seconds()) if offset is not None else 0,
-            **kernel_clock(), "daemons": running(TIME_DAEMONS)}
+            **kernel_clock(),
+            "daemons": sorted({TIME_DAEMONS[c] for c in (comms() if seen is None else seen) if c in TIME_DAEMONS})}
 
 
-def ssh() -> dict[str, Any]:
+def ssh(seen: set[str] | None = None) -> dict[str, Any]:
     """Whether an SSH server runs on this device or anything listens on port 22."""
-    daemons = running(SSH_DAEMONS)
+    daemons = sorted((comms() if seen is None else seen) & SSH_DAEMONS)
     port = listening(SSH_PORT)
     return {"server_running": bool(daemons) or port, "daemons": daemons, "port_22_listening": port}
 

@@ -697,14 +697,15 @@ function systemPage() {
   document.getElementById("ntp-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     const ntp = document.getElementById("ntp-servers").value.split(/[\s,]+/).filter(Boolean);
-    try { await api("PUT", "/system/time", { ntp }); flash("NTP servers saved"); await systemSettings(); } catch (e) { fail(e); }
+    try { await api("PUT", "/system/time", { ntp }); await systemSettings(); flash("NTP servers saved"); } catch (e) { fail(e); }
   });
   document.getElementById("ssh-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     const keys = document.getElementById("ssh-keys").value;
     if (!keys.trim() && !confirm("Remove every key and turn SSH off?")) return;
-    try { const r = await api("PUT", "/system/ssh", { authorized_keys: keys }); flash(r.enabled ? `SSH is on for ${r.keys.length} key(s)` : "SSH is off");
-      await systemSettings(); } catch (e) { fail(e); }
+    /* the page is redrawn first, then the message: whoever reads it sees (and edits) what was saved */
+    try { const r = await api("PUT", "/system/ssh", { authorized_keys: keys }); await systemSettings();
+      flash(r.enabled ? `SSH is on for ${r.keys.length} key(s)` : "SSH is off"); } catch (e) { fail(e); }
   });
   document.getElementById("backup-form").addEventListener("submit", async ev => {
     ev.preventDefault();
