@@ -92,7 +92,9 @@ finish() {
     fi
     if [ "$rc" -ne 0 ] && [ -n "${serial_log:-}" ] && [ -f "$serial_log" ]; then
         echo "---- last lines of the serial console ($(basename "$serial_log")) ----" >&2
-        tail -n 40 "$serial_log" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | cut -c1-200 >&2
+        # printable ASCII only: a serial console also carries line noise and terminal codes
+        tail -n 40 "$serial_log" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | LC_ALL=C tr -cd '\11\12\40-\176' \
+            | cut -c1-200 >&2
     fi
     rm -rf "$work"
     exit "$rc"
@@ -221,16 +223,19 @@ serial_wait() {
 check_boot() {
     local boot=$1
     # -- the setup page over HTTPS ----------------------------------------------------------
-    page=""
+    # (a TCG guest on a busy host can take more than 5 s for a first page: 20 s per try; the
+    # last try's answer goes into the failure message: refused, reset, timed out or a status)
+    page="" last=""
     while [ "$(elapsed)" -lt "$timeout" ]; do
         alive
-        if curl -ksS --max-time 5 -o "$work/setup.html" -w '%{http_code}' "https://127.0.0.1:$port/setup" \
-                2>/dev/null | grep -qx 200; then
+        last=$(curl -ksS --max-time 20 -o "$work/setup.html" -w '%{http_code}' "https://127.0.0.1:$port/setup" 2>&1 \
+            | tr '\n' ' ') || true
+        if [ "$last" = 200 ]; then
             page=$(cat "$work/setup.html"); break
         fi
         sleep 2
     done
-    [ -n "$page" ] || fail "no setup page at https://127.0.0.1:$port/setup within ${timeout}s"
+    [ -n "$page" ] || fail "no setup page at https://127.0.0.1:$port/setup within ${timeout}s (last try: ${last:-nothing})"
     t_page=$(elapsed)
     for want in "First setup" "Setup code" "Signing key id" "TLS certificate SHA-256"; do
         grep -q "$want" <<<"$page" || fail "the setup page lacks \"$want\""

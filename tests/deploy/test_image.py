@@ -243,7 +243,8 @@ def test_root_filesystem_has_the_gateway_enabled_and_its_writable_places_on_the_
 def test_amd64_image_boots_to_the_setup_page_restarts_a_stalled_gateway_and_keeps_its_state(images):
     started = time.monotonic()
     out = subprocess.run([str(TEST_BOOT), str(images["amd64"]), "--secure-boot", "--reboot"],
-                         capture_output=True, text=True, timeout=BOOT_TIMEOUT)
+                         capture_output=True, text=True, errors="replace",
+                         timeout=BOOT_TIMEOUT)
     print(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "PASS" in out.stdout
@@ -256,7 +257,7 @@ def test_amd64_image_boots_to_the_setup_page_restarts_a_stalled_gateway_and_keep
 
 def test_arm64_image_boots_on_qemus_raspberry_pi_3b_to_the_setup_page(images):
     out = subprocess.run([str(TEST_BOOT), str(images["arm64"])], capture_output=True, text=True,
-                         timeout=BOOT_TIMEOUT)
+                         errors="replace", timeout=BOOT_TIMEOUT)
     print(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
     for check in ("setup page answered over HTTPS", "rootfs=ro data=/var/lib/linebridge", "watchdog=restarted",
