@@ -16,7 +16,10 @@ import pytest
 
 from tests.helpers import free_port
 
-HEAVY = ("flask", "werkzeug", "jinja2", "cheroot", "httpx", "asyncua")
+# importlib.metadata (with zipfile, csv ...): ~4 MiB and ~50 ms of every start, for reading entry points
+HEAVY = ("flask", "werkzeug", "jinja2", "cheroot", "httpx", "asyncua", "importlib.metadata",
+         # cryptography's key serialization (with its SSH, RSA and EC code): the device key is read without it
+         "cryptography.hazmat.primitives.serialization")
 
 MODBUS_MQTT = """
 [gateway]
