@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -36,6 +36,12 @@ from gateway.files import atomic_write
 ALG = "Ed25519"
 UNSIGNED_FIELDS = frozenset({"sig", "seq"})
 KEY_FILE = Path("keys") / "device.key"
+# The DER of an Ed25519 private key in PKCS8 (RFC 8410, section 7) is this prefix and the 32-byte seed:
+# the device key is read and written in that form directly. cryptography's `serialization` module
+# would do the same, but importing it loads its SSH, RSA, DSA and EC code too (~1 MiB and ~60 modules in
+# every gateway); it is imported only for a key file in any other form, to read it or say what is wrong.
+_PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+_PEM_PRIVATE = ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----")
 
 
 class KeyFileError(LinebridgeError):
@@ -76,13 +82,14 @@ class PublicKey:
         """From base64 of the raw 32 bytes (what `keys show` prints), or a PEM public key."""
         text = text.strip()
         if text.startswith("-----BEGIN"):
+            from cryptography.hazmat.primitives import serialization  # rare: `verify --key key.pem`
             try:
                 key = serialization.load_pem_public_key(text.encode("ascii"))
             except ValueError as exc:
                 raise KeyFileError(f"not a PEM public key: {exc}") from exc
             if not isinstance(key, Ed25519PublicKey):
                 raise KeyFileError("the PEM public key is not an Ed25519 key")
-            return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+            return cls(key.public_bytes_raw())
         try:
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -92,14 +99,34 @@ class PublicKey:
         return cls(raw)
 
 
+def pkcs8_pem(seed: bytes) -> bytes:
+    """An Ed25519 private key's PEM PKCS8, byte for byte what cryptography writes for it."""
+    b64 = base64.b64encode(_PKCS8_ED25519 + seed).decode("ascii")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return "\n".join([_PEM_PRIVATE[0], *lines, _PEM_PRIVATE[1], ""]).encode("ascii")
+
+
+def _seed_of(pem: bytes) -> bytes | None:
+    """The 32-byte seed of an unencrypted Ed25519 PEM PKCS8 key; None for any other content."""
+    lines = pem.decode("ascii", "replace").strip().splitlines()
+    if len(lines) < 3 or lines[0].strip() != _PEM_PRIVATE[0] or lines[-1].strip() != _PEM_PRIVATE[1]:
+        return None
+    try:
+        der = base64.b64decode("".join(line.strip() for line in lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(der) != len(_PKCS8_ED25519) + 32 or not der.startswith(_PKCS8_ED25519):
+        return None
+    return der[len(_PKCS8_ED25519):]
+
+
 class DeviceKey:
     """The gateway's Ed25519 private key and what it signs."""
 
     def __init__(self, private: Ed25519PrivateKey, path: Path | None = None) -> None:
         self._private = private
         self.path = path
-        self.public = PublicKey(private.public_key().public_bytes(serialization.Encoding.Raw,
-                                                                  serialization.PublicFormat.Raw))
+        self.public = PublicKey(private.public_key().public_bytes_raw())
         self.kid = self.public.kid
 
     @classmethod
@@ -112,6 +139,10 @@ class DeviceKey:
             return None
         except OSError as exc:
             raise KeyFileError(f"cannot read the device key {path}: {exc.strerror or exc}") from exc
+        seed = _seed_of(pem)
+        if seed is not None:
+            return cls(Ed25519PrivateKey.from_private_bytes(seed), path)
+        from cryptography.hazmat.primitives import serialization  # another form: cryptography reads or judges it
         try:
             key = serialization.load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:
@@ -130,9 +161,7 @@ class DeviceKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
         private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        atomic_write(path, pem)  # a crash leaves no half-written key
+        atomic_write(path, pkcs8_pem(private.private_bytes_raw()))  # a crash leaves no half-written key
         return cls(private, path)
 
     def journal_key(self) -> bytes:
@@ -141,8 +170,7 @@ class DeviceKey:
         Derived rather than stored: it exists wherever the device key does and
         nowhere else, needs no file of its own and no migration.
         """
-        raw = self._private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                          serialization.NoEncryption())
+        raw = self._private.private_bytes_raw()
         return HKDF(hashes.SHA256(), 32, salt=None, info=b"linebridge journal hmac v1").derive(raw)
 
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class Bridge:
         """The tag's last hour (`gateway.trend`); None when the device or the tag has none."""
         async def snap() -> dict[str, Any] | None:
             p = self.sup.pipelines.get(device)
-            return p.trend.series(tag, time.time()) if p is not None else None
+            return p.trend.series(tag, time.time()) if p is not None and p.trend is not None else None
         return self.call(snap)
 
     def live_values(self) -> dict[str, list[dict[str, Any]]]:

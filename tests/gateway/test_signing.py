@@ -7,6 +7,8 @@ import copy
 import hashlib
 import json
 
+import pytest
+
 from drivers.base import Quality, Sample
 from gateway import cli
 from gateway import config as config_mod
@@ -33,6 +35,32 @@ def test_the_key_is_made_once_private_to_its_owner_and_named_by_its_fingerprint(
     again = DeviceKey.load_or_create(tmp_path)
     assert again.public.raw == key.public.raw and len(key.public.raw) == 32
     assert key.kid == hashlib.sha256(key.public.raw).hexdigest()[:16]
+
+
+def test_the_key_file_is_the_pkcs8_cryptography_writes_and_other_forms_are_still_read_or_refused(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.signing import KeyFileError, pkcs8_pem
+    private = Ed25519PrivateKey.generate()
+    written = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    assert pkcs8_pem(private.private_bytes_raw()) == written          # byte for byte
+    path = tmp_path / "keys" / "device.key"
+    path.parent.mkdir()
+    path.write_bytes(written)                                          # a key made by an earlier version
+    assert DeviceKey.load(tmp_path).public.raw == private.public_key().public_bytes_raw()
+    path.write_bytes(written.replace(b"\n", b"\r\n"))                   # edited on Windows: same key
+    assert DeviceKey.load(tmp_path).public.raw == private.public_key().public_bytes_raw()
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(other)
+    with pytest.raises(KeyFileError, match="is not an Ed25519 key"):
+        DeviceKey.load(tmp_path)
+    path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(KeyFileError, match="is not a PEM PKCS8 private key"):
+        DeviceKey.load(tmp_path)
 
 
 def test_the_canonical_form_leaves_out_sig_and_seq_and_is_compact_sorted_utf8():
