@@ -31,7 +31,7 @@ class Quality(str, enum.Enum):
     STALE = "stale"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One reading of one tag. `value` is None unless the quality is good."""
 

@@ -61,6 +61,7 @@ class Encoder:
         self.gateway, self.device = gateway, device
         self.tags: list[str] = list(dict.fromkeys(tags))
         self._index = {t: i for i, t in enumerate(self.tags)}
+        self._tagset = tagset_id(self.tags)   # recomputed only when a tag joins, not every poll
         self._published: str | None = None
         self._published_at = 0.0
         self._epoch = f"{time.time():.6f}"   # a new tags record per process: the broker may have lost it
@@ -73,11 +74,15 @@ class Encoder:
         if len({s.tag for s in good}) < len(good):
             return [self._record(newest, {"samples": [{"tag": s.tag, "value": json_value(s.value),
                                                        "ts": iso_utc(s.source_ts)} for s in good]})]
+        index = self._index
         for s in good:
-            if s.tag not in self._index:
-                self._index[s.tag] = len(self.tags)
+            if s.tag not in index:
+                index[s.tag] = len(self.tags)
                 self.tags.append(s.tag)
-        tagset = tagset_id(self.tags)
+                self._tagset = ""
+        if not self._tagset:
+            self._tagset = tagset_id(self.tags)
+        tagset = self._tagset
         out = []
         if tagset != self._published or newest - self._published_at >= REPEAT_TAGS_S:
             out.append({"schema": SCHEMA, "id": event_id(self.gateway, f"{self.device}/telemetry_tags",
@@ -88,7 +93,7 @@ class Encoder:
             self._published, self._published_at = tagset, newest
         values: list[Any] = [None] * len(self.tags)
         for s in good:
-            values[self._index[s.tag]] = json_value(s.value)
+            values[index[s.tag]] = json_value(s.value)
         out.append(self._record(newest, {"format": FORMAT, "tagset": tagset, "values": values}))
         return out
 

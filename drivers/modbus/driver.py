@@ -26,9 +26,26 @@ from drivers.modbus.link import (EXCEPTION_NAMES, DeviceException, LinkClosed, L
                                  LinkGarbled, LinkTimeout, exception_text)
 from drivers.modbus.line import DeviceLine, LineBusy, Stopped
 from drivers.modbus.plan import ReadRequest, plan_reads, single_reads
+from drivers.modbus.tags import TagConfig
 from drivers.modbus.write import WriteFailed, WriteRefused, prepare_write
 
 __all__ = ["ModbusDriver", "EXCEPTION_NAMES", "exception_text"]
+
+# decode steps: the general codec path, or one of the one-word shortcuts
+_CODEC, _BIT, _UINT16, _INT16 = 0, 1, 2, 3
+_MAX_STEPS = 1024
+_Step = tuple  # (tag, index of its first register in the answer, kind, scaled, origin)
+
+
+def _step(request: ReadRequest, tag: TagConfig, unit_id: int) -> "_Step":
+    """How `_decode` reads `tag` from `request`'s answer (decided once per request)."""
+    kind = _CODEC
+    if tag.is_bit:
+        kind = _BIT
+    elif tag.byte_order == "big" and tag.bit is None and tag.type in ("uint16", "int16"):
+        kind = _UINT16 if tag.type == "uint16" else _INT16
+    scaled = not (tag.scale == 1 and tag.offset == 0)
+    return (tag, tag.address - request.address, kind, scaled, f"unit {unit_id} {tag.function} {tag.address}")
 
 log = logging.getLogger("linebridge.drivers.modbus")
 
@@ -72,6 +89,9 @@ class ModbusDriver(Driver):
         self._requests: list[ReadRequest] = []
         self._failing: dict[tuple[str, int, int], str] = {}  # request -> error, logged once
         self._bad_values: set[str] = set()  # tags whose value was NaN/inf, logged once
+        # each planned request's tags as decode steps, made on its first answer, by id(request); a
+        # request read once (a split) is not kept beyond the cap, and a new plan starts afresh
+        self._steps: dict[int, tuple[ReadRequest, list[_Step]]] = {}
 
     # -- contract -----------------------------------------------------------------
 
@@ -298,29 +318,60 @@ class ModbusDriver(Driver):
             log.info("event=read_recovered device=%s tags=%s function=%s address=%d count=%d",
                      self.name, request.tag_names, request.function, request.address,
                      request.count)
-        for tag in request.tags:
-            part = request.registers_of(tag, values)
-            try:
-                if tag.is_bit:
-                    value: Any = bool(part[0])
-                else:
-                    value = decode(part, tag.type, tag.word_order, tag.byte_order,
-                                   bit=tag.bit, length=tag.length)
-            except CodecError as exc:  # cannot happen with a full response; be explicit
-                found[tag.name] = Sample(self.name, tag.name, None, Quality.BAD_COMM, ts,
-                                         f"device {self.name}: tag {tag.name}: {exc}")
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                found[tag.name] = self._not_a_number(tag.name, value, ts)
-                continue
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = scale_value(value, tag.scale, tag.offset)
-                if isinstance(value, float) and not math.isfinite(value):  # a huge raw value times scale
-                    found[tag.name] = self._not_a_number(tag.name, value, ts)
+        entry = self._steps.get(id(request))
+        if entry is not None and entry[0] is request:
+            steps = entry[1]
+        else:
+            steps = [_step(request, tag, self.config.unit_id) for tag in request.tags]
+            if len(self._steps) < _MAX_STEPS:
+                self._steps[id(request)] = (request, steps)
+        n = len(values)
+        for tag, start, kind, scaled, origin in steps:
+            # one register's uint16/int16 or one bit, as most tags are: no slice, no bytes; a register
+            # outside 0..65535 (or a short answer) takes the checked path below, which refuses it
+            if kind and start < n:
+                raw = values[start]
+                if kind == _BIT:
+                    self._bad_values.discard(tag.name)
+                    found[tag.name] = Sample(self.name, tag.name, bool(raw), Quality.GOOD, ts, origin=origin)
                     continue
-            self._bad_values.discard(tag.name)
-            found[tag.name] = Sample(self.name, tag.name, value, Quality.GOOD, ts,
-                                     origin=f"unit {self.config.unit_id} {tag.function} {tag.address}")
+                if raw.__class__ is int and 0 <= raw <= 0xFFFF:
+                    if kind == _INT16 and raw & 0x8000:
+                        raw -= 0x10000
+                    if scaled:
+                        raw = scale_value(raw, tag.scale, tag.offset)
+                        if raw.__class__ is float and not math.isfinite(raw):  # a huge scale
+                            found[tag.name] = self._not_a_number(tag.name, raw, ts)
+                            continue
+                    self._bad_values.discard(tag.name)
+                    found[tag.name] = Sample(self.name, tag.name, raw, Quality.GOOD, ts, origin=origin)
+                    continue
+            self._decode_one(request, tag, values, ts, origin, found)
+
+    def _decode_one(self, request: ReadRequest, tag: TagConfig, values: list[Any], ts: float,
+                    origin: str, found: dict[str, Sample]) -> None:
+        """One tag through the codec, with every check: types, orders, lengths, NaN, scaling."""
+        part = request.registers_of(tag, values)
+        try:
+            if tag.is_bit:
+                value: Any = bool(part[0])
+            else:
+                value = decode(part, tag.type, tag.word_order, tag.byte_order,
+                               bit=tag.bit, length=tag.length)
+        except CodecError as exc:  # a short or out-of-range answer
+            found[tag.name] = Sample(self.name, tag.name, None, Quality.BAD_COMM, ts,
+                                     f"device {self.name}: tag {tag.name}: {exc}")
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            found[tag.name] = self._not_a_number(tag.name, value, ts)
+            return
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = scale_value(value, tag.scale, tag.offset)
+            if isinstance(value, float) and not math.isfinite(value):  # a huge raw value times scale
+                found[tag.name] = self._not_a_number(tag.name, value, ts)
+                return
+        self._bad_values.discard(tag.name)
+        found[tag.name] = Sample(self.name, tag.name, value, Quality.GOOD, ts, origin=origin)
 
     def _not_a_number(self, tag: str, value: float, ts: float) -> Sample:
         error = (f"device {self.name}: tag {tag}: the device served {value!r}, not a number "
@@ -413,6 +464,7 @@ class ModbusDriver(Driver):
         tags = list(cfg.tags.values())
         coalesced = [t for t in tags if t.name not in self._split]
         isolated = [t for t in tags if t.name in self._split]
+        self._steps = {}
         self._requests = plan_reads(coalesced, cfg.max_gap, cfg.max_registers,
                                     max_bit_gap=cfg.max_bit_gap,
                                     max_bits=cfg.max_bits) + single_reads(isolated)

@@ -291,3 +291,34 @@ def test_a_scaled_value_that_overflows_to_infinity_is_bad_not_good():
     assert samples["flow"].quality is Quality.BAD_COMM and samples["flow"].value is None
     assert "not a number" in samples["flow"].error and "tag flow" in samples["flow"].error
     assert samples["count"].value == 5 and samples["count"].origin == "unit 1 holding 4"
+
+
+def test_the_one_register_shortcut_gives_what_the_codec_gives_and_refuses_what_it_refuses():
+    """uint16/int16/coil tags skip the codec (issue #17's CPU per value); answers a device or a broken
+    client library could give outside 0..65535 still become bad samples naming the tag, never values."""
+    from drivers.modbus.plan import ReadRequest
+    tags = {"u": holding(0, "uint16"), "i": holding(1, "int16"), "t": holding(2, "int16", scale=0.1, offset=1.0),
+            "huge": holding(3, "uint16", scale=1e308), "swapped": holding(4, "uint16", byte_order="little"),
+            "f": holding(5, "float32")}
+    driver = make_driver(1, tags)
+    request = ReadRequest("holding", 0, 7, tuple(driver.config.tags.values()))
+
+    def decode(values):
+        found = {}
+        driver._decode(request, values, found)
+        return found
+
+    for values in ([0, 0, 0, 0, 0, 0, 0], [65535, 65535, 65535, 65535, 0x1234, 0x4049, 0x0FDB],
+                   [32768, 32767, 32768, 1, 0x00FF, 0, 0], [1, 2, 3, 0, 1, 0x7F80, 0]):
+        found = decode(values)
+        slow = {}
+        for tag in request.tags:   # the checked path, tag by tag
+            driver._decode_one(request, tag, values, found[tag.name].source_ts, found[tag.name].origin, slow)
+        assert {n: (s.value, s.quality) for n, s in found.items()} == {n: (s.value, s.quality) for n, s in slow.items()}
+    assert decode([65535, 65535, 65535, 0, 0, 0, 0])["i"].value == -1
+    assert decode([0, 0, 0, 2, 0, 0, 0])["huge"].quality is Quality.BAD_COMM          # 2e308: not a number
+    for hostile in (-1, 65536, 1.5, None, "7"):
+        found = decode([hostile, hostile, 0, 0, 0, 0, 0])
+        for name in ("u", "i"):
+            assert found[name].quality is Quality.BAD_COMM and found[name].value is None, (hostile, found[name])
+            assert f"tag {name}" in found[name].error
