@@ -15,6 +15,14 @@ reaches the broker. It reports, for the gateway process (all its threads):
 The baseline, in the same run, is the bare reads: a pymodbus client process
 doing the same requests at the same period (`--per-tag`: one request per tag)
 and nothing else; `overhead_ratio` is the gateway's CPU over the bare reads'.
+
+A second baseline, the floor, is the least a gateway keeping the same promises
+can do per poll, written straight in one asyncio process: the same reads, one
+record of the poll's values in JSON, an Ed25519 signature over it, a synced
+LMDB put, a QoS 1 publish awaited until the broker's PUBACK (paho's network
+thread, as the gateway), a synced LMDB delete. `floor_ratio` is the gateway's
+CPU over the floor's: what the gateway's own structure (rules, supervision,
+status figures, group commit, journal) costs beyond its promises.
 """
 from __future__ import annotations
 
@@ -182,12 +190,99 @@ def _bare_main() -> None:
     print(json.dumps({"cpu_s": time.process_time() - c0, "values": values, "wall_s": time.monotonic() - t0}))
 
 
-def _bare(ports: list[int], registers: int, period: float, per_tag: bool, seconds: float) -> dict[str, float]:
-    code = "from gateway.bench.gateway import _bare_main; _bare_main()"
+def _floor_main() -> None:
+    """Child process: the bare reads plus the least durable, signed, acknowledged delivery; prints its CPU."""
+    ports, registers, period, per_tag, seconds = (json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]),
+                                                  sys.argv[4] == "1", float(sys.argv[5]))
+    broker, workdir = int(sys.argv[6]), sys.argv[7]
+    import lmdb
+    import paho.mqtt.client as mqtt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from pymodbus.client import AsyncModbusTcpClient
+
+    key = Ed25519PrivateKey.generate()
+    env = lmdb.open(workdir, map_size=1 << 28, sync=True, metasync=True)
+
+    async def go() -> int:
+        loop = asyncio.get_running_loop()
+        acks: dict[int, asyncio.Future[None]] = {}
+        early: set[int] = set()          # PUBACKs that came before their future was registered
+        lock = threading.Lock()
+
+        def on_publish(_c: Any, _u: Any, mid: int, *_rest: Any) -> None:
+            with lock:
+                fut = acks.pop(mid, None)
+                if fut is None:
+                    early.add(mid)
+            if fut is not None:
+                loop.call_soon_threadsafe(fut.set_result, None)
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-floor")
+        client.on_publish = on_publish
+        client.connect("127.0.0.1", broker)
+        client.loop_start()
+        stop = time.monotonic() + seconds
+        seq = 0
+
+        async def device(port: int) -> int:
+            nonlocal seq
+            modbus = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2)
+            await modbus.connect()
+            reads, due = 0, time.monotonic()
+            while time.monotonic() < stop:
+                values: list[int] = []
+                if per_tag:
+                    for r in range(registers):
+                        values += (await modbus.read_holding_registers(r, count=1, device_id=1)).registers
+                else:
+                    for start in range(0, registers, 125):
+                        values += (await modbus.read_holding_registers(
+                            start, count=min(125, registers - start), device_id=1)).registers
+                seq += 1
+                body = json.dumps({"ts": time.time(), "seq": seq, "values": values}, separators=(",", ":")).encode()
+                record = body + key.sign(body)
+                k = seq.to_bytes(8, "big")
+                with env.begin(write=True) as txn:
+                    txn.put(k, record)
+                fut = loop.create_future()
+                mid = client.publish("bench/floor", record, qos=1).mid
+                with lock:
+                    if mid in early:
+                        early.discard(mid)
+                        fut.set_result(None)
+                    else:
+                        acks[mid] = fut
+                await fut
+                with env.begin(write=True) as txn:
+                    txn.delete(k)
+                reads += registers
+                due += period
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+            modbus.close()
+            return reads
+
+        try:
+            return sum(await asyncio.gather(*(device(p) for p in ports)))
+        finally:
+            client.loop_stop()
+            client.disconnect()
+
+    t0, c0 = time.monotonic(), time.process_time()
+    values = asyncio.run(go())
+    print(json.dumps({"cpu_s": time.process_time() - c0, "values": values, "wall_s": time.monotonic() - t0}))
+
+
+def _child(main: str, ports: list[int], registers: int, period: float, per_tag: bool, seconds: float,
+           *extra: str) -> dict[str, float]:
+    code = f"from gateway.bench.gateway import {main}; {main}()"
     out = subprocess.run([sys.executable, "-c", code, json.dumps(ports), str(registers), str(period),
-                          "1" if per_tag else "0", str(seconds)], capture_output=True, text=True,
+                          "1" if per_tag else "0", str(seconds), *extra], capture_output=True, text=True,
                          timeout=seconds + 60, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _bare(ports: list[int], registers: int, period: float, per_tag: bool, seconds: float) -> dict[str, float]:
+    return _child("_bare_main", ports, registers, period, per_tag, seconds)
 
 
 def run(devices: int = 1, registers: int = 100, period: float = 0.1, seconds: float = 30.0,
@@ -227,12 +322,17 @@ def run(devices: int = 1, registers: int = 100, period: float = 0.1, seconds: fl
                 proc.kill()
                 proc.wait()
             counter.stop()
-            broker.stop()
+            try:
+                floor = _child("_floor_main", servers.ports, registers, period, per_tag, seconds,
+                               str(broker.port), str(root / "floor"))
+            finally:
+                broker.stop()
         bare = _bare(servers.ports, registers, period, per_tag, seconds)
     cpu = cpu1 - cpu0
     delays = sorted(counter.delays) or [0.0]
     per_k = 1000 * cpu / values if values else None
     bare_per_k = 1000 * bare["cpu_s"] / bare["values"] if bare["values"] else None
+    floor_per_k = 1000 * floor["cpu_s"] / floor["values"] if floor["values"] else None
     return {
         "devices": devices, "registers": registers, "period_s": period, "seconds": seconds, "per_tag": per_tag,
         "values_per_s": round(values / (t1 - t0), 1),
@@ -248,6 +348,9 @@ def run(devices: int = 1, registers: int = 100, period: float = 0.1, seconds: fl
         "bare_cpu_s_per_1000_values": round(bare_per_k, 5) if bare_per_k is not None else None,
         "bare_values_per_s": round(bare["values"] / bare["wall_s"], 1),
         "overhead_ratio": round(per_k / bare_per_k, 2) if per_k and bare_per_k else None,
+        "floor_cpu_s_per_1000_values": round(floor_per_k, 5) if floor_per_k is not None else None,
+        "floor_cpu_s_per_60s": round(60 * floor["cpu_s"] / floor["wall_s"], 2),
+        "floor_ratio": round(per_k / floor_per_k, 2) if per_k and floor_per_k else None,
         "cpus": os.cpu_count(),
     }
 
@@ -273,4 +376,7 @@ def main(argv: list[str]) -> int:
           f"p99 {r['p99_ms']} ms; first telemetry {r['start_to_first_s']} s after start")
     print(f"bare reads: {r['bare_cpu_s_per_1000_values']} CPU s per 1000 values; "
           f"overhead ratio {r['overhead_ratio']}x")
+    print(f"floor (the same reads, signed, synced, published with QoS 1, acknowledged, in one plain loop): "
+          f"{r['floor_cpu_s_per_1000_values']} CPU s per 1000 values ({r['floor_cpu_s_per_60s']} s per 60 s); "
+          f"gateway / floor {r['floor_ratio']}x")
     return 0
