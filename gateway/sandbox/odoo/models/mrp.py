@@ -220,7 +220,7 @@ class MrpProduction(MailThread, BaseModel):
                 continue
             if consumed(move):
                 move.write({"state": "done"})
-                quants._take(move._get("product_id"), move._get("location_id"), done_quantity(move))
+                quants._update(move._get("product_id"), move._get("location_id"), -done_quantity(move))
             else:
                 qty_field = "quantity_done" if "quantity_done" in move._fields else "quantity"
                 move.write({"state": "cancel", qty_field: 0.0})

@@ -157,23 +157,6 @@ class StockQuant(BaseModel):
         return sum(r["quantity"] for r in self._table.values()
                    if r["product_id"] == product_id and r["location_id"] in places)
 
-    def _take(self, product_id: int, location_id: int, qty: float) -> None:
-        """Take ``qty`` out of ``location_id`` as a done move does after Odoo reserved it: from the quants there
-        and in its children (reservation gathers child_of, oldest quant first), what none of them holds from
-        the location itself, which goes negative."""
-        places = self._internal_locations(location_id)
-        for rid in sorted(self._table):
-            row = self._table[rid]
-            if qty <= 0:
-                return
-            if row["product_id"] != product_id or row["location_id"] not in places or row["quantity"] <= 0:
-                continue
-            taken = min(row["quantity"], qty)
-            self.browse(rid).write({"quantity": row["quantity"] - taken})
-            qty -= taken
-        if qty > 0:
-            self._update(product_id, location_id, -qty)
-
     def _update(self, product_id: int, location_id: int | None, delta: float) -> None:
         if location_id is None:
             location_id = min(self._internal_locations(None))
@@ -351,6 +334,7 @@ class StockScrap(MailThread, BaseModel):
                 **scrap._production_link()})
             consume(move, qty)
             move.write({"state": "done"})
-            self.env["stock.quant"].sudo()._take(scrap._get("product_id"), scrap._get("location_id"), qty)
+            # Odoo's scrap move carries its move line at the scrap's location: taken from there, children aside
+            self.env["stock.quant"].sudo()._update(scrap._get("product_id"), scrap._get("location_id"), -qty)
             scrap.write({"state": "done", "date_done": now_string(self.env)})
         return True
