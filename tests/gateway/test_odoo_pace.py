@@ -15,6 +15,7 @@ import time
 import pytest
 
 from gateway.config import AlarmCode, OdooSinkConfig
+from gateway.errors import DeliveryError
 from gateway.events import Event, event_id
 from gateway.sinks.odoo import OdooSink
 from store.queue import Store
@@ -185,6 +186,41 @@ def test_a_scrap_does_not_force_a_count_write_but_a_consumption_does(odoo, tmp_p
 
     writes, dead = asyncio.run(go())
     assert dead == 0 and writes == [1, 1, 2]
+
+
+def test_the_first_pass_after_an_outage_writes_a_due_count_itself_and_later_passes_leave_it_to_the_writer(
+        odoo, tmp_path):
+    """Issue #14: delivery resumed 5-7 s after a real Odoo 17 answered again, because the first pass only
+    tallied the count and the writer wrote it after that whole pass (scrap, downtimes) and its tick."""
+    store = Store(tmp_path / "s", sinks=["odoo"])
+    now = [0.0]
+
+    async def go():
+        sink = OdooSink(_cfg(odoo.url, count_interval=5.0), store)
+        sink.production.clock = lambda: now[0]
+        seen = []
+
+        async def deliver(batch):
+            store.append(batch)
+            await sink.deliver(store.read("odoo", 100))
+            seen.append(((await _wo(odoo.url))["qty_producing"], sink.production.writes))
+
+        await deliver(_parts(0, 1))                  # the order's first count: at once
+        odoo.set_faults(http_status=503)             # Odoo goes away
+        store.append(_parts(1, 2) + [_ev("scrap", "s0", {"quantity": 1})])  # the scrap meets the outage
+        with pytest.raises(DeliveryError):
+            await sink.deliver(store.read("odoo", 100))
+        odoo.set_faults()                            # ... and answers again, the interval long past
+        now[0] += 10.0
+        await deliver([_ev("scrap", "s1", {"quantity": 1})] + _parts(3, 1))
+        now[0] += 10.0
+        await deliver(_parts(4, 1))                  # due, but no outage before: the writer's
+        await sink.raw_client.close()
+        return seen, sink.stats.dead_lettered
+
+    seen, dead = asyncio.run(go())
+    assert dead == 0
+    assert seen == [(1.0, 1), (4.0, 2), (4.0, 2)]
 
 
 def test_counts_on_both_sides_of_a_start_in_one_batch_add_up(odoo, tmp_path):

@@ -112,15 +112,18 @@ def sandbox_plant(rpc: Rpc) -> Plant:
     (location,) = rpc("stock.location", "search", [["complete_name", "=", "WH/Stock"]])
     components = {code: rpc("product.product", "search", [["default_code", "=", code]])[0]
                   for _, code, _ in COMPONENTS}
-    # the manual-consumption component, added to the demo order as a planner would add a line (the sandbox's
-    # stock.move has no manual_consumption field)
+    # the manual-consumption component, added to the demo order as a planner would add a line (the sandbox
+    # has no BoMs); its stock and its flag as `setup_plant` sets them on real Odoo
     components[MANUAL[1]] = rpc("product.product", "create", {"name": MANUAL[0], "default_code": MANUAL[1],
                                                                "type": "product"})
     (mo,) = rpc("mrp.production", "read", [wos[0]["production_id"][0]], fields=["name", "product_qty"])
-    rpc("stock.move", "create", {"name": mo["name"], "product_id": components[MANUAL[1]],
-                                 "product_uom_qty": mo["product_qty"], "location_id": location,
-                                 "location_dest_id": rpc("stock.location", "search", [["usage", "=", "production"]])[0],
-                                 "raw_material_production_id": mo["id"], "state": "assigned"})
+    add_stock(rpc, components[MANUAL[1]], location, 10 * mo["product_qty"] * 4)
+    move = rpc("stock.move", "create", {"name": mo["name"], "product_id": components[MANUAL[1]],
+                                        "product_uom_qty": mo["product_qty"] * MANUAL[2], "location_id": location,
+                                        "location_dest_id": rpc("stock.location", "search",
+                                                                [["usage", "=", "production"]])[0],
+                                        "raw_material_production_id": mo["id"], "state": "assigned"})
+    rpc("stock.move", "write", [move], {"manual_consumption": True})
     return Plant(wc, product, 0, wos[0]["production_id"][0], tuple(w["id"] for w in wos), equipment, location,
                  components)
 

@@ -3,7 +3,9 @@
 Each scenario talks to Odoo the way the gateway does (execute_kw over JSON-RPC) and asserts what real
 Odoo answers; the same assertions run against the sandbox (`[sandbox]`). When they disagree, the
 sandbox is wrong (issue #14): work order start and finish, the order's computed state, scrap naming,
-units and the insufficient-quantity wizard, `load`'s time zones and the access-check methods by series.
+units and the insufficient-quantity wizard, stock from an inventory adjustment and where a scrap may take
+it by series, a manual-consumption component left to its consumption, `load`'s time zones and the
+access-check methods by series.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.real_odoo.harness import OdooDb, Rpc
-from tests.real_odoo.masterdata import Plant, make_order, prepare
+from tests.real_odoo.masterdata import MANUAL, Plant, add_stock, make_order, prepare, storable
 
 pytestmark = pytest.mark.real_odoo_smoke
 
@@ -119,6 +121,76 @@ def test_a_scrap_is_named_when_done_in_its_products_unit_and_the_finished_produc
     assert wizard["context"]["default_scrap_id"] == finished
     assert rpc("stock.scrap", "read", [finished], fields=["state", "name"])[0] == {
         "id": finished, "state": "draft", "name": "New"}
+
+
+def test_counted_stock_is_on_hand_there_and_above_and_a_scrap_takes_it_by_series(odoo: OdooDb) -> None:
+    """An inventory adjustment (as the harness stocks components) puts stock in its location; on hand counts a
+    location with its children; a scrap is checked against that very location in 16 and from 18 (strict), with
+    its children in 17, and always takes what it validates from that very location."""
+    plant = prepare(odoo)
+    rpc = odoo.rpc()
+    oil = rpc("product.product", "create", {"name": "Cutting Oil", "default_code": "OIL", **storable(odoo.major)})
+    shelf = rpc("stock.location", "create", {"name": "Shelf 1", "location_id": plant.stock_location,
+                                             "usage": "internal"})
+    add_stock(rpc, oil, plant.stock_location, 25)
+    add_stock(rpc, oil, shelf, 5)
+    quants = rpc("stock.quant", "search_read", [["product_id", "=", oil],
+                                                ["location_id", "in", [plant.stock_location, shelf]]],
+                 fields=["location_id", "quantity", "inventory_quantity"])
+    assert sorted((q["location_id"][0], q["quantity"], q["inventory_quantity"]) for q in quants) == sorted(
+        [(plant.stock_location, 25.0, 0.0), (shelf, 5.0, 0.0)])
+    (warehouse,) = rpc("stock.location", "read", [plant.stock_location], fields=["location_id"])
+
+    def on_hand(location: int) -> float:
+        return rpc("product.product", "read", [oil], fields=["qty_available"],
+                   context={"location": location})[0]["qty_available"]
+
+    assert (on_hand(shelf), on_hand(plant.stock_location), on_hand(warehouse["location_id"][0])) == (5, 30, 30)
+    scrap = rpc("stock.scrap", "create", {"product_id": oil, "scrap_qty": 28, "location_id": plant.stock_location})
+    answer = rpc("stock.scrap", "action_validate", [scrap])
+    if odoo.major != 17:
+        assert isinstance(answer, dict) and answer["res_model"] == "stock.warn.insufficient.qty.scrap", answer
+        assert on_hand(plant.stock_location) == 30
+        scrap = rpc("stock.scrap", "create", {"product_id": oil, "scrap_qty": 24, "location_id": plant.stock_location})
+        assert rpc("stock.scrap", "action_validate", [scrap]) is True
+        assert (on_hand(shelf), on_hand(plant.stock_location)) == (5, 6)
+        return
+    assert answer is True  # taken from Stock itself (the scrap's move line is there), the shelf keeps its own
+    assert (on_hand(shelf), on_hand(plant.stock_location)) == (5, 2)
+
+
+def test_the_count_leaves_a_manual_component_to_its_consumption_and_its_scrap_needs_no_wizard(odoo: OdooDb) -> None:
+    """Writing the work order's count moves the order's ordinary components with it; the manual-consumption
+    component (the harness's Coolant) is not consumed by it (16: untouched; 17+: its quantity follows but it
+    stays unpicked until its consumption is recorded, then it keeps that); a scrap of it validates from the
+    stock the harness put where the order takes it."""
+    plant = prepare(odoo)
+    rpc = odoo.rpc()
+    v16 = odoo.major == 16
+    fields = ["quantity_done"] if v16 else ["quantity", "picked"]
+
+    def move(code: str) -> dict[str, Any]:
+        (row,) = rpc("stock.move", "search_read", [["raw_material_production_id", "=", plant.production],
+                                                   ["product_id", "=", plant.components[code]],
+                                                   ["state", "not in", ["done", "cancel"]]], fields=fields)
+        return row
+
+    def used(row: dict[str, Any]) -> tuple[float, bool]:
+        return (row["quantity_done"], row["quantity_done"] > 0) if v16 else (row["quantity"], row["picked"])
+
+    wo = plant.workorders[0]
+    rpc("mrp.workorder", "write", [wo], {"qty_producing": 3})
+    assert used(move("STEEL-BAR")) == (3.0, True)
+    assert used(move(MANUAL[1])) == ((0.0, False) if v16 else (3.0, False))
+    coolant = move(MANUAL[1])["id"]
+    rpc("stock.move", "write", [coolant], {"quantity_done": 7} if v16 else {"quantity": 7, "picked": True})
+    rpc("mrp.workorder", "write", [wo], {"qty_producing": 5})
+    assert used(move("STEEL-BAR")) == (5.0, True)
+    assert used(move(MANUAL[1])) == (7.0, True)
+    scrap = rpc("stock.scrap", "create", {"product_id": plant.components[MANUAL[1]], "scrap_qty": 2,
+                                          "production_id": plant.production, "location_id": plant.stock_location})
+    assert rpc("stock.scrap", "action_validate", [scrap]) is True
+    assert used(move(MANUAL[1])) == (7.0, True)  # a scrap is no consumption
 
 
 @pytest.mark.parametrize("user_tz, context, stored", [

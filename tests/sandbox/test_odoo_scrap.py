@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gateway.sandbox.odoo import OdooSandbox
-from tests.sandbox.test_odoo_workorder import ok, read
+from tests.sandbox.test_odoo_workorder import call, ok, read
 
 STEEL_BAR = 3  # a component of the demo order, with stock in WH/Stock
 
@@ -111,10 +111,47 @@ def test_quantity_on_hand_follows_the_location_in_the_context(odoo: tuple[int, h
         kw = {"fields": ["qty_available"], **({"context": {"location": loc}} if loc else {})}
         return ok(client, "product.product", "read", [[product]], kw)[0]["qty_available"]
     assert (on_hand(None), on_hand(wh), on_hand(stock), on_hand(shelf)) == (7.0, 7.0, 7.0, 5.0)
-    # a scrap checks its own location: 16 only that location's quants, 17+ the location and below
+    # a scrap checks its own location: 16 only that location's quants (_gather strict), 17 the location and
+    # below (qty_available), 18+ only that location again (qty_available with the context's strict)
+    strict = ok(client, "product.product", "read", [[product]], {"fields": ["qty_available"], "context": {
+        "location": stock, "strict": True}})[0]["qty_available"]
+    assert strict == (2.0 if major >= 18 else 7.0)
     scrap = ok(client, "stock.scrap", "create", [{"product_id": product, "scrap_qty": 6, "location_id": stock}])
     result = ok(client, "stock.scrap", "action_validate", [[scrap]])
-    assert (result is True) == (major >= 17)
+    assert (result is True) == (major == 17)
+
+
+def test_an_inventory_adjustment_counts_stock_in_through_a_done_move(odoo: tuple[int, httpx.Client]) -> None:
+    """stock.quant.create with inventory_quantity under inventory_mode, then action_apply_inventory (16-19): the
+    quant of that product and location takes the count, through a done move from the inventory-loss location,
+    and the count is cleared; a second count adjusts the same quant by the difference."""
+    major, client = odoo
+    product = ok(client, "product.product", "create", [{"name": "Coolant", **storable(major)}])
+    stock = location(client, "WH/Stock")
+    inventory_mode = {"context": {"inventory_mode": True}}
+    quant = ok(client, "stock.quant", "create", [{"product_id": product, "location_id": stock,
+                                                  "inventory_quantity": 40}], inventory_mode)
+    fields = ("quantity", "inventory_quantity", "inventory_diff_quantity", "inventory_quantity_set")
+    assert read(client, "stock.quant", quant, *fields) == {"id": quant, "quantity": 0.0, "inventory_quantity": 40.0,
+                                                          "inventory_diff_quantity": 40.0,
+                                                          "inventory_quantity_set": True}
+    assert ok(client, "stock.quant", "action_apply_inventory", [[quant]]) is None
+    assert read(client, "stock.quant", quant, *fields) == {"id": quant, "quantity": 40.0, "inventory_quantity": 0.0,
+                                                          "inventory_diff_quantity": 0.0,
+                                                          "inventory_quantity_set": False}
+    again = ok(client, "stock.quant", "create", [{"product_id": product, "location_id": stock,
+                                                  "inventory_quantity": 35}], inventory_mode)
+    assert again == quant
+    ok(client, "stock.quant", "action_apply_inventory", [[quant]])
+    moves = ok(client, "stock.move", "search_read", [[["product_id", "=", product]]],
+               {"fields": ["location_id", "location_dest_id", "product_uom_qty", "state"], "order": "id"})
+    loss = location(client, "Virtual Locations/Inventory adjustment")
+    assert [(m["location_id"][0], m["location_dest_id"][0], m["product_uom_qty"], m["state"]) for m in moves] == [
+        (loss, stock, 40.0, "done"), (stock, loss, 5.0, "done")]
+    assert read(client, "product.product", product, "qty_available")["qty_available"] == 35.0
+    refused = call(client, "stock.quant", "create", [{"product_id": product, "location_id": stock,
+                                                      "inventory_quantity": 1, "quantity": 9}], inventory_mode)
+    assert refused["error"]["data"]["message"] == "Quant's creation is restricted, you can't do this operation."
 
 
 def test_fields_get_names_the_unit_fields(odoo: tuple[int, httpx.Client]) -> None:

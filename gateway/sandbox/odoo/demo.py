@@ -12,7 +12,8 @@ only), the chatter subtypes mail.mt_comment and mail.mt_note, and two
 components of WH/MO/00001 (stock.move 1 and 2, WH/Stock to Production):
 Steel Bar (STEEL-BAR, 1 per part) and Screw M4 (SCREW-M4, 4 per part), both
 storable with twice the MO's need on hand; Odoo's standard units of measure
-(uom.product_uom_unit 'Units' is every product's unit).
+(uom.product_uom_unit 'Units' is every product's unit); the inventory-loss
+location Virtual Locations/Inventory adjustment (inventory adjustments).
 """
 from __future__ import annotations
 
@@ -95,3 +96,5 @@ def _seed_additions(env: Environment, version: OdooVersion, storable: dict[str, 
         env["stock.move"].create({"name": production_order._get("name"), "product_id": product.id,
                                   "product_uom_qty": demand * per_part, "state": "assigned", "location_id": stock,
                                   "location_dest_id": production, "raw_material_production_id": mo, **reserved})
+    virtual = env["stock.location"].search([("name", "=", "Virtual Locations")], limit=1)
+    env["stock.location"].create({"name": "Inventory adjustment", "location_id": virtual.id, "usage": "inventory"})

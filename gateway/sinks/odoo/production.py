@@ -13,7 +13,10 @@ write adds a stock.move.line per component move in Odoo; after every tenth
 write the order's component move lines are merged again, see `movelines`, so
 a write's cost stays flat over the order): the first count of an order at once, later counts once
 the interval passed, by the sink's writer task beside the delivery loop
-(`flush(due_only=True)`), so an alarm never waits behind a count write; and
+(`flush(due_only=True)`), so an alarm never waits behind a count write, except
+in the first pass after a failed one (an outage: `catch_up`), which writes a
+due count itself as soon as it has tallied it, so Odoo shows the parts as soon
+as it answers again rather than after that whole pass and the writer's tick; and
 every count still unwritten before anything that depends on it: a work order
 start or finish, auto-finish, consumption, a shift reconciliation, and
 shutdown (`flush()`). The counts not written yet are kept in
@@ -91,6 +94,8 @@ class ProductionPoster:
         self.lines = MoveLines(client, sink)
         #: work order id -> count writes since its order's move lines were last merged
         self._since_merge: dict[int, int] = {}
+        #: the last pass failed (Odoo was away): the next one writes a due count itself, at once
+        self.catch_up = False
 
     @property
     def unwritten_key(self) -> str:
@@ -165,9 +170,10 @@ class ProductionPoster:
                 base = await self.odoo_baseline(wo_id)
                 await asyncio.to_thread(self.store.put_state, key, encode_tally(base))
             qty = base + sum(float(s.event["data"]["quantity"]) for s in group)
-            if self.interval <= 0 or wo_id not in self._written_at:
-                # every batch (interval 0), or the order's first count: at once. Later counts are the
-                # writer's (`flush(due_only=True)`), so a delivery pass never waits for a count write
+            if self.interval <= 0 or wo_id not in self._written_at or (self.catch_up and self._due(wo_id)):
+                # every batch (interval 0), the order's first count, or a due count after an outage: at once.
+                # Later counts are the writer's (`flush(due_only=True)`), so a delivery pass never waits for a
+                # count write
                 try:
                     await self._write(wo, qty)
                 except PermanentDeliveryError as exc:

@@ -273,11 +273,16 @@ class OdooSink:
         """
         batch = [self._remap(s) if s.cls == "replay" else s for s in batch]
         self.production.begin()
-        lanes = set() if self.stats.extra.get("held") == 0 else \
-            {h.lane for h in await asyncio.to_thread(self.store.held, self.name)}
-        out = Outcome()
-        done, hold = await self._in_order(batch, lanes, out)
+        try:
+            lanes = set() if self.stats.extra.get("held") == 0 else \
+                {h.lane for h in await asyncio.to_thread(self.store.held, self.name)}
+            out = Outcome()
+            done, hold = await self._in_order(batch, lanes, out)
+        except DeliveryError:
+            self.production.catch_up = True  # the next pass writes a due count as soon as Odoo answers
+            raise
         await asyncio.to_thread(self.store.ack, self.name, done, out.state, out.dead, out.receipts, hold)
+        self.production.catch_up = False
         self.production.acknowledged()
         self._delivered(done, out)
         for stored, lane, _, _ in hold:

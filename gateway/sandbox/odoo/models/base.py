@@ -142,8 +142,11 @@ class ProductProduct(BaseModel):
         return f"[{code}] {name}" if code else (name or "")
 
     def _compute_qty_available(self) -> float:
-        """On hand in internal locations, or in the context's ``location`` and its children."""
-        return self.env["stock.quant"].sudo()._quantity(self.id, self.env.context.get("location") or None)
+        """On hand in internal locations, or in the context's ``location`` and its children (only there with
+        the context's ``strict``, from Odoo 18)."""
+        location = self.env.context.get("location") or None
+        strict = bool(location and self.env.major >= 18 and self.env.context.get("strict"))
+        return self.env["stock.quant"].sudo()._quantity(self.id, location, strict=strict)
 
     def _is_storable(self) -> bool:
         if "is_storable" in self._fields:

@@ -1,7 +1,10 @@
 """Stock models: locations, quants, moves and scrap orders, enough for scrap and mark-done.
 
 Quantities on hand are kept per product and internal location in stock.quant;
-a scrap of a storable product with too little stock at its source location
+stock comes in as Odoo's inventory adjustment does it (a quant created with
+``inventory_quantity`` under the context ``inventory_mode``, then
+``action_apply_inventory``: a done move from the inventory-loss location).
+A scrap of a storable product with too little stock at its source location
 answers with Odoo's 'Insufficient Quantity To Scrap' wizard action and stays
 draft (a finished product of an order in progress usually has none: Odoo's own
 order scrap offers the components); a scrap is named (SP/00001) when it is
@@ -12,11 +15,12 @@ from the other models.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UserError
 from ..fields import Boolean, Char, Datetime, Float, Many2one, One2many, Selection, now_string
-from ..orm import BaseModel
+from ..orm import BaseModel, api_model_create
 from .groups import INTERNAL, MRP_ADMIN, MRP_USER, STOCK_ADMIN, STOCK_USER, acl
 from .mail import MailThread
 
@@ -56,6 +60,83 @@ class StockQuant(BaseModel):
     product_id = Many2one("product.product", "Product", required=True, ondelete="restrict")
     location_id = Many2one("stock.location", "Location", required=True, ondelete="restrict")
     quantity = Float("Quantity")
+    inventory_quantity = Float("Counted Quantity")
+    inventory_diff_quantity = Float("Difference")  # Odoo: stored, computed when the count is written
+    inventory_quantity_set = Boolean("Inventory Quantity Set")
+
+    #: what a quant may be created with in inventory mode (Odoo's _get_inventory_fields_create, no lots/packages)
+    INVENTORY_FIELDS = {"product_id", "location_id", "inventory_quantity", "inventory_diff_quantity",
+                        "inventory_quantity_set", "inventory_date", "user_id", "owner_id", "lot_id", "package_id"}
+
+    def _inventory_mode(self) -> bool:
+        return bool(self.env.context.get("inventory_mode")) and (
+            self.env.su or STOCK_USER in self.env.user_group_names())
+
+    @api_model_create
+    def create(self, vals_list: Any) -> BaseModel:
+        """Odoo's stock.quant.create: in inventory mode a count is written on the quant of that very product
+        and location (created empty when there is none); stock moves only when the count is applied."""
+        if isinstance(vals_list, Mapping):
+            vals_list = [vals_list]
+        if not self._inventory_mode():
+            return super().create(vals_list)
+        ids = []
+        for vals in vals_list:
+            if "inventory_quantity" not in vals:
+                ids += super().create([vals]).ids
+                continue
+            if set(vals) - self.INVENTORY_FIELDS:
+                raise UserError("Quant's creation is restricted, you can't do this operation.")
+            vals = {k: v for k, v in vals.items() if k in ("product_id", "location_id", "inventory_quantity")}
+            counted = vals.pop("inventory_quantity") or 0.0
+            quant = self.sudo()._strict(vals.get("product_id"), vals.get("location_id"))
+            if not quant:
+                quant = self.sudo().create({**vals, "quantity": 0.0})
+            quant.write({"inventory_quantity": counted})
+            ids.append(quant.id)
+        return self.browse(ids)
+
+    def _strict(self, product_id: Any, location_id: Any) -> BaseModel:
+        """The quant of exactly this product and location (Odoo's _gather(strict=True), no lots)."""
+        ids = [rid for rid, r in self._table.items()
+               if r["product_id"] == product_id and r["location_id"] == location_id]
+        return self.browse(ids[:1])
+
+    def write(self, vals: Mapping[str, Any]) -> bool:
+        result = super().write(vals)
+        if "inventory_quantity" in vals:  # Odoo: inventory_diff_quantity depends on inventory_quantity
+            for quant in self:
+                quant._put(quant.id, {"inventory_quantity_set": True, "inventory_diff_quantity":
+                                      quant._get("inventory_quantity") - quant._get("quantity")})
+        return result
+
+    def action_apply_inventory(self) -> None:
+        """Odoo's action_apply_inventory / _apply_inventory (no lots, no conflicts): for each counted quant a
+        done move of the difference between the inventory-loss location and the quant's, then the count is
+        cleared.  Only an Inventory administrator may."""
+        if not self.env.su and STOCK_ADMIN not in self.env.user_group_names():
+            raise UserError("Only a stock manager can validate an inventory adjustment.")
+        loss = self.env["stock.location"].sudo().search([("usage", "=", "inventory"),
+                                                         ("scrap_location", "=", False)], limit=1, order="id")
+        if not loss:
+            raise UserError("This database has no inventory-loss location (Virtual Locations/Inventory adjustment).")
+        moves = self.env["stock.move"].sudo()
+        for quant in self.sudo():
+            diff = quant._get("inventory_diff_quantity") or 0.0
+            if not diff and not quant._get("inventory_quantity") and not quant._get("quantity"):
+                continue
+            here = quant._get("location_id")
+            move = moves.create({"name": "Product Quantity Updated" if diff else "Product Quantity Confirmed",
+                                 "product_id": quant._get("product_id"), "product_uom_qty": abs(diff),
+                                 "location_id": loss.id if diff > 0 else here,
+                                 "location_dest_id": here if diff > 0 else loss.id})
+            consume(move, abs(diff))
+            move.write({"state": "done"})
+            quant._put(quant.id, {"quantity": quant._get("quantity") + diff})
+        self.sudo().write({"inventory_quantity": 0.0})
+        for quant in self.sudo():
+            quant._put(quant.id, {"inventory_diff_quantity": 0.0, "inventory_quantity_set": False})
+        return None
 
     def _internal_locations(self, location_id: int | None) -> set[int]:
         """Internal locations, all of them or those under ``location_id`` (itself included: child_of)."""
@@ -227,9 +308,10 @@ class StockScrap(MailThread, BaseModel):
         if self._get("scrap_qty") <= 0:
             raise UserError("You can only enter positive quantities.")
         product = self.env["product.product"].sudo().browse(self._get("product_id"))
-        # 16: quants of that very location (_gather strict); 17+: qty_available there and below (child_of)
+        # 16: quants of that very location (_gather strict); 17: qty_available there and below (child_of);
+        # 18+: qty_available with the context's strict (that very location again)
         available = self.env["stock.quant"].sudo()._quantity(product.id, self._get("location_id"),
-                                                              strict=self.env.major <= 16)
+                                                              strict=self.env.major != 17)
         if product._is_storable() and available < self._get("scrap_qty"):
             return {"name": product._display_name() + ": Insufficient Quantity To Scrap", "view_mode": "form",
                     "res_model": "stock.warn.insufficient.qty.scrap", "view_id": 630,
@@ -252,6 +334,7 @@ class StockScrap(MailThread, BaseModel):
                 **scrap._production_link()})
             consume(move, qty)
             move.write({"state": "done"})
+            # Odoo's scrap move carries its move line at the scrap's location: taken from there, children aside
             self.env["stock.quant"].sudo()._update(scrap._get("product_id"), scrap._get("location_id"), -qty)
             scrap.write({"state": "done", "date_done": now_string(self.env)})
         return True
