@@ -24,7 +24,7 @@ from gateway import __version__
 from gateway.config import name_problem
 from webui import metrics as metrics_mod
 from webui import openapi
-from webui import backup, hoststate, system, tagcsv
+from webui import hoststate, system, tagcsv
 from webui.accounts import AccountError
 from webui.app import console
 from webui.bridge import GatewayBusy
@@ -458,6 +458,7 @@ def rollback(entry: int) -> Response:
 @api.get(f"{V1}/config/export")
 def config_export() -> Response:
     """The configuration file to download, every secret masked (an import keeps the stored ones)."""
+    from webui import backup  # tarfile, AES-GCM, scrypt: loaded by the first export or backup, not every start
     c = console()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return Response(backup.masked(c.config_file.text()), mimetype="application/toml", headers={
@@ -469,6 +470,7 @@ def config_export() -> Response:
 @api.post(f"{V1}/backup")
 @requires("users")
 def make_backup() -> Response:
+    from webui import backup  # tarfile, AES-GCM, scrypt: loaded by the first backup, not every start
     body = _optional_body()
     passphrase = body.get("passphrase")
     if passphrase is not None and not isinstance(passphrase, str):
@@ -493,6 +495,7 @@ def make_backup() -> Response:
 def restore_backup() -> Response:
     """A backup archive as the body (its bytes, any content type); the passphrase in `X-Backup-Passphrase`;
     `?device_key=1` to take the sealed device key too (only onto a gateway that has not delivered)."""
+    from webui import backup  # tarfile, AES-GCM, scrypt: loaded by the first backup, not every start
     c = console()
     passphrase = request.headers.get("X-Backup-Passphrase") or None
     try:

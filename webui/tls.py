@@ -9,16 +9,17 @@ technician can check the certificate the browser warns about.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
 import ipaddress
 import os
+import re
 import socket
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
 
 
 def paths(state_dir: Path) -> tuple[Path, Path]:
@@ -31,6 +32,11 @@ def ensure_certificate(state_dir: Path, gateway_id: str) -> tuple[Path, Path]:
     cert_path, key_path = paths(state_dir)
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    # cryptography's X.509 code (~2 MiB resident) only on the start that makes the certificate
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
     cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     host = socket.gethostname() or "linebridge"
@@ -57,5 +63,12 @@ def ensure_certificate(state_dir: Path, gateway_id: str) -> tuple[Path, Path]:
 
 def fingerprint(cert_path: Path) -> str:
     """SHA-256 of the DER certificate, as colon-separated hex (what browsers show)."""
-    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
-    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+    # the first certificate of the file (the server's own, when a plant's CA chain follows it)
+    m = _PEM_CERT.search(Path(cert_path).read_text(encoding="ascii", errors="replace"))
+    try:
+        der = base64.b64decode("".join(m.group(1).split()), validate=True) if m else b""
+    except (binascii.Error, ValueError):
+        der = b""
+    if not der:
+        raise ValueError(f"{cert_path} holds no PEM certificate")
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
