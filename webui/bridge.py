@@ -15,7 +15,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from drivers.base import Sample
-from gateway.config import Config, MqttSinkConfig, OdooSinkConfig
+from gateway.config import Config, LabelSinkConfig, MqttSinkConfig, OdooSinkConfig
 
 #: seconds a page waits for the gateway loop before it answers 503
 CALL_TIMEOUT = 30.0
@@ -63,7 +63,7 @@ class Bridge:
             st = self.sup.status()
             for name, sink in self.sup.sinks.items():
                 info = st["sinks"].setdefault(name, {})
-                info["type"] = "mqtt" if isinstance(sink.cfg, MqttSinkConfig) else "odoo"
+                info["type"] = ("mqtt" if isinstance(sink.cfg, MqttSinkConfig) else "labels" if isinstance(sink.cfg, LabelSinkConfig) else "odoo")
             st["links"] = {n: {"state": link.state, "last_error": link.last_error}
                            for n, link in getattr(self.sup, "links", {}).items()}
             hb = getattr(self.sup, "heartbeat", None)

@@ -1,0 +1,117 @@
+"""Label printers: ZPL over raw TCP (port 9100) and PDF over IPP, each send with a timeout.
+
+It owns the two ways a label reaches paper, behind one small interface:
+`render(template, values)` (the bytes that printer takes) and `send(label_id,
+document)`, which raises `TransientDeliveryError` when the printer is off,
+unreachable, too slow or refusing for now (the sink holds the label and tries
+again), and `PermanentDeliveryError` when the printer will never take it.
+`printed(label_id)` says whether the printer already has a label from an
+earlier life of the process: IPP printers keep their jobs (by job name, our
+label id), so it answers True or False; a raw TCP printer keeps nothing the
+host can ask for, so it answers None (not known). It does not decide what to
+print or in which order (see `sink.py`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.sinks.labels import ipp
+from gateway.sinks.labels.config import LabelSinkConfig, TemplateSpec
+
+log = logging.getLogger("linebridge.sinks.labels")
+
+
+class RawPrinter:
+    """A Zebra-compatible printer: one TCP connection per label, ZPL in, nothing back."""
+
+    language = "zpl"
+
+    def __init__(self, cfg: LabelSinkConfig) -> None:
+        self.cfg = cfg
+
+    def render(self, template: TemplateSpec, values: dict[str, str]) -> bytes:
+        from gateway.sinks.labels import zpl
+        return zpl.render(template, values, self.cfg.dpi)
+
+    async def send(self, label_id: str, document: bytes) -> str:
+        timeout = self.cfg.timeout
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.cfg.host, self.cfg.port), timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise TransientDeliveryError(f"printer {self.cfg.url} unreachable: {_reason(exc)}") from exc
+        try:
+            writer.write(document)
+            await asyncio.wait_for(writer.drain(), timeout)
+            if writer.can_write_eof():
+                writer.write_eof()
+            await asyncio.wait_for(writer.drain(), timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise TransientDeliveryError(f"printer {self.cfg.url} send failed: {_reason(exc)}") from exc
+        finally:
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), timeout)
+            except (OSError, asyncio.TimeoutError):
+                pass
+        return f"zpl:{len(document)}B"
+
+    async def printed(self, label_id: str) -> bool | None:
+        return None
+
+
+class IppPrinter:
+    """A CUPS or IPP Everywhere printer: a PDF per label, a Print-Job named by the label id."""
+
+    language = "pdf"
+
+    def __init__(self, cfg: LabelSinkConfig) -> None:
+        self.cfg = cfg
+        scheme = "ipps" if cfg.protocol == "ipps" else "ipp"
+        self.uri = f"{scheme}://{cfg.host}:{cfg.port}{cfg.path}"
+
+    def render(self, template: TemplateSpec, values: dict[str, str]) -> bytes:
+        from gateway.sinks.labels import pdf
+        return pdf.render(template, values)
+
+    async def send(self, label_id: str, document: bytes) -> str:
+        c = self.cfg
+        try:
+            job = await asyncio.wait_for(asyncio.to_thread(
+                ipp.print_job, c.host, c.port, c.path, self.uri, label_id, document, "application/pdf",
+                c.timeout, c.protocol == "ipps"), c.timeout * 2)
+        except ipp.IppError as exc:
+            # 0x04xx: the client's request is wrong, retrying cannot help; 0x05xx: the printer's trouble
+            if exc.status is not None and 0x0400 <= exc.status < 0x0500 and exc.status not in (0x0400, 0x0401):
+                raise PermanentDeliveryError(f"printer {c.url}: {exc}") from exc
+            raise TransientDeliveryError(f"printer {c.url}: {exc}") from exc
+        except (OSError, asyncio.TimeoutError, http_errors()) as exc:
+            raise TransientDeliveryError(f"printer {c.url} unreachable: {_reason(exc)}") from exc
+        return f"ipp-job:{job}"
+
+    async def printed(self, label_id: str) -> bool | None:
+        c = self.cfg
+        try:
+            jobs = await asyncio.wait_for(asyncio.to_thread(
+                ipp.job_names, c.host, c.port, c.path, self.uri, c.timeout, c.protocol == "ipps"), c.timeout * 2)
+        except (ipp.IppError, OSError, asyncio.TimeoutError, http_errors()) as exc:
+            raise TransientDeliveryError(f"printer {c.url}: cannot list its jobs: {_reason(exc)}") from exc
+        found = jobs.get(label_id)
+        return found is not None and found[1] not in ("canceled", "aborted")
+
+
+def http_errors() -> type[Exception]:
+    import http.client
+    return http.client.HTTPException
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def printer_for(cfg: LabelSinkConfig) -> RawPrinter | IppPrinter:
+    return RawPrinter(cfg) if cfg.protocol == "zpl" else IppPrinter(cfg)
