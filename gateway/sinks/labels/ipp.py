@@ -1,4 +1,4 @@
-"""The small part of IPP/1.1 (RFC 8010, 8011) a label printer needs: Print-Job and Get-Jobs.
+"""The small part of IPP/1.1 (RFC 8010, 8011) a label printer needs: Print-Job, Get-Jobs, Get-Job-Attributes.
 
 It owns encoding those two requests (operation attributes, then the document)
 and decoding the answer's status and attribute groups, and sending them as an
@@ -14,7 +14,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-PRINT_JOB, GET_JOBS = 0x0002, 0x000A
+PRINT_JOB, GET_JOB_ATTRIBUTES, GET_JOBS = 0x0002, 0x0009, 0x000A
+#: the newest jobs `job_names` looks at (a label in doubt is among the printer's last few jobs)
+RECENT_JOBS = 20
 _OPERATION, _JOB, _END = 0x01, 0x02, 0x03
 _INTEGER, _BOOLEAN, _ENUM = 0x21, 0x22, 0x23
 _NAME, _KEYWORD, _URI, _CHARSET, _LANGUAGE, _MIME = 0x42, 0x44, 0x45, 0x47, 0x48, 0x49
@@ -123,17 +125,29 @@ def print_job(host: str, port: int, path: str, uri: str, job_name: str, document
 
 
 def job_names(host: str, port: int, path: str, uri: str, timeout: float, tls: bool = False,
-              user: str = "linebridge") -> dict[str, tuple[int, str]]:
-    """Get-Jobs (which-jobs = all): job name -> (job id, state) of every job the printer remembers."""
+              user: str = "linebridge", recent: int = RECENT_JOBS) -> dict[str, tuple[int, str]]:
+    """Job name -> (job id, state) of the printer's `recent` newest jobs, finished ones included.
+
+    Get-Jobs (which-jobs = all) lists the ids; Get-Job-Attributes reads each
+    one's name (CUPS leaves a finished job's name out of Get-Jobs once it has
+    unloaded the job from memory, but Get-Job-Attributes loads it).
+    """
     attrs = (_attr(_KEYWORD, "which-jobs", "all")
-             + _attr(_KEYWORD, "requested-attributes", "job-id", "job-name", "job-state"))
+             + _attr(_KEYWORD, "requested-attributes", "job-id", "job-state"))
     resp = decode(post(host, port, path, encode(GET_JOBS, 2, uri, user, attrs), timeout, tls))
     if resp.status >= 0x0100:
         raise IppError(f"Get-Jobs refused: status 0x{resp.status:04x}{_message(resp)}", resp.status)
+    ids = sorted({int(job.get("job-id", [0])[0]) for job in resp.group(_JOB)} - {0})[-recent:]
     out: dict[str, tuple[int, str]] = {}
-    for job in resp.group(_JOB):
-        name, jid, state = job.get("job-name", [""])[0], job.get("job-id", [0])[0], job.get("job-state", [0])[0]
-        out[str(name)] = (int(jid), JOB_STATES.get(int(state), str(state)))
+    for jid in ids:
+        attrs = (_attr(_INTEGER, "job-id", struct.pack(">i", jid))
+                 + _attr(_KEYWORD, "requested-attributes", "job-id", "job-name", "job-state"))
+        one = decode(post(host, port, path, encode(GET_JOB_ATTRIBUTES, 3, uri, user, attrs), timeout, tls))
+        if one.status >= 0x0100:
+            continue   # the job went between the two requests
+        for job in one.group(_JOB):
+            name, state = job.get("job-name", [""])[0], job.get("job-state", [0])[0]
+            out[str(name)] = (jid, JOB_STATES.get(int(state), str(state)))
     return out
 
 
