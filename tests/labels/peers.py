@@ -161,6 +161,14 @@ class Cups:
                        check=True, capture_output=True, timeout=30)
         return self
 
+    def restart(self) -> None:
+        """Start cupsd again on the same port and spool (a printer back from an outage keeps its jobs)."""
+        self.proc = subprocess.Popen(["/usr/sbin/cupsd", "-f", "-c", str(self.root / "etc/cupsd.conf"),
+                                      "-s", str(self.root / "etc/cups-files.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.root / "log/stderr", "ab"),
+                                     start_new_session=True)
+        wait_for(lambda: port_open(self.port), 20, "cupsd to listen again")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
