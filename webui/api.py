@@ -418,6 +418,26 @@ def connection_retry(name: str) -> Response:
     return jsonify({"connection": name, "waiting": waiting})
 
 
+# -- label printers ---------------------------------------------------------------------------
+
+@api.get(f"{V1}/labels")
+def labels() -> Response:
+    """Each label printer's printed labels (newest first), labels held for a person and waiting reprints."""
+    return jsonify({"printers": console().bridge.labels()})
+
+
+@api.post(f"{V1}/labels/<sink>/<label_id>/<any(reprint, confirm):action>")
+@requires("queue")
+def label_action(sink: str, label_id: str, action: str) -> Response:
+    """Reprint a label (printed or held), or confirm a held label is on paper; journaled with who and when."""
+    done = console().bridge.label_action(sink, label_id, action, f"webui:{who()}")
+    if done is None:
+        return _error(404, f"no label {label_id!r} at printer {sink!r}")
+    log.info("event=webui_label_%s sink=%s label=%s user=%s", action, sink, label_id, who())
+    return jsonify({"sink": sink, "label": label_id, "action": action,
+                    "queued": done if isinstance(done, dict) else None})
+
+
 # -- the whole file, history and rollback ---------------------------------------------------
 
 @api.get(f"{V1}/config")

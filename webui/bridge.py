@@ -156,6 +156,24 @@ class Bridge:
             return bool(self.sup.request_restart(by))
         return bool(self.call(ask, timeout=5.0))
 
+    def labels(self) -> list[dict[str, Any]]:
+        """Every label printer's printed, held and waiting labels (newest printed first)."""
+        async def snap() -> list[dict[str, Any]]:
+            return [s.labels() for s in self.sup.sinks.values() if hasattr(s, "labels")]
+        return list(self.call(snap, timeout=5.0))
+
+    def label_action(self, sink: str, label_id: str, action: str, who: str) -> Any:
+        """`reprint` (queue a printed or held label again) or `confirm` (a held label is on paper),
+        journaled with `who`; None when there is no such printer or label."""
+        async def act() -> Any:
+            s = self.sup.sinks.get(sink)
+            if s is None or not hasattr(s, "reprint"):
+                return None
+            if action == "reprint":
+                return await s.reprint(label_id, who)
+            return await s.discard(label_id, who) or None
+        return self.call(act, timeout=10.0)
+
     def wake_sink(self, sink: str) -> None:
         """After a replay: the sink looks at its queue now rather than at its next poll."""
         async def wake() -> None:
