@@ -342,8 +342,8 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     device_table = _table(c, raw, "devices")
     devices = _devices(c, device_table)
     # rules refer to tags as each driver names them, or as written when the device has errors
-    declared = {name: set((sec.get("tags") or {}) if isinstance(sec, dict) else ())
-                for name, sec in device_table.items()}
+    declared = {name: set(sec["tags"]) if isinstance(sec, dict) and isinstance(sec.get("tags"), (dict, list))
+                else set() for name, sec in device_table.items()}
     declared.update({name: tag_names(spec.config) for name, spec in devices.items()})
     machines = _machines(c, _table(c, raw, "machines"))
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
