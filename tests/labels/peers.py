@@ -2,7 +2,8 @@
 
 `ZplCapture` listens on a loopback port as a Zebra-compatible printer does:
 each connection's bytes are one job, kept in arrival order; `stop()` and
-`start()` switch it off and on at the same port (a printer that is off).
+`start()` switch it off and on at the same port (a printer that is off); it
+answers a host status query (`~HS`) with its `paper_out` and `paused` flags.
 `zpl_labels` splits a job into `^XA..^XZ` formats and reads their field data
 and barcode commands. `Cups` runs the distribution's own cupsd with a
 temporary configuration: one raw queue whose device is a file, jobs kept
@@ -29,6 +30,9 @@ class ZplCapture:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.jobs: list[bytes] = []
+        #: what the printer's host status (~HS) reports
+        self.paper_out = False
+        self.paused = False
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -54,15 +58,25 @@ class ZplCapture:
                 return
             with conn:
                 conn.settimeout(5.0)
-                chunks = []
+                data = b""
                 try:
                     while chunk := conn.recv(65536):
-                        chunks.append(chunk)
+                        data += chunk
+                        if b"~HS" in data:          # host status: answered at once, as a Zebra does
+                            data = data.replace(b"~HS\r\n", b"").replace(b"~HS", b"")
+                            conn.sendall(self.host_status())
                 except OSError:
                     pass
-                if chunks:
+                if data.strip():
                     with self._lock:
-                        self.jobs.append(b"".join(chunks))
+                        self.jobs.append(data)
+
+    def host_status(self) -> bytes:
+        """The three `~HS` strings of a Zebra (ZPL II manual): paper out and pause flags in the first,
+        head up and ribbon out in the second."""
+        one = f"030,{int(self.paper_out)},{int(self.paused)},1245,000,0,0,0,000,0,0,0"
+        two = "000,0,0,0,0,2,4,0,00000000,1,000"
+        return b"".join(b"\x02" + s.encode() + b"\x03\r\n" for s in (one, two, "1234,0"))
 
     def stop(self) -> None:
         s, self._sock = self._sock, None

@@ -48,6 +48,8 @@ def test_the_sample_configuration_is_valid():
     (('type = "qr"', 'type = "pdf417"'), "sinks.zebra.templates.carton.fields[4].type", "must be one of"),
     (("x_mm = 60", "x_mm = 160"), "sinks.zebra.templates.carton.fields[4].x_mm", "must be 0..100"),
     (("retry_cap = 0.2", "retry_cap = 0.2\ncolour = \"red\""), "sinks.zebra.colour", "unknown key"),
+    (("zpl://127.0.0.1\"", "ipp://127.0.0.1/printers/x\"\nstatus_check = true"), "sinks.zebra.status_check",
+     "only for zpl://"),
 ])
 def test_each_mistake_is_named_by_its_key_path(change, path, words):
     old, new = change

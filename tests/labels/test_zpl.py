@@ -169,3 +169,29 @@ def test_a_restarted_sink_prints_nothing_twice(tmp_path, zebra):
 
 def zebra_jobs_labels(zebra: ZplCapture) -> list[dict]:
     return [lb for job in zebra.jobs for lb in zpl_labels(job)]
+
+
+def test_a_printer_out_of_paper_holds_its_labels_until_paper_is_loaded(tmp_path, zebra):
+    zebra.paper_out = True
+    sink, store = make_sink(tmp_path, f"zpl://127.0.0.1:{zebra.port}", extra="status_check = true")
+    store.append([production(i, qty=5, lot=f"P{i}") for i in range(1, 5)])
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sink.run(stop))
+        while sink.stats.retries < 3:
+            await asyncio.sleep(0.05)
+        assert "paper out" in (sink.stats.last_error or "") and zebra.labels() == []
+        assert store.backlog("zebra") == 4
+        zebra.paper_out = False
+        deadline = time.monotonic() + 20
+        while len(zebra.labels()) < 4:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert [lb["fields"][0]["data"] for lb in zebra.labels()] == [f"WIDGET-9  lot P{i}" for i in range(1, 5)]
+    assert store.backlog("zebra") == 0
+    store.close()

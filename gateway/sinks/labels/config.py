@@ -82,7 +82,9 @@ class LabelSinkConfig:
     history: int = 200         # printed labels kept for a reprint
     #: zpl: a label whose send a crash cut short: "hold" (a dead letter for a person) or "reprint"
     uncertain: str = "hold"
-    allow_insecure: bool = True   # labels carry no secrets; ipp:// on a plant network is the norm
+    #: zpl: ask the printer's host status (~HS) before each label; paper out, paused, head open or
+    #: ribbon out hold the label like an outage (Zebra printers answer ~HS; not every raw printer does)
+    status_check: bool = False
     kinds: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -95,7 +97,7 @@ class LabelSinkConfig:
 
 
 _KEYS = {"type", "printer", "dpi", "timeout", "retry_cap", "batch_size", "history", "uncertain", "templates",
-         "labels"}
+         "labels", "status_check"}
 
 
 def parse_label_sink(c: ConfigCollector, name: str, section: dict[str, Any], path: str) -> LabelSinkConfig:
@@ -117,6 +119,8 @@ def parse_label_sink(c: ConfigCollector, name: str, section: dict[str, Any], pat
         if protocol != "zpl" and not res.strip("/"):
             c.add(f"{path}.printer", f"an IPP printer needs its resource, e.g. {protocol}://{host}:{port}"
                                      "/printers/labels")
+    if section.get("status_check") and protocol != "zpl":
+        c.add(f"{path}.status_check", "asks a ZPL printer's host status (~HS): only for zpl:// printers")
     templates = _templates(c, section, path)
     actions = _actions(c, section, path, templates)
     return LabelSinkConfig(
@@ -128,6 +132,7 @@ def parse_label_sink(c: ConfigCollector, name: str, section: dict[str, Any], pat
         batch_size=c.get(section, path, "batch_size", int, default=50, minimum=1, maximum=1000),
         history=c.get(section, path, "history", int, default=200, minimum=0, maximum=1000),
         uncertain=c.get(section, path, "uncertain", str, default="hold", choices=("hold", "reprint")),
+        status_check=bool(c.get(section, path, "status_check", bool, default=False)),
         kinds=frozenset(a.on for a in actions))
 
 

@@ -5,7 +5,9 @@ It owns the two ways a label reaches paper, behind one small interface:
 document)`, which raises `TransientDeliveryError` when the printer is off,
 unreachable, too slow or refusing for now (the sink holds the label and tries
 again), and `PermanentDeliveryError` when the printer will never take it.
-`printed(label_id)` says whether the printer already has a label from an
+With `status_check`, a ZPL printer is asked for its host status (`~HS`)
+first: paper out, paused, head open or ribbon out hold the label like an
+outage. `printed(label_id)` says whether the printer already has a label from an
 earlier life of the process: IPP printers keep their jobs (by job name, our
 label id), so it answers True or False; a raw TCP printer keeps nothing the
 host can ask for, so it answers None (not known). It does not decide what to
@@ -43,6 +45,8 @@ class RawPrinter:
         except (OSError, asyncio.TimeoutError) as exc:
             raise TransientDeliveryError(f"printer {self.cfg.url} unreachable: {_reason(exc)}") from exc
         try:
+            if self.cfg.status_check:
+                await self._ready(reader, writer)
             writer.write(document)
             await asyncio.wait_for(writer.drain(), timeout)
             if writer.can_write_eof():
@@ -58,8 +62,38 @@ class RawPrinter:
                 pass
         return f"zpl:{len(document)}B"
 
+    async def _ready(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Ask the printer's host status (`~HS`); TransientDeliveryError when it cannot print now."""
+        writer.write(b"~HS\r\n")
+        await asyncio.wait_for(writer.drain(), self.cfg.timeout)
+        answer = b""
+        try:
+            while answer.count(b"\x03") < 3:
+                chunk = await asyncio.wait_for(reader.read(1024), self.cfg.timeout)
+                if not chunk:
+                    break
+                answer += chunk
+        except asyncio.TimeoutError:
+            pass
+        problem = host_status_problem(answer)
+        if problem:
+            raise TransientDeliveryError(f"printer {self.cfg.url}: {problem}")
+
     async def printed(self, label_id: str) -> bool | None:
         return None
+
+
+def host_status_problem(answer: bytes) -> str | None:
+    """Why a Zebra's `~HS` answer says it cannot print now (paper out, paused, head open, ribbon out),
+    or None when it can. An answer that is not one is a problem too: status_check needs a printer that answers."""
+    strings = [part.split(b"\x03")[0].decode("ascii", "replace").split(",")
+               for part in answer.split(b"\x02")[1:]]
+    if len(strings) < 2 or len(strings[0]) < 3 or len(strings[1]) < 4:
+        return f"no host status answer to ~HS ({len(answer)} bytes)"
+    one, two = strings[0], strings[1]
+    problems = [what for flag, what in ((one[1], "paper out"), (one[2], "paused"), (two[2], "head open"),
+                                        (two[3], "ribbon out")) if flag.strip() == "1"]
+    return ", ".join(problems) or None
 
 
 class IppPrinter:
