@@ -120,7 +120,8 @@ class Bridge:
         return self.call(lambda: browse(spec.config, node, depth, device=device, pki_root=pki), timeout=40.0)
 
     def connection_test(self, cfg: Config, sink: str) -> list[dict[str, str]]:
-        """The same findings as `linebridge odoo check` (Odoo), or a connect-and-disconnect (MQTT)."""
+        """The same findings as `linebridge odoo check` (Odoo), or a connect-and-disconnect (MQTT, a label
+        printer: for IPP a Get-Jobs)."""
         sc = cfg.sinks[sink]
         if isinstance(sc, OdooSinkConfig):
             from gateway.sinks.odoo.check import check
@@ -128,6 +129,15 @@ class Bridge:
             async def run_check() -> list[dict[str, str]]:
                 return [{"level": f.level, "text": f.text} for f in await check(cfg, sc)]
             return self.call(run_check, timeout=max(60.0, sc.timeout * 6))
+        if isinstance(sc, LabelSinkConfig):
+            from gateway.sinks.labels.printer import printer_for
+
+            async def reach() -> list[dict[str, str]]:
+                error = await printer_for(sc).probe()
+                if error:
+                    return [{"level": "blocker", "text": f"label printer {sc.url}: {error}"}]
+                return [{"level": "ok", "text": f"label printer {sc.url} answered"}]
+            return self.call(reach, timeout=sc.timeout * 3 + 10)
         from gateway.sinks.mqtt.link import MqttLink
 
         async def probe() -> list[dict[str, str]]:

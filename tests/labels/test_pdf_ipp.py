@@ -113,3 +113,13 @@ def test_after_a_crash_a_label_cups_does_not_have_is_printed(tmp_path, cups):
     assert list(ipp.job_names("127.0.0.1", cups.port, "/printers/labels", cups.uri, 5)) == [label_id]
     assert len(cups.documents()) == 1
     store.close()
+
+
+def test_the_connection_test_reaches_cups_and_names_a_missing_queue(tmp_path, cups):
+    from gateway.sinks.labels.printer import printer_for
+    good = parse(CONFIG.replace("PORT", str(cups.port))).sinks["zebra"]
+    assert asyncio.run(printer_for(good).probe()) is None
+    wrong = parse(CONFIG.replace("PORT", str(cups.port)).replace("/printers/labels", "/printers/nope")).sinks["zebra"]
+    assert "0x0406" in asyncio.run(printer_for(wrong).probe())        # client-error-not-found
+    cups.stop()
+    assert asyncio.run(printer_for(good).probe()) is not None

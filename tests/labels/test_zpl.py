@@ -195,3 +195,14 @@ def test_a_printer_out_of_paper_holds_its_labels_until_paper_is_loaded(tmp_path,
     assert [lb["fields"][0]["data"] for lb in zebra.labels()] == [f"WIDGET-9  lot P{i}" for i in range(1, 5)]
     assert store.backlog("zebra") == 0
     store.close()
+
+
+def test_the_connection_test_says_whether_the_printer_can_print(tmp_path, zebra):
+    from gateway.sinks.labels.printer import printer_for
+    cfg = parse(label_config(f"zpl://127.0.0.1:{zebra.port}", extra="status_check = true")).sinks["zebra"]
+    assert asyncio.run(printer_for(cfg).probe()) is None
+    zebra.paper_out = True
+    assert "paper out" in asyncio.run(printer_for(cfg).probe())
+    zebra.stop()
+    assert "unreachable" in asyncio.run(printer_for(cfg).probe())
+    assert zebra.labels() == []                 # a probe prints nothing

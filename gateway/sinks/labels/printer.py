@@ -82,6 +82,25 @@ class RawPrinter:
     async def printed(self, label_id: str) -> bool | None:
         return None
 
+    async def probe(self) -> str | None:
+        """A connection test: None when the printer takes a connection (and, with status_check, can
+        print now), else why not. Sends no label."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.cfg.host, self.cfg.port), self.cfg.timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            return f"unreachable: {_reason(exc)}"
+        try:
+            if self.cfg.status_check:
+                await self._ready(reader, writer)
+        except TransientDeliveryError as exc:
+            return str(exc)
+        except (OSError, asyncio.TimeoutError) as exc:
+            return _reason(exc)
+        finally:
+            writer.close()
+        return None
+
 
 def host_status_problem(answer: bytes) -> str | None:
     """Why a Zebra's `~HS` answer says it cannot print now (paper out, paused, head open, ribbon out),
@@ -134,6 +153,17 @@ class IppPrinter:
             raise TransientDeliveryError(f"printer {c.url}: cannot list its jobs: {_reason(exc)}") from exc
         found = jobs.get(label_id)
         return found is not None and found[1] not in ("canceled", "aborted")
+
+    async def probe(self) -> str | None:
+        """A connection test: None when the printer answers Get-Jobs on its resource, else why not."""
+        c = self.cfg
+        try:
+            await asyncio.wait_for(asyncio.to_thread(
+                ipp.job_names, c.host, c.port, c.path, self.uri, c.timeout, c.protocol == "ipps", "linebridge", 1),
+                c.timeout * 2)
+        except (ipp.IppError, OSError, asyncio.TimeoutError, http_errors()) as exc:
+            return _reason(exc)
+        return None
 
 
 def http_errors() -> type[Exception]:
