@@ -426,6 +426,18 @@ def labels() -> Response:
     return jsonify({"printers": console().bridge.labels()})
 
 
+@api.get(f"{V1}/labels/<sink>/templates/<template>/preview")
+def label_preview(sink: str, template: str) -> Response:
+    """A template filled with sample values, as the printer gets it: ZPL text or a PDF."""
+    found = console().bridge.label_preview(sink, template)
+    if found is None:
+        return _error(404, f"no template {template!r} at printer {sink!r}")
+    mimetype, body = found
+    return Response(body, mimetype=mimetype.split(";")[0],
+                    headers={"Content-Disposition": f'inline; filename="{sink}-{template}.'
+                                                    f'{"pdf" if mimetype == "application/pdf" else "zpl"}"'})
+
+
 @api.post(f"{V1}/labels/<sink>/<label_id>/<any(reprint, confirm):action>")
 @requires("queue")
 def label_action(sink: str, label_id: str, action: str) -> Response:

@@ -172,6 +172,17 @@ class Bridge:
             return [s.labels() for s in self.sup.sinks.values() if hasattr(s, "labels")]
         return list(self.call(snap, timeout=5.0))
 
+    def label_preview(self, sink: str, template: str) -> tuple[str, bytes] | None:
+        """A template of printer `sink` filled with sample values: (media type, ZPL or PDF); None if unknown."""
+        sc = self.config.sinks.get(sink)
+        if not isinstance(sc, LabelSinkConfig) or template not in sc.templates:
+            return None
+        from gateway.sinks.labels.printer import printer_for
+        from gateway.sinks.labels.template import SAMPLE_VALUES
+        printer = printer_for(sc)
+        body = printer.render(sc.templates[template], SAMPLE_VALUES)
+        return ("application/pdf" if printer.language == "pdf" else "text/plain; charset=utf-8"), body
+
     def label_action(self, sink: str, label_id: str, action: str, who: str) -> Any:
         """`reprint` (queue a printed or held label again) or `confirm` (a held label is on paper),
         journaled with `who`; None when there is no such printer or label."""

@@ -95,3 +95,13 @@ def test_the_labels_page_lists_printed_labels_with_a_reprint_button(printing: Ga
         page.wait_for_selector("#printed-labels tr.printed-label")
         assert "zpl://127.0.0.1" in page.inner_text("#printers-table")
         assert page.locator("#printed-labels tr.printed-label button", has_text="reprint").first.is_visible()
+
+
+def test_a_template_preview_is_what_the_printer_gets_filled_with_sample_values(printing: Gateway) -> None:
+    c = admin_console(printing)
+    resp = c.http.get("/api/v1/labels/zebra/templates/box/preview")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    assert resp.text.startswith("^XA") and "^FDBOX 1/1 qty 50^FS" in resp.text and "^BQN,2," in resp.text
+    assert c.http.get("/api/v1/labels/zebra/templates/crate/preview").status_code == 404
+    assert c.http.get("/api/v1/labels/odoo/templates/box/preview").status_code == 404
+    c.close()

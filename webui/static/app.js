@@ -569,7 +569,8 @@ async function labelAction(sink, id, action) {
 async function labels() {
   const { printers } = await api("GET", "/labels");
   fill(document.querySelector("#printers-table tbody"), printers.map(p => el("tr", {}, el("td", {}, p.sink), el("td", {}, p.printer),
-    el("td", {}, p.printed), el("td", { class: p.held.length ? "state-warn" : "" }, p.held.length), el("td", {}, p.reprints.length))), "No label printers configured.");
+    el("td", {}, p.printed), el("td", { class: p.held.length ? "state-warn" : "" }, p.held.length), el("td", {}, p.reprints.length),
+    el("td", {}, (p.templates || []).map(t => el("a", { href: `/api/v1/labels/${encodeURIComponent(p.sink)}/templates/${encodeURIComponent(t)}/preview`, target: "_blank", class: "preview" }, t, " "))))), "No label printers configured.");
   const row = (p, e, held) => el("tr", { class: held ? "held-label" : "printed-label", "data-label": e.label.id }, el("td", {}, p.sink), el("td", {}, e.label.id),
     el("td", {}, e.label.seq), el("td", {}, e.label.template), el("td", {}, labelValues(e.label.values)), el("td", {}, when(e.printed_at)),
     held ? "" : el("td", {}, e.reprint_by ? `reprint by ${e.reprint_by}` : (e.receipt || "")),

@@ -299,7 +299,7 @@ class LabelSink:
     def labels(self) -> dict[str, Any]:
         """For the console: printed labels (newest first), held ones and waiting reprints."""
         lg = self.ledger
-        return {"sink": self.name, "printer": self.cfg.url, "printed": lg.printed,
+        return {"sink": self.name, "printer": self.cfg.url, "printed": lg.printed, "templates": sorted(self.cfg.templates),
                 "history": list(reversed(lg.history)), "held": list(lg.held), "reprints": list(lg.reprints),
                 "sending": lg.sending}
 

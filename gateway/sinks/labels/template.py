@@ -131,3 +131,10 @@ def labels_for(event: dict[str, Any], seq: int, actions: tuple[ActionSpec, ...],
 def label_id(event_id: str, action: int, n: int) -> str:
     """`lbl_` + 24 hex digits: the same event, action and number always give the same label."""
     return "lbl_" + hashlib.sha256(f"{event_id}\x1f{action}\x1f{n}".encode()).hexdigest()[:24]
+
+
+#: the values a template preview is filled with (the console's preview, before any event)
+SAMPLE_VALUES = {"product": "PRODUCT-1", "lot": "LOT-0001", "serial": "SN-000001", "quantity": "50",
+                 "work_order": "WO/0001", "date": "2026-01-31", "time": "14:05:00", "datetime": "2026-01-31 14:05",
+                 "machine": "MACHINE-1", "work_center": "WC-1", "operator": "OPERATOR", "shift": "early",
+                 "code": "CODE-1", "event_id": "evt_0000", "seq": "1", "label_no": "1", "gateway": "gateway"}
