@@ -22,6 +22,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from gateway import __version__
 from gateway.config import name_problem
+from gateway.errors import TransientDeliveryError
 from webui import metrics as metrics_mod
 from webui import openapi
 from webui import backup, hoststate, system, tagcsv
@@ -442,7 +443,10 @@ def label_preview(sink: str, template: str) -> Response:
 @requires("queue")
 def label_action(sink: str, label_id: str, action: str) -> Response:
     """Reprint a label (printed or held), or confirm a held label is on paper; journaled with who and when."""
-    done = console().bridge.label_action(sink, label_id, action, f"webui:{who()}")
+    try:
+        done = console().bridge.label_action(sink, label_id, action, f"webui:{who()}")
+    except TransientDeliveryError as exc:     # too many reprints already waiting
+        return _error(409, str(exc))
     if done is None:
         return _error(404, f"no label {label_id!r} at printer {sink!r}")
     log.info("event=webui_label_%s sink=%s label=%s user=%s", action, sink, label_id, who())

@@ -294,7 +294,7 @@ def document() -> dict[str, Any]:
             "type": "object", "properties": {"sink": {"type": "string"}, "label": {"type": "string"},
                                              "action": {"type": "string"}, "queued": {}}},
             params=[_path("sink", "label printer (sink) name"), _path("label_id", "label id")],
-            change=True, errors=(404, 503))}
+            change=True, errors=(404, 409, 503))}
     paths["/api/v1/connections/{name}/test"] = {"post": _op(
         "Connection test: the checks of `linebridge odoo check`, or an MQTT connect. An unsaved `section` "
         "uses a stored secret only towards its saved destination; otherwise the secret must be typed (422)", {

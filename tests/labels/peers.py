@@ -205,3 +205,61 @@ class Cups:
             return len([line for line in out.splitlines() if line.strip()]) >= count
         wait_for(done, timeout, f"{count} completed CUPS jobs", interval=0.3)
 
+
+
+class CutAnswers:
+    """A TCP relay on 127.0.0.1:`port` to 127.0.0.1:`target` that cuts the first `cuts` answers: the
+    request reaches the printer whole, then the connection drops before the answer comes back (a
+    network cut, or a printer going away, at the worst moment)."""
+
+    def __init__(self, target: int, cuts: int = 1) -> None:
+        self.port = free_port()
+        self.target = target
+        self.cuts = cuts
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                client, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            cut = self.cuts > 0
+            self.cuts -= 1 if cut else 0
+            threading.Thread(target=self._relay, args=(client, cut), daemon=True).start()
+
+    def _relay(self, client: socket.socket, cut: bool) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.target), timeout=10) as upstream:
+            client.settimeout(10)
+            upstream.settimeout(10)
+
+            def forward() -> None:
+                try:
+                    while data := client.recv(65536):
+                        upstream.sendall(data)
+                except OSError:
+                    pass
+            t = threading.Thread(target=forward, daemon=True)
+            t.start()
+            try:
+                while data := upstream.recv(65536):
+                    if cut:                     # the printer answered: the requester never hears it
+                        client.shutdown(socket.SHUT_RDWR)
+                        return
+                    client.sendall(data)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._running = False
+        self._sock.close()
+        self._thread.join(timeout=5)

@@ -123,3 +123,19 @@ def test_the_connection_test_reaches_cups_and_names_a_missing_queue(tmp_path, cu
     assert "0x0406" in asyncio.run(printer_for(wrong).probe())        # client-error-not-found
     cups.stop()
     assert asyncio.run(printer_for(good).probe()) is not None
+
+
+def test_a_print_job_whose_answer_is_lost_is_not_printed_twice(tmp_path, cups, caplog):
+    from tests.labels.peers import CutAnswers
+    relay = CutAnswers(cups.port, cuts=1)
+    try:
+        sink, store = make(tmp_path, relay.port)
+        store.append([production(1, qty=5), production(2, qty=5, lot="NEXT")])
+        asyncio.run(run_until(sink, lambda: sink.ledger.printed == 2 and store.backlog("zebra") == 0, timeout=60))
+    finally:
+        relay.close()
+    assert sink.stats.retries == 1 and "no answer to Print-Job" in caplog.text
+    cups.completed(2)
+    assert len(cups.documents()) == 2                      # the first label reached CUPS once, not twice
+    assert [e["receipt"] for e in sink.ledger.history][0] == "found at the printer"
+    store.close()

@@ -82,6 +82,7 @@ def test_an_operator_reprints_a_label_and_the_journal_says_who_and_when(printing
     (entry,) = [e for e in entries if e.get("op") == "reprint"]
     assert entry["by"] == "webui:tom" and entry["sink"] == "zebra" and abs(entry["ts"] - asked) < 30
     assert entry["items"] == [[label["event_id"], label["seq"], label["id"]]]
+    assert c.api("GET", "/journal?limit=5").json()["verify"]["ok"]     # the chain holds with the reprint in it
     reprinted = wait_for(lambda: [e for e in c.api("GET", "/labels").json()["printers"][0]["history"]
                                   if e.get("reprint_by")], 10, "the reprint in the history")
     assert reprinted[0]["reprint_by"] == "webui:tom" and reprinted[0]["label"]["id"] == label["id"]

@@ -25,6 +25,10 @@ JOB_STATES = {3: "pending", 4: "pending-held", 5: "processing", 6: "processing-s
               8: "aborted", 9: "completed"}
 
 
+class Unreachable(OSError):
+    """No connection to the printer: the request was not sent."""
+
+
 class IppError(Exception):
     """The printer answered with an IPP error status, or not in IPP at all."""
 
@@ -103,6 +107,10 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float, tls: bool
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
+        try:
+            conn.connect()
+        except OSError as exc:
+            raise Unreachable(str(exc) or type(exc).__name__) from exc
         conn.request("POST", path, body=body, headers={"Content-Type": "application/ipp"})
         resp = conn.getresponse()
         data = resp.read()

@@ -3,8 +3,9 @@
 It owns the two ways a label reaches paper, behind one small interface:
 `render(template, values)` (the bytes that printer takes) and `send(label_id,
 document)`, which raises `TransientDeliveryError` when the printer is off,
-unreachable, too slow or refusing for now (the sink holds the label and tries
-again), and `PermanentDeliveryError` when the printer will never take it.
+unreachable, too slow or refusing (the sink holds the label and tries again);
+`MaybeSent`, one of those, when an IPP request went out and no answer came
+(the sink asks the printer before it sends again).
 With `status_check`, a ZPL printer is asked for its host status (`~HS`)
 first: paper out, paused, head open or ribbon out hold the label like an
 outage. `printed(label_id)` says whether the printer already has a label from an
@@ -18,11 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.errors import TransientDeliveryError
 from gateway.sinks.labels import ipp
 from gateway.sinks.labels.config import LabelSinkConfig, TemplateSpec
 
 log = logging.getLogger("linebridge.sinks.labels")
+
+
+class MaybeSent(TransientDeliveryError):
+    """The send failed after the label went out: the printer may have it (ask it before sending again)."""
 
 
 class RawPrinter:
@@ -136,12 +141,14 @@ class IppPrinter:
                 ipp.print_job, c.host, c.port, c.path, self.uri, label_id, document, "application/pdf",
                 c.timeout, c.protocol == "ipps"), c.timeout * 2)
         except ipp.IppError as exc:
-            # 0x04xx: the client's request is wrong, retrying cannot help; 0x05xx: the printer's trouble
-            if exc.status is not None and 0x0400 <= exc.status < 0x0500 and exc.status not in (0x0400, 0x0401):
-                raise PermanentDeliveryError(f"printer {c.url}: {exc}") from exc
+            # the printer answered and refused: the job is not there. The sink holds the label either way
+            # (every label of a wrongly set printer would fail alike); the message says which it is
             raise TransientDeliveryError(f"printer {c.url}: {exc}") from exc
-        except (OSError, asyncio.TimeoutError, http_errors()) as exc:
+        except ipp.Unreachable as exc:
             raise TransientDeliveryError(f"printer {c.url} unreachable: {_reason(exc)}") from exc
+        except (OSError, asyncio.TimeoutError, http_errors()) as exc:
+            # the request went out and no answer came: the printer may have the job
+            raise MaybeSent(f"printer {c.url}: no answer to Print-Job: {_reason(exc)}") from exc
         return f"ipp-job:{job}"
 
     async def printed(self, label_id: str) -> bool | None:

@@ -12,7 +12,9 @@ when it returns and none is lost. After a kill, a `sending` label is settled
 before anything else: an IPP printer is asked for its jobs (the job name is
 the label id), so a label it has is not printed again and one it has not is;
 a raw TCP printer cannot be asked, so the label is held for a person
-(`uncertain = "hold"`) or printed again (`"reprint"`). A label that cannot be
+(`uncertain = "hold"`) or printed again (`"reprint"`). An IPP send that
+failed after the request went out (the printer went away mid-answer) is
+settled the same way before the next try. A label that cannot be
 rendered (a placeholder the event lacks) makes its event a dead letter naming
 the placeholder. Reprints asked in the console are journaled with who asked,
 queued in the ledger and printed between events. It does not render or send
@@ -26,13 +28,13 @@ import time
 from typing import Any, Callable
 
 from drivers.base import Backoff
-from gateway.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from gateway.errors import DeliveryError, TransientDeliveryError
 from gateway.sinks.common import SinkStats, retry_wait, wait_any
 from gateway.signing import PublicKey
 from gateway.sinks.labels import ledger as ledgers
 from gateway.sinks.labels.config import LabelSinkConfig
 from gateway.sinks.labels.ledger import Ledger
-from gateway.sinks.labels.printer import IppPrinter, RawPrinter, printer_for
+from gateway.sinks.labels.printer import IppPrinter, MaybeSent, RawPrinter, printer_for
 from gateway.sinks.labels.template import Label, MissingValue, labels_for
 from gateway.sinks.screen import Screen
 from store.queue import Store, Stored
@@ -143,7 +145,7 @@ class LabelSink:
                      counters: dict[str, float]) -> None:
         await self._write(lambda lg: setattr(lg, "sending", {"label": label.to_dict(), "where": "event",
                                                              "cls": stored.cls, "index": index}))
-        receipt = await self.printer.send(label.id, document)
+        receipt = await self._send(label, document)
         entry = {"label": label.to_dict(), "printed_at": round(self.clock(), 3), "receipt": receipt}
         self._printed(label, receipt)
 
@@ -156,6 +158,15 @@ class LabelSink:
                             receipts={stored.event["id"]: f"labels:{index + 1}"})
         else:
             await self._write(done)
+
+    async def _send(self, label: Label, document: bytes) -> str:
+        """Send with `sending` on disk; a send that may have reached the printer is settled (the printer
+        asked) before the next try, as after a crash."""
+        try:
+            return await self.printer.send(label.id, document)
+        except MaybeSent:
+            self._settled = False
+            raise
 
     def _printed(self, label: Label, receipt: str) -> None:
         self.stats.extra["printed"] += 1
@@ -254,7 +265,7 @@ class LabelSink:
             return
         document = self.printer.render(template, label.values)
         await self._write(lambda lg: setattr(lg, "sending", {"label": label.to_dict(), "where": "reprint"}))
-        receipt = await self.printer.send(label.id, document)
+        receipt = await self._send(label, document)
         self._printed(label, receipt)
         entry = {"label": label.to_dict(), "printed_at": round(self.clock(), 3), "receipt": receipt,
                  "reprint_by": request["by"]}
