@@ -85,8 +85,12 @@ def decode(body: bytes) -> Response:
         (nlen,) = struct.unpack(">H", body[i:i + 2])
         name = body[i + 2:i + 2 + nlen].decode("utf-8", "replace")
         i += 2 + nlen
+        if i + 2 > len(body):
+            raise IppError("truncated IPP answer")
         (vlen,) = struct.unpack(">H", body[i:i + 2])
         raw = body[i + 2:i + 2 + vlen]
+        if len(raw) < vlen:
+            raise IppError("truncated IPP answer")
         i += 2 + vlen
         value: Any = (struct.unpack(">i", raw)[0] if tag in (_INTEGER, _ENUM) and vlen == 4
                       else bool(raw[0]) if tag == _BOOLEAN and vlen == 1
