@@ -55,11 +55,12 @@ class LabelSink:
         self.printer = printer or printer_for(cfg)
         self.clock = clock
         self.stats = SinkStats()
-        self.stats.extra = {"url": cfg.url, "printed": 0, "held": 0, "reprints_queued": 0, "skipped": 0}
+        self.stats.extra = {"url": cfg.url, "printed": 0, "labels_held": 0, "reprints_queued": 0, "skipped": 0}
         self.retry_now = asyncio.Event()
         self.screen = Screen(self.name, verify, self.stats)
         self.key = ledgers.key(cfg.name)
         self.ledger = Ledger.from_bytes(store.get_state(self.key))
+        self.stats.extra.update(labels_held=len(self.ledger.held), reprints_queued=len(self.ledger.reprints))
         self._lock = asyncio.Lock()      # one ledger write at a time, each with the newest ledger
         self._settled = False
 
@@ -213,7 +214,7 @@ class LabelSink:
             else:
                 lg.remember(entry, self.cfg.history)
         await self._write(settle)
-        self.stats.extra["held"] = len(self.ledger.held)
+        self.stats.extra["labels_held"] = len(self.ledger.held)
 
     # -- reprints ----------------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class LabelSink:
             lg.reprints.append(request)
         label = entry["label"]
         await self._write(queue, note=("reprint", who, [[label["event_id"], label["seq"], label_id]]))
-        self.stats.extra.update(held=len(self.ledger.held), reprints_queued=len(self.ledger.reprints))
+        self.stats.extra.update(labels_held=len(self.ledger.held), reprints_queued=len(self.ledger.reprints))
         log.info("event=label_reprint_requested sink=%s label=%s event_id=%s by=%s", self.name, label_id,
                  label["event_id"], who)
         self.wake.set()
@@ -251,7 +252,7 @@ class LabelSink:
             lg.remember(dict(entry, receipt=f"confirmed on paper by {who}"), self.cfg.history)
         label = entry["label"]
         await self._write(drop, note=("label_confirmed", who, [[label["event_id"], label["seq"], label_id]]))
-        self.stats.extra["held"] = len(self.ledger.held)
+        self.stats.extra["labels_held"] = len(self.ledger.held)
         return True
 
     async def _reprint_next(self) -> None:
