@@ -206,3 +206,64 @@ def test_the_connection_test_says_whether_the_printer_can_print(tmp_path, zebra)
     zebra.stop()
     assert "unreachable" in asyncio.run(printer_for(cfg).probe())
     assert zebra.labels() == []                 # a probe prints nothing
+
+
+def _crash_while_sending(sink: LabelSink, store: Store, reached_printer: bool) -> str:
+    """Leave the store as a kill during a send does: the label written as `sending`, its event unacknowledged."""
+    from gateway.sinks.labels.template import labels_for
+    (stored,) = store.read("zebra", 1)
+    (label,), _ = labels_for(stored.event, stored.seq, sink.cfg.actions, {})
+
+    async def crash() -> None:
+        await sink._write(lambda lg: setattr(lg, "sending", {"label": label.to_dict(), "where": "event",
+                                                             "cls": stored.cls, "index": 0}))
+        if reached_printer:
+            await sink.printer.send(label.id, sink.printer.render(sink.cfg.templates[label.template], label.values))
+    asyncio.run(crash())
+    return label.id
+
+
+def test_a_label_a_crash_left_in_doubt_on_a_raw_printer_is_held_then_confirmed_or_reprinted(tmp_path, zebra):
+    sink, store = make_sink(tmp_path, f"zpl://127.0.0.1:{zebra.port}")
+    store.append([production(1, qty=5, lot="A"), production(2, qty=5, lot="B")])
+    doubtful = _crash_while_sending(sink, store, reached_printer=True)
+    restarted = LabelSink(sink.cfg, store)
+    asyncio.run(run_until(restarted, lambda: store.backlog("zebra") == 0))
+    # the doubtful label is not sent again on its own; the next one is printed
+    assert [lb["fields"][0]["data"] for lb in zebra.labels()] == ["WIDGET-9  lot A", "WIDGET-9  lot B"]
+    (held,) = restarted.ledger.held
+    assert held["label"]["id"] == doubtful and "may or may not be on paper" in held["reason"]
+    assert restarted.stats.extra["labels_held"] == 1
+    # a person looks at the printer: reprint it (journaled), and it prints once more
+    request = asyncio.run(restarted.reprint(doubtful, "webui:ann"))
+    assert request["by"] == "webui:ann" and restarted.ledger.held == []
+    asyncio.run(run_until(restarted, lambda: len(zebra.labels()) == 3))
+    assert zebra.labels()[2]["fields"][0]["data"] == "WIDGET-9  lot A"
+    (entry,) = [e for e in store.journal_entries(100) if e.get("op") == "reprint"]
+    assert entry["by"] == "webui:ann" and entry["items"][0][2] == doubtful
+    store.close()
+
+
+def test_a_held_label_confirmed_on_paper_leaves_the_held_list(tmp_path, zebra):
+    sink, store = make_sink(tmp_path, f"zpl://127.0.0.1:{zebra.port}")
+    store.append([production(1, qty=5, lot="A")])
+    doubtful = _crash_while_sending(sink, store, reached_printer=False)
+    restarted = LabelSink(sink.cfg, store)
+    asyncio.run(run_until(restarted, lambda: store.backlog("zebra") == 0 and restarted.ledger.held))
+    assert asyncio.run(restarted.discard(doubtful, "webui:bob")) is True
+    assert restarted.ledger.held == [] and restarted.ledger.history[-1]["receipt"] == "confirmed on paper by webui:bob"
+    assert any(e.get("op") == "label_confirmed" and e["by"] == "webui:bob" for e in store.journal_entries(100))
+    assert zebra.labels() == []
+    store.close()
+
+
+def test_with_uncertain_reprint_the_label_in_doubt_is_sent_again(tmp_path, zebra):
+    sink, store = make_sink(tmp_path, f"zpl://127.0.0.1:{zebra.port}", extra='uncertain = "reprint"')
+    store.append([production(1, qty=5, lot="A")])
+    _crash_while_sending(sink, store, reached_printer=False)
+    restarted = LabelSink(sink.cfg, store)
+    asyncio.run(run_until(restarted, lambda: store.backlog("zebra") == 0))
+    assert [lb["fields"][0]["data"] for lb in zebra.labels()] == ["WIDGET-9  lot A"]
+    assert restarted.ledger.held == []
+    store.close()
+
