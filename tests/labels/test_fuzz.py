@@ -44,3 +44,47 @@ def test_a_printer_answer_cut_short_is_an_ipp_error():
         except ipp.IppError:
             pass
 
+
+
+def _label_tree() -> dict:
+    import tomllib
+    from tests.labels.test_zpl import label_config
+    return tomllib.loads(label_config("zpl://127.0.0.1", extra="status_check = true"))
+
+
+def _leaf_paths(tree, prefix=()):
+    out = [prefix] if prefix else []
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out += _leaf_paths(v, prefix + (k,))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            out += _leaf_paths(v, prefix + (i,))
+    return out
+
+
+_TREE = _label_tree()
+_PATHS = [p for p in _leaf_paths(_TREE) if p[:2] == ("sinks", "zebra")]
+_ANY = st.recursive(st.one_of(st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+                              st.sampled_from(["{", "}", "{lot", "(", "zpl://", "ipp://h", "..", ""])),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner,
+                                                                                         max_size=3)),
+                    max_leaves=6)
+
+
+@FUZZ
+@given(st.sampled_from(_PATHS), _ANY)
+def test_a_label_printer_section_with_any_value_replaced_gives_a_config_or_errors_naming_it(path, value):
+    import copy
+
+    from gateway import config as config_mod
+    from gateway.errors import ConfigError
+    tree = copy.deepcopy(_TREE)
+    node = tree
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    try:
+        config_mod.validate(tree, "labels.toml")
+    except ConfigError as exc:
+        assert exc.problems and all(p.startswith("labels.toml: ") for p in exc.problems), exc.problems
