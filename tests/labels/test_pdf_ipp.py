@@ -139,3 +139,16 @@ def test_a_print_job_whose_answer_is_lost_is_not_printed_twice(tmp_path, cups, c
     assert len(cups.documents()) == 2                      # the first label reached CUPS once, not twice
     assert [e["receipt"] for e in sink.ledger.history][0] == "found at the printer"
     store.close()
+
+
+def test_a_barcode_that_cannot_encode_its_data_is_a_dead_letter_naming_why(tmp_path):
+    bad = CONFIG.replace("PORT", "9").replace('data = "(240){product}(10){lot}(30){quantity}"',
+                                              'data = "(01){product}(10){lot}"')
+    cfg = parse(bad)
+    store = Store(tmp_path / "store", sinks={"zebra": ["business"]})
+    sink = LabelSink(cfg.sinks["zebra"], store)
+    store.append([production(1, qty=5)])
+    asyncio.run(run_until(sink, lambda: store.backlog("zebra") == 0))
+    (letter,) = store.dead_letters("zebra")
+    assert letter["error"].startswith("label not rendered: ") and "AI (01)" in letter["error"]
+    store.close()

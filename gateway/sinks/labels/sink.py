@@ -264,7 +264,13 @@ class LabelSink:
                       f"template {label.template!r} is no longer configured")
             await self._write(lambda lg: lg.reprints.pop(0))
             return
-        document = self.printer.render(template, label.values)
+        try:
+            document = self.printer.render(template, label.values)
+        except (MissingValue, ValueError) as exc:   # the template changed since the label was printed
+            log.error("event=label_reprint_dropped sink=%s label=%s reason=%r", self.name, label.id,
+                      f"template {label.template!r} no longer renders this label: {exc}")
+            await self._write(lambda lg: lg.reprints.pop(0))
+            return
         await self._write(lambda lg: setattr(lg, "sending", {"label": label.to_dict(), "where": "reprint"}))
         receipt = await self._send(label, document)
         self._printed(label, receipt)
