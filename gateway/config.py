@@ -30,8 +30,9 @@ from gateway.rules.config import (EdgeRuleConfig, RuleConfig, ScanRuleConfig, Th
 from gateway.sinks.config import (BUSINESS_KINDS, AlarmCode, HeartbeatConfig, MqttSinkConfig, OdooSinkConfig,
                                   SinkConfig, parse_heartbeat, parse_sinks)
 from gateway.sinks.config import table as _table
+from gateway.sinks.labels.config import LabelSinkConfig
 
-__all__ = ["AlarmCode", "BUSINESS_KINDS", "EdgeRuleConfig", "HeartbeatConfig", "MqttSinkConfig",
+__all__ = ["AlarmCode", "BUSINESS_KINDS", "EdgeRuleConfig", "HeartbeatConfig", "LabelSinkConfig", "MqttSinkConfig",
            "OdooSinkConfig", "ScanRuleConfig", "SinkConfig", "ThresholdRuleConfig", "WeightRuleConfig"]
 
 #: the one pattern of every name a person gives: gateway id and site, devices, tags, rules, machines,
@@ -341,8 +342,8 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     device_table = _table(c, raw, "devices")
     devices = _devices(c, device_table)
     # rules refer to tags as each driver names them, or as written when the device has errors
-    declared = {name: set((sec.get("tags") or {}) if isinstance(sec, dict) else ())
-                for name, sec in device_table.items()}
+    declared = {name: set(sec["tags"]) if isinstance(sec, dict) and isinstance(sec.get("tags"), (dict, list))
+                else set() for name, sec in device_table.items()}
     declared.update({name: tag_names(spec.config) for name, spec in devices.items()})
     machines = _machines(c, _table(c, raw, "machines"))
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
@@ -361,6 +362,10 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
         c.add("webui", "must be a table")
     # the libraries of what is configured: said now, with the pip command, not at the first import
     for name, sink in sinks.items():
+        if isinstance(sink, LabelSinkConfig):
+            if sink.protocol != "zpl" and (problem := missing("labels")):   # ZPL needs no library
+                c.add(f"sinks.{name}", f"the IPP (PDF) label printer {problem}")
+            continue
         extra = "mqtt" if isinstance(sink, MqttSinkConfig) else "odoo"
         if problem := missing(extra):
             c.add(f"sinks.{name}", f"the {extra} sink {problem}")

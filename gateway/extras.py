@@ -1,7 +1,7 @@
 """Optional dependencies: which extra of the package brings which library, and the pip command when one is missing.
 
 Driver, sink and service libraries are extras of the `linebridge` package
-(`modbus`, `serial`, `opcua`, `mqtt`, `odoo`, `webui`, `sql-postgres`, `sql-mariadb`, `all`), so an
+(`modbus`, `serial`, `opcua`, `mqtt`, `odoo`, `webui`, `sql-postgres`, `sql-mariadb`, `labels`, `all`), so an
 installation carries, and a process imports, only what its configuration uses.
 This module owns the table of extras and the check `missing()` that
 configuration validation runs for every configured part: it looks the
@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "webui": ("flask", "cheroot", "tomlkit"),
     "sql-postgres": ("psycopg",),
     "sql-mariadb": ("pymysql",),
+    "labels": ("fpdf", "zxingcpp"),
 }
 
 

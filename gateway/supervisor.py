@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine
 from drivers.base import Driver
 from gateway import __version__
 from gateway import topology
-from gateway.config import Config, MqttSinkConfig, SinkConfig
+from gateway.config import Config, LabelSinkConfig, MqttSinkConfig, SinkConfig
 from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
@@ -39,6 +39,7 @@ from store.queue import Quota, Store, StoreOptions
 
 if TYPE_CHECKING:  # each sink's module (paho, httpx) is imported when a sink of its kind is built
     from gateway.sinks.mqtt import MqttLink, MqttSink
+    from gateway.sinks.labels.sink import LabelSink
     from gateway.sinks.odoo import OdooSink
 
 log = logging.getLogger("linebridge.supervisor")
@@ -121,7 +122,7 @@ class Supervisor:
             self.drivers[name], self.pipelines[name] = self._build_device(name, config, self.tallies)
         self.started = time.time()
         self.links: dict[str, MqttLink] = {}
-        self.sinks: dict[str, OdooSink | MqttSink] = {}
+        self.sinks: dict[str, OdooSink | MqttSink | LabelSink] = {}
         for name, cfg in config.sinks.items():
             self.sinks[name], link = self._build_sink(cfg)
             if link is not None:
@@ -155,13 +156,16 @@ class Supervisor:
                                   signer=self.key, context=self.context, tallies=tallies)
         return driver, pipeline
 
-    def _build_sink(self, cfg: SinkConfig) -> tuple[OdooSink | MqttSink, MqttLink | None]:
-        sink: OdooSink | MqttSink
+    def _build_sink(self, cfg: SinkConfig) -> tuple[OdooSink | MqttSink | LabelSink, MqttLink | None]:
+        sink: OdooSink | MqttSink | LabelSink
         link: MqttLink | None = None
         if isinstance(cfg, MqttSinkConfig):
             from gateway.sinks.mqtt import MqttLink, MqttSink
             link = MqttLink(cfg)
             sink = MqttSink(cfg, self.store, asyncio.Event(), link, verify=self.key.public)
+        elif isinstance(cfg, LabelSinkConfig):
+            from gateway.sinks.labels.sink import LabelSink
+            sink = LabelSink(cfg, self.store, asyncio.Event(), verify=self.key.public)
         else:
             from gateway.sinks.odoo import OdooSink
             sink = OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,

@@ -1,7 +1,7 @@
 """The delivery journal: a keyed, hash-chained, append-only record of what went where.
 
 Each entry records what one acknowledgement (or one person's action) did at a
-sink: `op` (`delivered`, `dead_letter`, `replay`, `discard`), the sink, the
+sink: `op` (`delivered`, `dead_letter`, `replay`, `discard`, a label's `reprint`), the sink, the
 time, `items` (one `[event id, seq, remote reference]` per event, the remote
 reference being e.g. the Odoo record `mrp.workorder,7`), its number `n` and the
 link of the previous entry (`prev`). One entry per acknowledged batch keeps the

@@ -331,6 +331,18 @@ class Store(DeadLetters, Held, Inspection):
         self._bump(txn, f"evicted:{cls}", evicted)
         return evicted
 
+    def note(self, sink: str, op: str, who: str, items: list[list[Any]],
+             state: Mapping[str, bytes] | None = None) -> None:
+        """Record a person's action at `sink` (e.g. a label `reprint`) in the journal, with `who` and
+        the time, and write the sink's `state` in the same transaction."""
+        def write(txn: lmdb.Transaction) -> None:
+            for key, value in (state or {}).items():
+                txn.put(key.encode("utf-8"), value, db=self._db["state"])
+            journal.append(txn, self._db["journal"], self._db["meta"], [
+                {"op": op, "sink": sink, "ts": round(self.clock(), 3), "by": who, "items": items}],
+                self.options.journal_key)
+        self._write(write)
+
     def get_state(self, key: str) -> bytes | None:
         with self._reading() as txn:
             return txn.get(key.encode("utf-8"), db=self._db["state"])

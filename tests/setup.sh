@@ -2,7 +2,7 @@
 # Installs everything the test suite needs on a fresh Debian machine with Python >= 3.11:
 # a virtual environment in .venv with Linebridge (editable) and its test extras,
 # and the real peers the tests start: socat (serial pty pairs), mosquitto (MQTT broker),
-# MariaDB (the SQL driver) and chromium (the web UI driven by Playwright), from Debian's packages.
+# MariaDB (the SQL driver), CUPS and poppler (labels) and chromium (the web UI driven by Playwright), from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,9 @@ command -v socat >/dev/null || missing+=(socat)
 [ -x /usr/bin/chromium ] || missing+=(chromium)        # the web UI's browser tests (headless)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # unit checks: verify, security, sysusers, tmpfiles
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)   # the SQL driver's tests start their own server (mariadb-install-db)
+[ -x /usr/sbin/cupsd ] || missing+=(cups-daemon)       # the label tests start their own CUPS (a raw queue to a file)
+command -v lpadmin >/dev/null || missing+=(cups-client)  # ... and add that queue with lpadmin, read its jobs with lpstat
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)   # PDF labels rendered to images, their barcodes decoded
 command -v faketime >/dev/null || missing+=(faketime)   # `linebridge soak`: wall-clock steps of the gateway (libfaketime)
 # the flashable image (image/build.sh, image/test-boot.sh, tests/deploy/test_image.py)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)        # Debian root file systems

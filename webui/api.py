@@ -22,6 +22,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from gateway import __version__
 from gateway.config import name_problem
+from gateway.errors import TransientDeliveryError
 from webui import metrics as metrics_mod
 from webui import openapi
 from webui import hoststate, system, tagcsv
@@ -416,6 +417,41 @@ def connection_retry(name: str) -> Response:
         return _error(404, f"no connection {name!r}")
     log.info("event=webui_retry_now sink=%s user=%s waiting=%s", name, who(), waiting)
     return jsonify({"connection": name, "waiting": waiting})
+
+
+# -- label printers ---------------------------------------------------------------------------
+
+@api.get(f"{V1}/labels")
+def labels() -> Response:
+    """Each label printer's printed labels (newest first), labels held for a person and waiting reprints."""
+    return jsonify({"printers": console().bridge.labels()})
+
+
+@api.get(f"{V1}/labels/<sink>/templates/<template>/preview")
+def label_preview(sink: str, template: str) -> Response:
+    """A template filled with sample values, as the printer gets it: ZPL text or a PDF."""
+    found = console().bridge.label_preview(sink, template)
+    if found is None:
+        return _error(404, f"no template {template!r} at printer {sink!r}")
+    mimetype, body = found
+    return Response(body, mimetype=mimetype.split(";")[0],
+                    headers={"Content-Disposition": f'inline; filename="{sink}-{template}.'
+                                                    f'{"pdf" if mimetype == "application/pdf" else "zpl"}"'})
+
+
+@api.post(f"{V1}/labels/<sink>/<label_id>/<any(reprint, confirm):action>")
+@requires("queue")
+def label_action(sink: str, label_id: str, action: str) -> Response:
+    """Reprint a label (printed or held), or confirm a held label is on paper; journaled with who and when."""
+    try:
+        done = console().bridge.label_action(sink, label_id, action, f"webui:{who()}")
+    except TransientDeliveryError as exc:     # too many reprints already waiting
+        return _error(409, str(exc))
+    if done is None:
+        return _error(404, f"no label {label_id!r} at printer {sink!r}")
+    log.info("event=webui_label_%s sink=%s label=%s user=%s", action, sink, label_id, who())
+    return jsonify({"sink": sink, "label": label_id, "action": action,
+                    "queued": done if isinstance(done, dict) else None})
 
 
 # -- the whole file, history and rollback ---------------------------------------------------

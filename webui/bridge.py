@@ -15,7 +15,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from drivers.base import Sample
-from gateway.config import Config, MqttSinkConfig, OdooSinkConfig
+from gateway.config import Config, LabelSinkConfig, MqttSinkConfig, OdooSinkConfig
 
 #: seconds a page waits for the gateway loop before it answers 503
 CALL_TIMEOUT = 30.0
@@ -63,7 +63,7 @@ class Bridge:
             st = self.sup.status()
             for name, sink in self.sup.sinks.items():
                 info = st["sinks"].setdefault(name, {})
-                info["type"] = "mqtt" if isinstance(sink.cfg, MqttSinkConfig) else "odoo"
+                info["type"] = ("mqtt" if isinstance(sink.cfg, MqttSinkConfig) else "labels" if isinstance(sink.cfg, LabelSinkConfig) else "odoo")
             st["links"] = {n: {"state": link.state, "last_error": link.last_error}
                            for n, link in getattr(self.sup, "links", {}).items()}
             hb = getattr(self.sup, "heartbeat", None)
@@ -120,7 +120,8 @@ class Bridge:
         return self.call(lambda: browse(spec.config, node, depth, device=device, pki_root=pki), timeout=40.0)
 
     def connection_test(self, cfg: Config, sink: str) -> list[dict[str, str]]:
-        """The same findings as `linebridge odoo check` (Odoo), or a connect-and-disconnect (MQTT)."""
+        """The same findings as `linebridge odoo check` (Odoo), or a connect-and-disconnect (MQTT, a label
+        printer: for IPP a Get-Jobs)."""
         sc = cfg.sinks[sink]
         if isinstance(sc, OdooSinkConfig):
             from gateway.sinks.odoo.check import check
@@ -128,6 +129,15 @@ class Bridge:
             async def run_check() -> list[dict[str, str]]:
                 return [{"level": f.level, "text": f.text} for f in await check(cfg, sc)]
             return self.call(run_check, timeout=max(60.0, sc.timeout * 6))
+        if isinstance(sc, LabelSinkConfig):
+            from gateway.sinks.labels.printer import printer_for
+
+            async def reach() -> list[dict[str, str]]:
+                error = await printer_for(sc).probe()
+                if error:
+                    return [{"level": "blocker", "text": f"label printer {sc.url}: {error}"}]
+                return [{"level": "ok", "text": f"label printer {sc.url} answered"}]
+            return self.call(reach, timeout=sc.timeout * 3 + 10)
         from gateway.sinks.mqtt.link import MqttLink
 
         async def probe() -> list[dict[str, str]]:
@@ -155,6 +165,35 @@ class Bridge:
         async def ask() -> bool:
             return bool(self.sup.request_restart(by))
         return bool(self.call(ask, timeout=5.0))
+
+    def labels(self) -> list[dict[str, Any]]:
+        """Every label printer's printed, held and waiting labels (newest printed first)."""
+        async def snap() -> list[dict[str, Any]]:
+            return [s.labels() for s in self.sup.sinks.values() if hasattr(s, "labels")]
+        return list(self.call(snap, timeout=5.0))
+
+    def label_preview(self, sink: str, template: str) -> tuple[str, bytes] | None:
+        """A template of printer `sink` filled with sample values: (media type, ZPL or PDF); None if unknown."""
+        sc = self.config.sinks.get(sink)
+        if not isinstance(sc, LabelSinkConfig) or template not in sc.templates:
+            return None
+        from gateway.sinks.labels.printer import printer_for
+        from gateway.sinks.labels.template import SAMPLE_VALUES
+        printer = printer_for(sc)
+        body = printer.render(sc.templates[template], SAMPLE_VALUES)
+        return ("application/pdf" if printer.language == "pdf" else "text/plain; charset=utf-8"), body
+
+    def label_action(self, sink: str, label_id: str, action: str, who: str) -> Any:
+        """`reprint` (queue a printed or held label again) or `confirm` (a held label is on paper),
+        journaled with `who`; None when there is no such printer or label."""
+        async def act() -> Any:
+            s = self.sup.sinks.get(sink)
+            if s is None or not hasattr(s, "reprint"):
+                return None
+            if action == "reprint":
+                return await s.reprint(label_id, who)
+            return await s.discard(label_id, who) or None
+        return self.call(act, timeout=10.0)
 
     def wake_sink(self, sink: str) -> None:
         """After a replay: the sink looks at its queue now rather than at its next poll."""

@@ -277,6 +277,24 @@ def document() -> dict[str, Any]:
         "Retry now: the connection's retry wait ends and it tries again at once", {
             "type": "object", "properties": {"connection": {"type": "string"}, "waiting": {"type": "boolean"}}},
         params=[_path("name", "connection name")], change=True, errors=(404, 503))}
+    paths["/api/v1/labels"] = {"get": _op(
+        "Label printers: printed labels (newest first), labels held for a person, waiting reprints", {
+            "type": "object", "properties": {"printers": {"type": "array", "items": {"type": "object"}}}})}
+    paths["/api/v1/labels/{sink}/templates/{template}/preview"] = {"get": {
+        "summary": "A label template filled with sample values, as its printer gets it (ZPL text or PDF)",
+        "parameters": [_path("sink", "label printer (sink) name"), _path("template", "template name")],
+        "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}},
+                                                               "application/pdf": {"schema": {"type": "string",
+                                                                                              "format": "binary"}}}},
+                      "401": {"description": "no session", **_json(_ERR)},
+                      "404": {"description": _ERRORS[404], **_json(_ERR)}}}}
+    for action, summary in (("reprint", "Reprint a printed or held label (journaled with who and when)"),
+                            ("confirm", "A held label is on paper: it leaves the held list (journaled)")):
+        paths[f"/api/v1/labels/{{sink}}/{{label_id}}/{action}"] = {"post": _op(summary, {
+            "type": "object", "properties": {"sink": {"type": "string"}, "label": {"type": "string"},
+                                             "action": {"type": "string"}, "queued": {}}},
+            params=[_path("sink", "label printer (sink) name"), _path("label_id", "label id")],
+            change=True, errors=(404, 409, 503))}
     paths["/api/v1/connections/{name}/test"] = {"post": _op(
         "Connection test: the checks of `linebridge odoo check`, or an MQTT connect. An unsaved `section` "
         "uses a stored secret only towards its saved destination; otherwise the secret must be typed (422)", {

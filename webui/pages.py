@@ -23,7 +23,7 @@ log = logging.getLogger("linebridge.webui")
 
 #: (endpoint, title) of the navigation, in order
 NAV = [("overview", "Overview"), ("devices", "Devices"), ("mappings", "Rules & mappings"),
-       ("connections", "Connections"), ("queue", "Queue"), ("history", "Config history"),
+       ("connections", "Connections"), ("queue", "Queue"), ("labels", "Labels"), ("history", "Config history"),
        ("logs", "Logs"), ("users", "Users"), ("identity", "Identity"),
        ("system", "System")]
 

@@ -1,6 +1,7 @@
-"""Sink sections of the configuration: Odoo and MQTT destinations and the heartbeat.
+"""Sink sections of the configuration: Odoo and MQTT destinations, label printers and the heartbeat.
 
-It owns the typed models of `[sinks.<name>]` (by `type`) and `[heartbeat]`, and
+It owns the typed models of `[sinks.<name>]` (by `type`; label printers' in
+`gateway.sinks.labels.config`) and `[heartbeat]`, and
 their validation with key paths, TLS file checks and secrets taken inline, from
 the environment or from a file. `gateway.config` calls `parse_sinks` and
 `parse_heartbeat` and re-exports the models.
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 from drivers.base import ConfigCollector
 from gateway.events import KINDS
+from gateway.sinks.labels.config import LabelSinkConfig, parse_label_sink
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BUSINESS_KINDS = frozenset(KINDS - {"status"})
@@ -109,7 +111,7 @@ class HeartbeatConfig:
     interval: float = 10.0    # seconds between retained status messages
 
 
-SinkConfig = OdooSinkConfig | MqttSinkConfig
+SinkConfig = OdooSinkConfig | MqttSinkConfig | LabelSinkConfig
 
 
 def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) -> dict[str, SinkConfig]:
@@ -124,13 +126,16 @@ def parse_sinks(c: ConfigCollector, table: dict[str, Any], gateway: _Gateway) ->
         if section.get("type") == "mqtt":
             out[name] = _mqtt_sink(c, name, section, path, gateway)
             continue
+        if section.get("type") == "labels":
+            out[name] = parse_label_sink(c, name, section, path)
+            continue
         c.unknown_keys(section, path, {"type", "url", "database", "login", "api_key", "api_key_env",
                                        "api_key_file", "protocol", "timeout", "batch_size", "retry_cap",
                                        "rate", "max_in_flight", "loss", "alarm_codes", "scrap_location",
                                        "auto_finish", "scrap_mode", "pending_timeout", "quality_test",
                                        "count_interval", "probe_interval",
                                        "allow_insecure"})
-        c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt"))
+        c.get(section, path, "type", str, required=True, choices=("odoo", "mqtt", "labels"))
         url = c.get(section, path, "url", str, required=True, default="")
         if url and not re.match(r"^https?://[^/\s]+", url):
             c.add(f"{path}.url", f"must be an http:// or https:// URL, got {url!r}")

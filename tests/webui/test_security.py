@@ -86,6 +86,10 @@ def concrete(rule: str, user: str = "nobody") -> list[str]:
                 return "odoo"
             if name == "tag":
                 return "parts"
+            if name == "label_id":
+                return "lbl_000000000000000000000000"
+            if name == "template":
+                return "carton"
             if name == "name" and head == "/api/v1/users/":
                 return user
             if name == "name" and head in NAMES:

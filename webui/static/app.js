@@ -557,6 +557,29 @@ function queuePage() {
   every(3000, () => queue().catch(fail));
 }
 
+/* ---------- label printers ---------- */
+function labelValues(v) { return Object.entries(v || {}).filter(([k]) => !["event_id", "gateway"].includes(k)).map(([k, x]) => `${k}=${x}`).join(" "); }
+async function labelAction(sink, id, action) {
+  try {
+    await api("POST", `/labels/${encodeURIComponent(sink)}/${encodeURIComponent(id)}/${action}`);
+    flash(action === "reprint" ? `Label ${id} queued for reprint` : `Label ${id} confirmed on paper`);
+    await labels();
+  } catch (e) { fail(e); }
+}
+async function labels() {
+  const { printers } = await api("GET", "/labels");
+  fill(document.querySelector("#printers-table tbody"), printers.map(p => el("tr", {}, el("td", {}, p.sink), el("td", {}, p.printer),
+    el("td", {}, p.printed), el("td", { class: p.held.length ? "state-warn" : "" }, p.held.length), el("td", {}, p.reprints.length),
+    el("td", {}, (p.templates || []).map(t => el("a", { href: `/api/v1/labels/${encodeURIComponent(p.sink)}/templates/${encodeURIComponent(t)}/preview`, target: "_blank", class: "preview" }, t, " "))))), "No label printers configured.");
+  const row = (p, e, held) => el("tr", { class: held ? "held-label" : "printed-label", "data-label": e.label.id }, el("td", {}, p.sink), el("td", {}, e.label.id),
+    el("td", {}, e.label.seq), el("td", {}, e.label.template), el("td", {}, labelValues(e.label.values)), el("td", {}, when(e.printed_at)),
+    held ? "" : el("td", {}, e.reprint_by ? `reprint by ${e.reprint_by}` : (e.receipt || "")),
+    el("td", {}, el("button", { type: "button", class: "link changes", onclick: () => labelAction(p.sink, e.label.id, "reprint") }, "reprint"),
+      held ? " " : "", held ? el("button", { type: "button", class: "link changes", onclick: () => labelAction(p.sink, e.label.id, "confirm") }, "on paper") : ""));
+  fill(document.querySelector("#held-labels tbody"), printers.flatMap(p => p.held.map(e => row(p, e, true))), "Nothing held.");
+  fill(document.querySelector("#printed-labels tbody"), printers.flatMap(p => p.history.slice(0, 50).map(e => row(p, e, false))), "Nothing printed yet.");
+}
+
 /* ---------- history, logs, users ---------- */
 function historyPage() {
   document.getElementById("import-form").addEventListener("submit", async ev => {
@@ -777,6 +800,7 @@ const PAGES = {
   mappings: mappingsPage,
   connections: () => connections().catch(fail),
   queue: queuePage,
+  labels: () => every(3000, () => labels().catch(fail)),
   history: historyPage,
   logs: logsPage,
   users: usersPage,
