@@ -154,6 +154,7 @@ class MachineConfig:
     work_center: str | None = None   # mrp.workcenter code
     equipment: str | None = None     # maintenance.equipment serial number
     product: str | None = None       # default product (internal reference) made on this machine
+    ideal_cycle: float | None = None  # OEE: ideal seconds per part (overrides the one read from Odoo)
 
 
 @dataclass(frozen=True)
@@ -572,10 +573,11 @@ def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineCon
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
-        c.unknown_keys(section, path, {"work_center", "equipment", "product"})
+        c.unknown_keys(section, path, {"work_center", "equipment", "product", "ideal_cycle"})
+        ideal = c.get(section, path, "ideal_cycle", float, minimum=0.001, maximum=86400.0)
         out[name] = MachineConfig(name, c.get(section, path, "work_center", str),
                                   c.get(section, path, "equipment", str),
-                                  c.get(section, path, "product", str))
+                                  c.get(section, path, "product", str), ideal)
     return out
 
 

@@ -30,6 +30,7 @@ from gateway.config import Config, MqttSinkConfig, SinkConfig
 from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
+from gateway.oee import ideal_cycles
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.tasks import Tasks
 from gateway.rules.build import build as build_rule
@@ -114,7 +115,8 @@ class Supervisor:
         #: operator, lot and work order per machine, shared by every device of that machine
         self.context = ContextStore.load(self.store.get_state, sorted(machines))
         #: each machine's good parts and scrap in the running shift, shared the same way
-        self.tallies = ShiftTallies(config.shifts) if config.shifts else None
+        self.tallies = (ShiftTallies(config.shifts, ideal_cycles(config, self.store.get_state))
+                        if config.shifts else None)
         self.drivers: dict[str, Driver] = {}
         self.pipelines: dict[str, DevicePipeline] = {}
         for name in config.devices:
@@ -305,6 +307,8 @@ class Supervisor:
             cfg, dev, snk = plan.config, plan.devices, plan.sinks
             # build everything new first: if that fails, nothing has been touched
             tallies = (ShiftTallies(cfg.shifts) if cfg.shifts else None) if plan.shifts else self.tallies
+            if tallies is not None:  # a changed ideal cycle counts from the next closing shift
+                tallies.ideal = ideal_cycles(cfg, self.store.get_state)
             built = {n: self._build_device(n, cfg, tallies) for n in [*dev.changed, *dev.added]}
             sinks = {n: self._build_sink(cfg.sinks[n]) for n in [*snk.changed, *snk.added]}
             old_hb = self.heartbeat
