@@ -124,6 +124,16 @@ class ShiftTally:
             return self
         return replace(self, downtime=self.downtime + self._overlap(self.down_from, self.end))
 
+    def live(self, now: float, tz: str, ideal_cycle: float | None) -> dict[str, Any] | None:
+        """The running shift's OEE record so far (`period` "running"); None between shifts."""
+        if not self.shift:
+            return None
+        until = min(max(now, self.planned_from), self.end)
+        down = self.downtime + (self._overlap(self.down_from, until) if self.down else 0.0)
+        rec = shift_record(self.machine, self.shift, local_day(self.start, tz), self.start, until,
+                           until - self.planned_from, down, self.good, self.scrap, ideal_cycle)
+        return dict(rec, period="running", down=bool(self.down))
+
     def record(self, tz: str, ideal_cycle: float | None) -> dict[str, Any]:
         """The OEE record of this (finished) shift."""
         return shift_record(self.machine, self.shift, local_day(self.start, tz), self.start, self.end,

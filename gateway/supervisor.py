@@ -178,6 +178,7 @@ class Supervisor:
         link = links[hb.sink]
         heartbeat = Heartbeat(hb, config.gateway, link.cfg.topic_prefix, link, self.key, self.store,
                               self.status, self.state_dir)
+        heartbeat.oee = self.oee_live
         link.will = heartbeat.will()
         return heartbeat
 
@@ -386,6 +387,17 @@ class Supervisor:
         return out
 
     # -- figures -----------------------------------------------------------------------
+
+    def oee_live(self, now: float) -> dict[str, dict[str, Any]]:
+        """Each machine's running shift so far (`gateway.oee`), by machine; empty without shifts."""
+        if self.tallies is None:
+            return {}
+        out = {}
+        for machine, tally in sorted(self.tallies.tallies.items()):
+            rec = tally.live(now, self.tallies.calendar.timezone, self.tallies.ideal.get(machine)) if tally else None
+            if rec is not None:
+                out[machine] = rec
+        return out
 
     def status(self) -> dict[str, Any]:
         """A snapshot for progress lines, the demo summary, the heartbeat and the web UI."""
