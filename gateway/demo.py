@@ -248,7 +248,9 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
               f"sandbox plant on 127.0.0.1:{PLANT_PORT}, state in {work}", flush=True)
         if mqtt:
             print(f"demo: MQTT to {mqtt}: events on linebridge/demo/{cfg.gateway.id}/events/<kind>, "
-                  f"retained status on linebridge/demo/{cfg.gateway.id}/status", flush=True)
+                  f"retained status on linebridge/demo/{cfg.gateway.id}/status, each machine's OEE retained on "
+                  f"linebridge/demo/{cfg.gateway.id}/oee/<machine>/running (the shift so far, every 10 s), "
+                  f".../oee/<machine> (the last shift) and .../oee/<machine>/day", flush=True)
         sup = Supervisor(cfg, work / "state")
         runner = asyncio.create_task(sup.run())
         services += services_mod.load(sup, config_path)
