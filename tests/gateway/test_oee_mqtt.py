@@ -71,3 +71,61 @@ def test_a_closed_shift_reaches_the_broker_signed_and_stays_retained_on_the_mach
         assert retained and day["data"]["day"] == "2026-11-23" and day["data"]["good"] == 9500
     finally:
         late_comer.close()
+
+
+def test_each_heartbeat_leaves_every_machines_running_shift_retained_and_signed(broker, tmp_path):
+    import time
+
+    from gateway.summary import ShiftTally
+    from gateway.supervisor import Supervisor
+    cfg = config_mod.parse(f"""
+[gateway]
+id = "gw-oee"
+site = "line-3"
+[machines.PRESS-2]
+ideal_cycle = 0.5
+[shifts]
+timezone = "UTC"
+[[shifts.shift]]
+name = "am"
+start = "00:00"
+end = "12:00"
+[[shifts.shift]]
+name = "pm"
+start = "12:00"
+end = "00:00"
+[sinks.up]
+type = "mqtt"
+url = "mqtt://127.0.0.1:{broker.port}"
+[heartbeat]
+sink = "up"
+interval = 0.3
+""")
+    topic = "linebridge/line-3/gw-oee/oee/PRESS-2/running"
+
+    async def go() -> Supervisor:
+        sup = Supervisor(cfg, tmp_path / "state")
+        span = cfg.shifts.at(time.time())
+        # a machine an hour into its shift (or since its start), down for the last minute
+        since = max(span.start, time.time() - 3600)
+        sup.tallies.tallies["PRESS-2"] = ShiftTally("PRESS-2", span.name, span.start, span.end, good=990, scrap=10,
+                                                    downtime=120.0, down=("plc/alarm",), down_from=time.time() - 60,
+                                                    observed_from=since)
+        runner = asyncio.create_task(sup.run())
+        with Subscriber(broker.port, topic) as sub:
+            await until(lambda: len(sub.messages) >= 2, 10, "two running OEE messages")
+        sup.stop()
+        await asyncio.wait_for(runner, 15)
+        return sup
+
+    sup = asyncio.run(go())
+    with Subscriber(broker.port, topic) as late:          # retained: a fleet monitor sees it on subscribing
+        (_, payload, _, retain), = late.wait_for(1)
+    msg = json.loads(payload)
+    assert retain and verify(msg, sup.key.public) is None
+    assert msg["schema"] == "linebridge.oee/1" and (msg["gateway"], msg["site"]) == ("gw-oee", "line-3")
+    assert msg["machine"] == "PRESS-2" and msg["period"] == "running" and msg["down"] is True
+    assert msg["good"] == 990 and msg["scrap"] == 10 and msg["ideal_cycle_s"] == 0.5
+    assert 120 <= msg["downtime_s"] <= 200       # 120 s closed, and the open minute so far (within the shift)
+    assert msg["availability"] == round((msg["planned_s"] - msg["downtime_s"]) / msg["planned_s"], 4)
+    assert msg["quality"] == 0.99
