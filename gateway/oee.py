@@ -198,13 +198,6 @@ def parse_ideal(raw: bytes | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
-def ideal_cycles(config: Any, get_state: Callable[[str], bytes | None]) -> dict[str, float]:
-    """Seconds per part by machine: `[machines.X] ideal_cycle`, else the one cached from Odoo."""
-    machines = set(config.machines) | {d.machine for d in config.devices.values() if d.machine}
-    out: dict[str, float] = {}
-    for machine in sorted(machines):
-        mc = config.machines.get(machine)
-        value = mc.ideal_cycle if mc is not None and mc.ideal_cycle else parse_ideal(get_state(ideal_key(machine)))
-        if value:
-            out[machine] = value
-    return out
+def ideal_cycles(config: Any) -> dict[str, float]:
+    """Seconds per part by machine as configured (`[machines.X] ideal_cycle`): they win over Odoo's."""
+    return {m: mc.ideal_cycle for m, mc in config.machines.items() if mc.ideal_cycle}

@@ -100,7 +100,7 @@ class DevicePipeline:
         self.trend = Trend()
         #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
         self.tallies = tallies if tallies is not None else (
-            ShiftTallies(config.shifts, ideal_cycles(config, self.store.get_state)) if config.shifts else None)
+            ShiftTallies(config.shifts, ideal_cycles(config), self.store.get_state) if config.shifts else None)
         self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 from gateway.context import ShiftCalendar
 from gateway.events import Event, event_id, iso_utc
-from gateway.oee import DayTally, day_record, local_day, shift_record
+from gateway.oee import DayTally, day_record, ideal_key, local_day, parse_ideal, shift_record
 
 SUMMARY_PREFIX = "summary/"
 GAP_RECHECK_S = 60.0
@@ -152,12 +152,21 @@ class ShiftTally:
 class ShiftTallies:
     """The tallies of all machines, shared by their device pipelines."""
 
-    def __init__(self, calendar: ShiftCalendar, ideal: dict[str, float] | None = None) -> None:
+    def __init__(self, calendar: ShiftCalendar, ideal: dict[str, float] | None = None,
+                 cached: Callable[[str], bytes | None] | None = None) -> None:
         self.calendar = calendar
         self.tallies: dict[str, ShiftTally | None] = {}
-        #: seconds per part by machine: the configuration's `ideal_cycle`, else Odoo's, cached
+        #: seconds per part by machine from the configuration (`ideal_cycle`): they win over Odoo's
         self.ideal: dict[str, float] = dict(ideal or {})
+        #: the store's state reader, for the ideal cycles the Odoo sink cached (read when a shift closes)
+        self.cached = cached
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def ideal_cycle(self, machine: str) -> float | None:
+        """Seconds per part: the configuration's, else the one cached from Odoo, else None."""
+        if machine in self.ideal:
+            return self.ideal[machine]
+        return parse_ideal(self.cached(ideal_key(machine))) if self.cached is not None else None
 
     @classmethod
     def load(cls, calendar: ShiftCalendar, get_state: Callable[[str], bytes | None],
@@ -191,7 +200,7 @@ class ShiftTallies:
         tz = self.calendar.timezone
         day = prev.day if prev is not None else None
         if closed is not None:
-            ideal = self.ideal.get(machine)
+            ideal = self.ideal_cycle(machine)
             records.append(closed.record(tz, ideal))
             closed_day = local_day(closed.start, tz)
             if day is not None and day.day != closed_day:

@@ -115,7 +115,7 @@ class Supervisor:
         #: operator, lot and work order per machine, shared by every device of that machine
         self.context = ContextStore.load(self.store.get_state, sorted(machines))
         #: each machine's good parts and scrap in the running shift, shared the same way
-        self.tallies = (ShiftTallies(config.shifts, ideal_cycles(config, self.store.get_state))
+        self.tallies = (ShiftTallies(config.shifts, ideal_cycles(config), self.store.get_state)
                         if config.shifts else None)
         self.drivers: dict[str, Driver] = {}
         self.pipelines: dict[str, DevicePipeline] = {}
@@ -307,9 +307,10 @@ class Supervisor:
             plan = topology.plan(self.config, new)
             cfg, dev, snk = plan.config, plan.devices, plan.sinks
             # build everything new first: if that fails, nothing has been touched
-            tallies = (ShiftTallies(cfg.shifts) if cfg.shifts else None) if plan.shifts else self.tallies
+            tallies = ((ShiftTallies(cfg.shifts, cached=self.store.get_state) if cfg.shifts else None)
+                       if plan.shifts else self.tallies)
             if tallies is not None:  # a changed ideal cycle counts from the next closing shift
-                tallies.ideal = ideal_cycles(cfg, self.store.get_state)
+                tallies.ideal = ideal_cycles(cfg)
             built = {n: self._build_device(n, cfg, tallies) for n in [*dev.changed, *dev.added]}
             sinks = {n: self._build_sink(cfg.sinks[n]) for n in [*snk.changed, *snk.added]}
             old_hb = self.heartbeat
@@ -393,8 +394,9 @@ class Supervisor:
         if self.tallies is None:
             return {}
         out = {}
+        tz = self.tallies.calendar.timezone
         for machine, tally in sorted(self.tallies.tallies.items()):
-            rec = tally.live(now, self.tallies.calendar.timezone, self.tallies.ideal.get(machine)) if tally else None
+            rec = tally.live(now, tz, self.tallies.ideal_cycle(machine)) if tally is not None else None
             if rec is not None:
                 out[machine] = rec
         return out

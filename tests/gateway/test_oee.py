@@ -316,3 +316,32 @@ def test_the_odoo_sink_acknowledges_oee_events_without_writing_or_dead_lettering
         assert _receipt(store, oee["id"]) == "OEE stays at the edge; nothing written to Odoo"
     finally:
         sb.stop()
+
+
+def test_without_a_configured_ideal_cycle_the_one_odoo_expects_for_the_open_order_is_cached_and_used(tmp_path):
+    from tests.gateway.test_summary import _call, _deliver, _production
+    from gateway.oee import ideal_key, parse_ideal
+    from gateway.sandbox.odoo import OdooSandbox
+    sb = OdooSandbox(host="127.0.0.1", port=0, data_path=tmp_path / "odoo.json", api_key="k")
+    sb.start()
+    try:
+        (wo,) = asyncio.run(_call(sb.url, "mrp.workorder", "search_read", [[["workcenter_id.code", "=", "CNC-01"]]],
+                                  {"fields": ["qty_production"]}))
+        # Odoo expects the order to take 2 minutes per 100 parts... per part: 1.2 s
+        asyncio.run(_call(sb.url, "mrp.workorder", "write", [[wo["id"]], {"duration_expected":
+                                                                          wo["qty_production"] * 0.02}]))
+        store = Store(tmp_path / "s", sinks=["odoo", "up"])
+        store.append([_production("p1", 3)])
+        _deliver(sb.url, store)
+        cached = store.get_state(ideal_key("CNC-01"))
+        assert parse_ideal(cached) == 1.2
+        _run(store, _poll(EARLY, 0), _poll(EARLY + 600, 100), _poll(LATE + 1, 100),
+             config=CONFIG.replace("ideal_cycle = 2.5\n", ""))
+        (rec,) = _oee(store)
+        assert rec["ideal_cycle_s"] == 1.2 and rec["performance"] == round(1.2 * 100 / 28800, 4)
+        # a configured ideal cycle wins over Odoo's
+        _run(store, _poll(NIGHT - 1, 200), _poll(NIGHT + 1, 200))
+        (_, late) = _oee(store)
+        assert late["ideal_cycle_s"] == 2.5
+    finally:
+        sb.stop()
