@@ -16,8 +16,10 @@ figure costs O(1) per event, and a restart neither loses nor double-counts.
   its part; a clock stepping back never makes a duration negative).
 - performance = ideal cycle time x (good + scrap) / running; the ideal cycle
   (seconds per part) is the machine's `ideal_cycle` in the configuration, else
-  the one cached from Odoo's operation or work center times (`ideal/<machine>`
-  in the store's state); without one, performance and OEE are None.
+  the one the Odoo sink cached from the open work order's expected duration
+  (Odoo derives it from the operation's cycle time and the work center's times)
+  over its quantity (`ideal/<machine>` in the store's state); without one,
+  performance and OEE are None.
 - quality = good / (good + scrap).
 
 A closed shift becomes one `oee` event (`data.period = "shift"`), a closed day
@@ -31,6 +33,8 @@ charts and the CSV export read it, nothing is held in memory.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
@@ -66,9 +70,9 @@ def figures(planned: float, downtime: float, good: float, scrap: float,
     """The OEE figures of one period; `ideal_output`: ideal seconds for the parts made (None: unknown).
 
     A period with no planned time has no availability (None, not 0 or a division by zero);
-    a period with no parts has no quality. Ratios are capped at 1 only where a figure
-    above 1 means a measurement error (availability, quality), never performance: an
-    ideal cycle set too slow shows as performance above 100 %.
+    a period with no parts has no quality. Availability cannot exceed 1 (downtime is
+    clipped to the planned time); performance can: an ideal cycle set too slow shows
+    as performance above 100 %, rather than being hidden.
     """
     planned = max(0.0, planned)
     downtime = min(max(0.0, downtime), planned)
@@ -77,8 +81,8 @@ def figures(planned: float, downtime: float, good: float, scrap: float,
     availability = _ratio(running, planned)
     performance = _ratio(ideal_output, running) if ideal_output is not None else None
     quality = _ratio(good, total)
-    parts = (availability, performance, quality)
-    oee = round(availability * performance * quality, 4) if None not in parts else None  # type: ignore[operator]
+    oee = (round(availability * performance * quality, 4)
+           if availability is not None and performance is not None and quality is not None else None)
     return {"planned_s": round(planned, 3), "downtime_s": round(downtime, 3), "running_s": round(running, 3),
             "good": good, "scrap": scrap, "availability": availability, "performance": performance,
             "quality": quality, "oee": oee}
@@ -180,8 +184,6 @@ def history(get_state: Callable[[str], bytes | None], machine: str, shifts: Iter
 
 def csv_text(records: Iterable[dict[str, Any]]) -> str:
     """Records as CSV (header `FIELDS`), empty cells for unknown figures."""
-    import csv
-    import io
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(FIELDS)
