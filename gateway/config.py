@@ -342,8 +342,7 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     device_table = _table(c, raw, "devices")
     devices = _devices(c, device_table)
     # rules refer to tags as each driver names them, or as written when the device has errors
-    declared = {name: set((sec.get("tags") or {}) if isinstance(sec, dict) else ())
-                for name, sec in device_table.items()}
+    declared = {name: _written_tags(sec) for name, sec in device_table.items()}
     declared.update({name: tag_names(spec.config) for name, spec in devices.items()})
     machines = _machines(c, _table(c, raw, "machines"))
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
@@ -562,6 +561,14 @@ def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]
         if len(c.issues) == before:
             out[name] = DeviceSpec(name, type_name, cls, cfg, getattr(cfg, "machine", None))
     return out
+
+
+def _written_tags(section: Any) -> set[str]:
+    """The tag names a device section declares as written, whatever shape a mistake gave `tags`."""
+    tags = section.get("tags") if isinstance(section, dict) else None
+    if isinstance(tags, dict):
+        return set(tags)
+    return {t for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
 
 
 def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineConfig]:
