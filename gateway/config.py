@@ -155,6 +155,7 @@ class MachineConfig:
     work_center: str | None = None   # mrp.workcenter code
     equipment: str | None = None     # maintenance.equipment serial number
     product: str | None = None       # default product (internal reference) made on this machine
+    ideal_cycle: float | None = None  # OEE: ideal seconds per part (overrides the one read from Odoo)
 
 
 @dataclass(frozen=True)
@@ -342,8 +343,7 @@ def validate(raw: dict[str, Any], source: str = "<config>", state_dir: Path | No
     device_table = _table(c, raw, "devices")
     devices = _devices(c, device_table)
     # rules refer to tags as each driver names them, or as written when the device has errors
-    declared = {name: set(sec["tags"]) if isinstance(sec, dict) and isinstance(sec.get("tags"), (dict, list))
-                else set() for name, sec in device_table.items()}
+    declared = {name: _written_tags(sec) for name, sec in device_table.items()}
     declared.update({name: tag_names(spec.config) for name, spec in devices.items()})
     machines = _machines(c, _table(c, raw, "machines"))
     rules = _rules(c, _table(c, raw, "rules"), devices, declared)
@@ -568,6 +568,14 @@ def _devices(c: ConfigCollector, table: dict[str, Any]) -> dict[str, DeviceSpec]
     return out
 
 
+def _written_tags(section: Any) -> set[str]:
+    """The tag names a device section declares as written, whatever shape a mistake gave `tags`."""
+    tags = section.get("tags") if isinstance(section, dict) else None
+    if isinstance(tags, dict):
+        return set(tags)
+    return {t for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
+
+
 def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineConfig]:
     out: dict[str, MachineConfig] = {}
     for name, section in table.items():
@@ -577,10 +585,11 @@ def _machines(c: ConfigCollector, table: dict[str, Any]) -> dict[str, MachineCon
         if not isinstance(section, dict):
             c.add(path, "must be a table")
             continue
-        c.unknown_keys(section, path, {"work_center", "equipment", "product"})
+        c.unknown_keys(section, path, {"work_center", "equipment", "product", "ideal_cycle"})
+        ideal = c.get(section, path, "ideal_cycle", float, minimum=0.001, maximum=86400.0)
         out[name] = MachineConfig(name, c.get(section, path, "work_center", str),
                                   c.get(section, path, "equipment", str),
-                                  c.get(section, path, "product", str))
+                                  c.get(section, path, "product", str), ideal)
     return out
 
 

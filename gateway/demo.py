@@ -202,7 +202,18 @@ def _progress(sup: Supervisor, truth: dict[str, Any] | None) -> str:
                      f"backlog={s['backlog']} state={s['state']}" for n, s in st["sinks"].items())
     parts = (truth or {}).get("machines", {}).get("CNC-01", {}).get("parts", "?")
     return (f"[{st['uptime']:6.1f}s] read={st['read']} events={st['events']} stored={st['stored']} "
-            f"| {sinks} | plant parts={parts}")
+            f"| {sinks} | plant parts={parts}{_oee_line(sup)}")
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _oee_line(sup: Supervisor) -> str:
+    """` | OEE CNC-01 early 71.2% (A 96.0% P 75.1% Q 98.8%)` for each machine's running shift."""
+    return "".join(f" | OEE {m} {r['shift']} {_pct(r['oee'])} (A {_pct(r['availability'])} "
+                   f"P {_pct(r['performance'])} Q {_pct(r['quality'])})"
+                   for m, r in sup.oee_live(time.time()).items())
 
 
 async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | None = None,
@@ -237,7 +248,9 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
               f"sandbox plant on 127.0.0.1:{PLANT_PORT}, state in {work}", flush=True)
         if mqtt:
             print(f"demo: MQTT to {mqtt}: events on linebridge/demo/{cfg.gateway.id}/events/<kind>, "
-                  f"retained status on linebridge/demo/{cfg.gateway.id}/status", flush=True)
+                  f"retained status on linebridge/demo/{cfg.gateway.id}/status, each machine's OEE retained on "
+                  f"linebridge/demo/{cfg.gateway.id}/oee/<machine>/running (the shift so far, every 10 s), "
+                  f".../oee/<machine> (the last shift) and .../oee/<machine>/day", flush=True)
         sup = Supervisor(cfg, work / "state")
         runner = asyncio.create_task(sup.run())
         services += services_mod.load(sup, config_path)
@@ -278,6 +291,7 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
                     print("demo: backlog did not drain within 60 s after the plant stopped", file=sys.stderr)
                     break
         status = sup.status()
+        oee = sup.oee_live(time.time())
         await services_mod.stop_all(services)
         sup.stop()
         await runner
@@ -291,6 +305,7 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
             "failed": failed,
             "ground_truth": truth,
             "odoo": odoo_view,
+            "oee": oee,
         }
         poll = max(d.config.poll_interval for d in cfg.devices.values())
         problems = reconcile(truth, odoo_view, poll) if truth.get("final") else ["the plant did not finish"]
@@ -302,6 +317,11 @@ async def _run(duration: float | None, as_json: bool, work: Path, mqtt: str | No
               f"({t.get('alarm_seconds', 0):.1f} s); Odoo: qty_producing {o.get('qty_producing')}, "
               f"scrap {o.get('scrap')}, {o.get('downtimes')} downtimes ({o.get('downtime_seconds')} s), "
               f"{o.get('maintenance_requests')} maintenance request(s)", flush=True)
+        for machine, r in oee.items():
+            print(f"demo: OEE {machine} shift {r['shift']} so far: {_pct(r['oee'])} = availability "
+                  f"{_pct(r['availability'])} x performance {_pct(r['performance'])} x quality {_pct(r['quality'])} "
+                  f"({r['good']:g} good, {r['scrap']:g} scrap, {r['downtime_s']:.1f} s down in "
+                  f"{r['planned_s']:.1f} s planned, ideal cycle {r['ideal_cycle_s']} s)", flush=True)
         if duration is not None:
             print("demo: " + ("MATCH: Odoo agrees with the plant" if not problems
                               else "MISMATCH: " + "; ".join(problems)), flush=True)

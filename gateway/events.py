@@ -21,6 +21,7 @@ KINDS = frozenset({
     "consumption", "quality_result", "weight", "scan", "status", "production_summary",
     "workorder_start",
     "workorder_finish",
+    "oee",           # a machine's availability, performance and quality over a closed shift or day
     "implausible",   # a machine reading a rule refused: held for a person, never counted
 })
 

@@ -10,7 +10,9 @@ tampered, and the journal's latest signed checkpoint (`journal`, see
 `gateway.checkpoint`). The last will, set on the same MQTT
 connection, turns the same retained topic to `offline` when the gateway dies;
 on a clean stop the gateway publishes that offline status itself before it
-disconnects. Status messages are signed like events. It does not own the
+disconnects. Status messages are signed like events. With each status goes,
+retained, each machine's running shift's OEE so far (`linebridge.oee/1`,
+signed) on `<prefix>/oee/<machine>/running`. It does not own the
 connection (the MQTT sink's link) nor the figures (the supervisor and store).
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ if TYPE_CHECKING:  # paho is imported by the MQTT link, when one is configured
 log = logging.getLogger("linebridge.heartbeat")
 
 SCHEMA = "linebridge.status/1"
+OEE_SCHEMA = "linebridge.oee/1"
 
 
 class SystemProbe:
@@ -115,6 +118,8 @@ class Heartbeat:
         self.probe = SystemProbe(Path(state_dir))
         self.sent = 0
         self.last_error: str | None = None
+        #: each machine's running shift's OEE record by machine (`Supervisor.oee_live`), or None
+        self.oee: Callable[[float], dict[str, dict[str, Any]]] | None = None
 
     def _base(self, state: str) -> dict[str, Any]:
         return {"schema": SCHEMA, "state": state, "gateway": self.gateway.id, "site": self.gateway.site,
@@ -168,6 +173,21 @@ class Heartbeat:
                                self.link.cfg.timeout)
         self.sent += 1
         log.debug("event=heartbeat topic=%s backlog=%s", self.topic, body["backlog"])
+        if self.oee is not None:
+            await self.publish_oee(self.oee(time.time()))
+
+    async def publish_oee(self, running: dict[str, dict[str, Any]]) -> None:
+        """Each machine's running shift so far, retained and signed, beside the status."""
+        base = self.topic.removesuffix("/status")
+        sent = []
+        for machine, record in running.items():
+            body = self.key.sign({"schema": OEE_SCHEMA, "gateway": self.gateway.id, "site": self.gateway.site,
+                                  "environment": self.gateway.environment, "ts": iso_utc(self.clock()),
+                                  **record})
+            level = "".join("_" if ch in "+#/\x00" else ch for ch in machine) or "_"
+            sent.append(self.link.publish(f"{base}/oee/{level}/running", _wire(body), qos=1, retain=True))
+        if sent:
+            await asyncio.wait_for(asyncio.gather(*sent), self.link.cfg.timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Every interval while connected, and at once after each (re)connect, until `stop`."""

@@ -14,8 +14,10 @@ device or another of the same machine) see the new context.
 
 Each machine's shift tally (`gateway.summary`) advances with the source time of the
 good samples and counts the production and scrap events: when a shift ended,
-one `production_summary` is stored before the events of the next shift, and
-the tally is stored with them (one lock per machine across its pipelines).
+one `production_summary` and the shift's `oee` event (`gateway.oee`; with the
+day's when a day ended) are stored before the events of the next shift, and
+the tally and the OEE history records are stored with them (one lock per
+machine across its pipelines).
 
 A reading a rule refuses (`gateway.rules.plausible`) arrives as an
 `implausible` event: each one is counted and logged with its device, tag,
@@ -50,6 +52,7 @@ from gateway.context import ContextStore, context_key, is_context_key
 from gateway.enrich import enrich
 from gateway.signing import DeviceKey
 from gateway.rules import Rule
+from gateway.oee import history_bytes, history_key, ideal_cycles, oee_event
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.telemetry import Encoder as TelemetryEncoder
 from gateway.trend import Trend
@@ -97,7 +100,8 @@ class DevicePipeline:
         #: configured (1.1 MiB and a few comparisons per value for 100 tags that nobody would see)
         self.trend: Trend | None = Trend() if config.webui is not None else None
         #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
-        self.tallies = tallies if tallies is not None else (ShiftTallies(config.shifts) if config.shifts else None)
+        self.tallies = tallies if tallies is not None else (
+            ShiftTallies(config.shifts, ideal_cycles(config), self.store.get_state) if config.shifts else None)
         self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
@@ -151,13 +155,18 @@ class DevicePipeline:
         tallies = {m: self.tallies.tallies.get(m) for m in self.machines} if self.tallies is not None else {}
         tally_base = dict(tallies)
         events = []
+        history: dict[str, bytes] = {}   # OEE records of the shifts and days this batch closed
         refused_at = dict(self.refused_at)
         for sample in batch:
             if self.tallies is not None and sample.quality is Quality.GOOD:
                 for machine in self.machines:
-                    tallies[machine], closed = self.tallies.advance(tallies[machine], machine, sample.source_ts)
+                    tallies[machine], closed, records = self.tallies.advance(tallies[machine], machine,
+                                                                             sample.source_ts)
                     if closed is not None:
                         events.append(self._enrich(closed.summary(self.config.gateway.id, {}), pending))
+                    for record in records:
+                        events.append(self._enrich(oee_event(self.config.gateway.id, record), pending))
+                        history[history_key(record)] = history_bytes(record)
             for rule in self.rules:
                 if not rule.matches(sample):
                     continue
@@ -168,12 +177,13 @@ class DevicePipeline:
                             continue
                     events.append(self._enrich(e, pending))
                     machine = e.context.get("machine")
-                    if tallies.get(machine) is not None and tallies[machine].shift:
+                    if tallies.get(machine) is not None:
                         tallies[machine] = tallies[machine].count(e)
         changed = {k: v.to_bytes() for k, v in pending.items()
                    if v is not None and v != base.get(k)}
         changed.update({summary_key(m): t.to_bytes() for m, t in tallies.items()
                         if t is not None and t != tally_base[m]})
+        changed.update(history)
         records = [e.to_dict() for e in events]
         if self.telemetry:
             records.extend(self._telemetry(batch))

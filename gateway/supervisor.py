@@ -30,6 +30,7 @@ from gateway.config import Config, LabelSinkConfig, MqttSinkConfig, SinkConfig
 from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
+from gateway.oee import ideal_cycles
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.tasks import Tasks
 from gateway.rules.build import build as build_rule
@@ -115,7 +116,8 @@ class Supervisor:
         #: operator, lot and work order per machine, shared by every device of that machine
         self.context = ContextStore.load(self.store.get_state, sorted(machines))
         #: each machine's good parts and scrap in the running shift, shared the same way
-        self.tallies = ShiftTallies(config.shifts) if config.shifts else None
+        self.tallies = (ShiftTallies(config.shifts, ideal_cycles(config), self.store.get_state)
+                        if config.shifts else None)
         self.drivers: dict[str, Driver] = {}
         self.pipelines: dict[str, DevicePipeline] = {}
         for name in config.devices:
@@ -180,6 +182,7 @@ class Supervisor:
         link = links[hb.sink]
         heartbeat = Heartbeat(hb, config.gateway, link.cfg.topic_prefix, link, self.key, self.store,
                               self.status, self.state_dir)
+        heartbeat.oee = self.oee_live
         link.will = heartbeat.will()
         return heartbeat
 
@@ -308,7 +311,10 @@ class Supervisor:
             plan = topology.plan(self.config, new)
             cfg, dev, snk = plan.config, plan.devices, plan.sinks
             # build everything new first: if that fails, nothing has been touched
-            tallies = (ShiftTallies(cfg.shifts) if cfg.shifts else None) if plan.shifts else self.tallies
+            tallies = ((ShiftTallies(cfg.shifts, cached=self.store.get_state) if cfg.shifts else None)
+                       if plan.shifts else self.tallies)
+            if tallies is not None:  # a changed ideal cycle counts from the next closing shift
+                tallies.ideal = ideal_cycles(cfg)
             built = {n: self._build_device(n, cfg, tallies) for n in [*dev.changed, *dev.added]}
             sinks = {n: self._build_sink(cfg.sinks[n]) for n in [*snk.changed, *snk.added]}
             old_hb = self.heartbeat
@@ -386,6 +392,18 @@ class Supervisor:
         return out
 
     # -- figures -----------------------------------------------------------------------
+
+    def oee_live(self, now: float) -> dict[str, dict[str, Any]]:
+        """Each machine's running shift so far (`gateway.oee`), by machine; empty without shifts."""
+        if self.tallies is None:
+            return {}
+        out = {}
+        tz = self.tallies.calendar.timezone
+        for machine, tally in sorted(self.tallies.tallies.items()):
+            rec = tally.live(now, tz, self.tallies.ideal_cycle(machine)) if tally is not None else None
+            if rec is not None:
+                out[machine] = rec
+        return out
 
     def status(self) -> dict[str, Any]:
         """A snapshot for progress lines, the demo summary, the heartbeat and the web UI."""

@@ -63,9 +63,11 @@ def create_app(console: Console, secure_cookies: bool = True) -> Flask:
     app.extensions["linebridge"] = console
     security.install(app, console.sessions, secure_cookies)
     from webui.api import api
+    from webui.oee import oee
     from webui.pages import pages
     app.register_blueprint(pages)
     app.register_blueprint(api)
+    app.register_blueprint(oee)
     return app
 
 

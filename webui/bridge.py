@@ -81,6 +81,12 @@ class Bridge:
             return p.trend.series(tag, time.time()) if p is not None and p.trend is not None else None
         return self.call(snap)
 
+    def oee_live(self) -> dict[str, dict[str, Any]]:
+        """Each machine's running shift's OEE so far, read on the gateway's loop."""
+        async def snap() -> dict[str, dict[str, Any]]:
+            return self.sup.oee_live(time.time())
+        return self.call(snap)
+
     def live_values(self) -> dict[str, list[dict[str, Any]]]:
         async def snap() -> dict[str, list[dict[str, Any]]]:
             return {name: [_sample(s) for _, s in sorted(p.last.items())]

@@ -216,6 +216,31 @@ def document() -> dict[str, Any]:
                                                    "type": "array", "items": {"type": "number"},
                                                    "minItems": 4, "maxItems": 4}}}},
             params=[_path("name", "device name"), _path("tag", "tag name")], errors=(404,))},
+        "/api/v1/oee": {"get": _op(
+            "OEE per machine: the running shift so far (`running`, null between shifts or without [shifts]) and the "
+            "kept shifts and days of the last `days` days (at most 60), oldest first",
+            {"type": "object", "required": ["timezone", "shift_names", "machines"],
+             "properties": {"timezone": {"type": ["string", "null"]},
+                            "shift_names": {"type": "array", "items": {"type": "string"}},
+                            "machines": {"type": "object", "additionalProperties": {
+                                "type": "object", "required": ["running", "shifts", "days"],
+                                "properties": {"running": {"oneOf": [{"$ref": "#/components/schemas/OeeRecord"},
+                                                                     {"type": "null"}]},
+                                               "shifts": {"type": "array",
+                                                          "items": {"$ref": "#/components/schemas/OeeRecord"}},
+                                               "days": {"type": "array",
+                                                        "items": {"$ref": "#/components/schemas/OeeRecord"}}}}}}},
+            params=[{"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 60}}])},
+        "/api/v1/oee/export.csv": {"get": {
+            "summary": "The kept OEE records and each running shift so far as CSV (one row per machine and "
+                       "shift or day; empty cells for figures that are not known)",
+            "parameters": [{"name": "machine", "in": "query", "schema": {"type": "string"}},
+                           {"name": "period", "in": "query", "schema": {"type": "string",
+                                                                        "enum": ["all", "shift", "day"]}}],
+            "responses": {"200": {"description": "the records", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          "400": {"description": "period is not all, shift or day", **_json(_ERR)},
+                          "401": {"description": "no session", **_json(_ERR)},
+                          "404": {"description": "no such machine", **_json(_ERR)}}}},
         "/api/v1/about": {"get": _op("Version, host and uptime of this gateway",
                                      {"$ref": "#/components/schemas/About"})},
         "/api/v1/system/restart": {"post": {**_op(
@@ -342,6 +367,16 @@ def document() -> dict[str, Any]:
                                          "maxerror_us": {"type": ["integer", "null"]},
                                          "reason": {"type": "string"},
                                          "daemons": {"type": "array", "items": {"type": "string"}}}},
+                "OeeRecord": {"type": "object", "required": [
+                    "machine", "period", "day", "shift", "start", "end", "planned_s", "downtime_s", "running_s",
+                    "good", "scrap", "availability", "performance", "quality", "oee"], "properties": {
+                    "machine": {"type": "string"}, "period": {"type": "string", "enum": ["shift", "day", "running"]},
+                    "day": {"type": "string"}, "shift": {"type": "string"}, "start": {"type": "string"},
+                    "end": {"type": "string"}, "planned_s": {"type": "number"}, "downtime_s": {"type": "number"},
+                    "running_s": {"type": "number"}, "good": {"type": "number"}, "scrap": {"type": "number"},
+                    "ideal_cycle_s": {"type": ["number", "null"]},
+                    **{k: {"type": ["number", "null"]} for k in ("availability", "performance", "quality", "oee")},
+                    "down": {"type": "boolean"}}},
                 "About": {"type": "object", "required": ["version", "gateway", "python", "os", "uptime_s"],
                           "properties": {"version": {"type": "string"}, "gateway": {"type": "string"},
                                          "hostname": {"type": "string"}, "python": {"type": "string"},

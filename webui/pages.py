@@ -22,7 +22,7 @@ pages = Blueprint("pages", __name__)
 log = logging.getLogger("linebridge.webui")
 
 #: (endpoint, title) of the navigation, in order
-NAV = [("overview", "Overview"), ("devices", "Devices"), ("mappings", "Rules & mappings"),
+NAV = [("overview", "Overview"), ("oee", "OEE"), ("devices", "Devices"), ("mappings", "Rules & mappings"),
        ("connections", "Connections"), ("queue", "Queue"), ("labels", "Labels"), ("history", "Config history"),
        ("logs", "Logs"), ("users", "Users"), ("identity", "Identity"),
        ("system", "System")]

@@ -77,3 +77,25 @@ def test_each_rule_type_reads_into_its_model():
 ])
 def test_rule_errors_name_their_key_path(body, expected):
     assert expected in _errors(body)
+
+
+@pytest.mark.parametrize("tags", ["5", "true", '["a", 3]', '"abc"'])
+def test_a_devices_tags_of_the_wrong_shape_is_an_error_naming_it_not_a_crash(tags):
+    text = f"""
+[gateway]
+id = "gw"
+[devices.plc]
+type = "modbus_tcp"
+host = "127.0.0.1"
+tags = {tags}
+[rules.r]
+type = "counter"
+device = "plc"
+tag = "a"
+[sinks.up]
+type = "mqtt"
+url = "mqtt://127.0.0.1"
+"""
+    with pytest.raises(ConfigError) as exc:
+        config_mod.parse(text)
+    assert any("devices.plc.tags: must be a table" in p for p in exc.value.problems), exc.value.problems

@@ -112,8 +112,8 @@ def test_a_shift_end_yields_one_summary_per_machine_with_the_shifts_good_parts_a
     assert summary["context"]["work_center"] == "CNC-01" and summary["context"]["shift"] == "early"
     kinds = [e["kind"] for e in events]
     after = kinds[kinds.index("production_summary") + 1:]
-    assert after == ["production", "production", "scrap"]  # the late shift's events follow it
-    assert all(e["context"]["shift"] == "late" for e in events[kinds.index("production_summary") + 1:])
+    assert after == ["oee", "production", "production", "scrap"]  # its OEE, then the late shift's events
+    assert all(e["context"]["shift"] == "late" for e in events[kinds.index("production_summary") + 2:])
     assert ShiftTally.from_bytes(store.get_state("summary/CNC-01")).good == 5  # 2 + 3 in the late shift
 
 

@@ -792,10 +792,64 @@ function showLight(l) {
   a.setAttribute("aria-label", a.title);
   a.href = "/" + (l.page && l.level !== "ok" ? l.page : "");
 }
+function pct(v) { return v === null || v === undefined ? "–" : (100 * v).toFixed(1) + " %"; }
+function oeeRow(r, label) {
+  return el("tr", { "data-period": r.period }, el("td", {}, label), el("td", { class: "oee-figure" }, pct(r.oee)),
+    el("td", {}, pct(r.availability)), el("td", {}, pct(r.performance)), el("td", {}, pct(r.quality)),
+    el("td", {}, String(r.good)), el("td", {}, String(r.scrap)), el("td", {}, duration(r.downtime_s)));
+}
+function drawOee(records, what) {
+  /* one bar per period (its OEE), with availability, performance and quality as lines over it */
+  const NS = "http://www.w3.org/2000/svg", W = 640, H = 200, L = 40, R = 8, T = 8, B = 24;
+  const svg = document.createElementNS(NS, "svg");
+  const node = (tag, attrs, text) => { const n = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); if (text !== undefined) n.textContent = text; return n; };
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `OEE of the last ${records.length} ${what}`);
+  svg.append(node("rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "trend-frame" }));
+  const n = Math.max(records.length, 1), bw = (W - L - R) / n, y = v => T + (H - T - B) * (1 - Math.min(v, 1.2) / 1.2);
+  records.forEach((r, i) => {
+    if (r.oee === null) return;
+    const bar = node("rect", { x: L + i * bw + bw * 0.15, y: y(r.oee), width: bw * 0.7, height: y(0) - y(r.oee), class: "oee-bar" });
+    bar.append(node("title", {}, `${r.day} ${r.shift}: OEE ${pct(r.oee)}, availability ${pct(r.availability)}, performance ${pct(r.performance)}, quality ${pct(r.quality)}`));
+    svg.append(bar);
+  });
+  for (const key of ["availability", "performance", "quality"]) {
+    const pts = records.map((r, i) => r[key] === null ? null : `${(L + (i + 0.5) * bw).toFixed(1)},${y(r[key]).toFixed(1)}`).filter(p => p);
+    if (pts.length) svg.append(node("polyline", { points: pts.join(" "), class: `oee-line oee-${key}` }));
+  }
+  svg.append(node("text", { x: L - 4, y: y(1) + 4, "text-anchor": "end", class: "trend-axis" }, "100 %"));
+  svg.append(node("text", { x: L - 4, y: H - B, "text-anchor": "end", class: "trend-axis" }, "0"));
+  if (records.length) {
+    svg.append(node("text", { x: L, y: H - 6, class: "trend-axis" }, `${records[0].day} ${records[0].shift}`));
+    svg.append(node("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "trend-axis" }, `${records[records.length - 1].day} ${records[records.length - 1].shift}`));
+  }
+  return el("div", { class: "trend oee-chart", "data-chart": what }, svg);
+}
+async function oeeView() {
+  const o = await api("GET", "/oee?days=14");
+  const box = document.getElementById("oee-machines");
+  const names = Object.keys(o.machines);
+  if (!o.timezone) { box.replaceChildren(el("p", { class: "hint" }, "No [shifts] are configured: OEE is counted per shift, so there is none yet.")); return; }
+  box.replaceChildren(...names.map(m => {
+    const x = o.machines[m], shifts = x.shifts.slice(-21), rows = [];
+    if (x.running) rows.push(oeeRow(x.running, `${x.running.shift} (running${x.running.down ? ", down now" : ""})`));
+    for (const r of shifts.slice().reverse().slice(0, 6)) rows.push(oeeRow(r, `${r.day} ${r.shift}`));
+    for (const r of x.days.slice().reverse().slice(0, 7)) rows.push(oeeRow(r, `${r.day} (day)`));
+    const series = x.running ? shifts.concat([x.running]) : shifts;
+    return el("section", { class: "oee-machine", "data-machine": m }, el("h2", {}, m),
+      el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...["Period", "OEE", "Availability", "Performance", "Quality", "Good", "Scrap", "Downtime"].map(h => el("th", {}, h)))),
+        el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "hint" }, "No shift seen yet."))]))),
+      series.length ? drawOee(series, "shifts") : "",
+      x.days.length ? drawOee(x.days, "days") : "",
+      el("p", {}, el("a", { href: `/api/v1/oee/export.csv?machine=${encodeURIComponent(m)}`, download: "" }, `${m} as CSV`),
+        el("span", { class: "hint" }, ` Bars: OEE; lines: availability (green), performance (blue), quality (orange). Times in ${o.timezone}.`)));
+  }));
+}
 async function statusLight() { showLight((await api("GET", "/status")).light); }
 
 const PAGES = {
   overview: () => every(2000, () => overview().catch(fail)),
+  oee: () => every(10000, () => oeeView().catch(fail)),
   devices: devicesPage,
   mappings: mappingsPage,
   connections: () => connections().catch(fail),

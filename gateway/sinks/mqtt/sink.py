@@ -2,7 +2,9 @@
 
 It owns delivery to one upstream broker: each stored event (the signed
 envelope, with its `seq`) is published with QoS 1 on `<prefix>/events/<kind>`,
-telemetry on `<prefix>/telemetry/<device>`; events of a kind the sink does not
+telemetry on `<prefix>/telemetry/<device>`; an `oee` event also goes, retained,
+to `<prefix>/oee/<machine>` (a shift) or `<prefix>/oee/<machine>/day`, so a
+fleet monitor finds each machine's latest OEE on subscribing; events of a kind the sink does not
 want are acknowledged without being sent. A batch is acknowledged in the store
 only up to the first event whose PUBACK has not arrived, in one store
 transaction; the rest is published again after a reconnect (MQTT's
@@ -74,6 +76,15 @@ class MqttSink:
             return None
         return f"{self.cfg.topic_prefix}/events/{_level(ev['kind'])}"
 
+    def latest_topic(self, stored: Stored) -> str | None:
+        """The retained topic an `oee` event also goes to: its machine's latest shift (or day)."""
+        ev = stored.event
+        if ev.get("kind") != "oee":
+            return None
+        machine = _level((ev.get("context") or {}).get("machine") or (ev.get("source") or {}).get("machine", "_"))
+        day = (ev.get("data") or {}).get("period") == "day"
+        return f"{self.cfg.topic_prefix}/oee/{machine}" + ("/day" if day else "")
+
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in flight is finished first.
 
@@ -135,8 +146,12 @@ class MqttSink:
                 continue
             await self.bucket.take()
             try:
-                sent.append((i, self.link.publish(topic, envelope_bytes(stored.event), self.cfg.qos,
+                body = envelope_bytes(stored.event)
+                sent.append((i, self.link.publish(topic, body, self.cfg.qos,
                                                   retain=stored.event.get("kind") == "telemetry_tags")))
+                latest = self.latest_topic(stored)
+                if latest is not None:   # acknowledged only once both are
+                    sent.append((i, self.link.publish(latest, body, self.cfg.qos, retain=True)))
             except PermanentDeliveryError as exc:
                 dead.append((stored, str(exc)))
             except TransientDeliveryError as exc:
@@ -162,7 +177,7 @@ class MqttSink:
         if done:
             dead_done = [(s, e) for s, e in dead if s.seq <= done[-1].seq]
             await asyncio.to_thread(self.store.ack, self.name, done, None, dead_done, None)
-            published = sum(1 for i, _ in sent if i < acked_upto)
+            published = len({i for i, _ in sent if i < acked_upto})
             self.stats.delivered += published
             if dead_done:
                 self.stats.dead(dead_done)
@@ -170,7 +185,7 @@ class MqttSink:
                 self.stats.delivered_clean()
             self.stats.extra["published"] += published
             self.stats.extra["skipped"] += sum(1 for s in done if self.topic_for(s) is None)
-            self.stats.acknowledged(batch[i] for i, _ in sent if i < acked_upto)
+            self.stats.acknowledged(batch[i] for i in sorted({i for i, _ in sent if i < acked_upto}))
             for stored, error in dead_done:
                 log.error("event=dead_letter sink=%s seq=%d event_id=%s kind=%s error=%r", self.name,
                           stored.seq, stored.event["id"], stored.event["kind"], error)

@@ -27,6 +27,9 @@ class WorkOrder:
     production: str
     product_id: int
     qty_production: float = 0.0
+    #: minutes Odoo expects the order to take (from its operation's cycle time and the work center's
+    #: setup times and efficiency): over `qty_production`, the OEE's ideal cycle
+    duration_expected: float = 0.0
 
 
 _TABLES = {
@@ -75,7 +78,7 @@ class MasterData:
             rows = await self.client.execute_kw(
                 "mrp.workorder", "search_read",
                 [[["workcenter_id", "=", wc], ["state", "in", OPEN_STATES]]],
-                {"fields": ["name", "state", "production_id", "product_id", "qty_production"],
+                {"fields": ["name", "state", "production_id", "product_id", "qty_production", "duration_expected"],
                  "order": "id asc"})
             rows.sort(key=lambda r: (OPEN_STATES.index(r["state"]), r["id"]))
             wo = None
@@ -84,7 +87,7 @@ class MasterData:
                 prod = r.get("production_id") or [0, ""]
                 product = r.get("product_id") or [0, ""]
                 wo = WorkOrder(r["id"], r["name"], prod[0], prod[1], product[0],
-                               float(r.get("qty_production") or 0.0))
+                               float(r.get("qty_production") or 0.0), float(r.get("duration_expected") or 0.0))
             self._orders[wc] = (self.clock(), wo)
             cached = self._orders[wc]
         if cached[1] is None:

@@ -28,6 +28,10 @@ stored before the first write, except the quantity Odoo proposes itself: a
 work order started in Odoo (`button_start`) gets its whole remaining quantity
 as `qty_producing` before any part was made, which is not a count (see
 `baseline`); a start delivered by this sink stores the count Odoo had before it.
+
+The open order's expected duration over its quantity is kept, with the
+acknowledgement, as its machine's ideal cycle for OEE (`ideal/<machine>`, see
+`gateway.oee`), written only when it changed.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ import time
 from typing import Any, Callable
 
 from gateway.errors import DeliveryError, PermanentDeliveryError
+from gateway.oee import ideal_key
 from gateway.sinks.odoo.batch import Outcome, held_as_suspect
 from gateway.sinks.odoo.masterdata import MasterData, WorkOrder
 from gateway.sinks.odoo.movelines import MERGE_EVERY, MoveLines
@@ -96,6 +101,9 @@ class ProductionPoster:
         self._since_merge: dict[int, int] = {}
         #: the last pass failed (Odoo was away): the next one writes a due count itself, at once
         self.catch_up = False
+        #: machine -> (work order id, ideal seconds per part) stored, and this pass's, not acknowledged yet
+        self._ideal: dict[str, tuple[int, float]] = {}
+        self._ideal_pending: dict[str, tuple[int, float]] = {}
 
     @property
     def unwritten_key(self) -> str:
@@ -140,11 +148,14 @@ class ProductionPoster:
     def begin(self) -> None:
         """A delivery pass starts: what an aborted pass counted is forgotten (it is counted again)."""
         self.pending.clear()
+        self._ideal_pending.clear()
 
     def acknowledged(self) -> None:
         """The pass's events are acknowledged: its unwritten counts join those the writer flushes."""
         self.unwritten = self._merged()
         self.pending.clear()
+        self._ideal.update(self._ideal_pending)
+        self._ideal_pending.clear()
 
     async def post(self, items: list[Stored], out: Outcome) -> None:
         groups: dict[int, tuple[WorkOrder, list[Stored]]] = {}
@@ -187,11 +198,27 @@ class ProductionPoster:
             out.state[key] = encode_tally(qty)
             if self.auto_finish and wo.qty_production and qty >= wo.qty_production:
                 self.to_finish[wo.id] = wo
+            self._cache_ideal(wo, group, out)
             for s in group:
                 out.receipts[s.event["id"]] = f"mrp.workorder,{wo.id}"
             log.info("event=delivered sink=%s model=mrp.workorder id=%d workorder=%s production=%s "
                      "qty_producing=%s events=%d last_event_id=%s written=%s", self.sink, wo.id, wo.name,
                      wo.production, _fmt(qty), len(group), group[-1].event["id"], self.pending[wo_id] is None)
+
+    def _cache_ideal(self, wo: WorkOrder, group: list[Stored], out: Outcome) -> None:
+        """Keep the order's expected seconds per part as its machine's ideal cycle (`gateway.oee`), with
+        the cursor; written only when it changed, so a steady order costs one comparison per pass."""
+        machine = (group[-1].event.get("context") or {}).get("machine")
+        if not machine or wo.duration_expected <= 0 or wo.qty_production <= 0:
+            return
+        seconds = round(wo.duration_expected * 60.0 / wo.qty_production, 4)
+        if self._ideal_pending.get(machine, self._ideal.get(machine)) == (wo.id, seconds):
+            return
+        self._ideal_pending[machine] = (wo.id, seconds)
+        out.state[ideal_key(machine)] = json.dumps(
+            {"seconds": seconds, "source": "odoo", "workorder": wo.id,
+             "duration_expected_min": wo.duration_expected, "qty_production": wo.qty_production}).encode("utf-8")
+        log.info("event=ideal_cycle sink=%s machine=%s workorder=%s seconds=%s", self.sink, machine, wo.name, seconds)
 
     def _due(self, wo_id: int) -> bool:
         last = self._written_at.get(wo_id)

@@ -50,6 +50,7 @@ from gateway.sinks.odoo.batch import Outcome
 from gateway.sinks.odoo.protocol import LazyClient
 from gateway.sinks.odoo.consumption import ConsumptionPoster
 from gateway.sinks.odoo.downtime import DowntimePoster
+from gateway.sinks.odoo.oee import OeePoster
 from gateway.sinks.odoo.implausible import ImplausiblePoster
 from gateway.sinks.odoo.maintenance import MaintenancePoster
 from gateway.sinks.odoo.masterdata import MasterData
@@ -105,7 +106,7 @@ class OdooSink:
                    SummaryPoster(self.production),
                    WorkorderStartPoster(self.client, self.md, self.name, self.production),
                    WorkorderFinishPoster(self.client, self.md, self.name),
-                   ImplausiblePoster(self.name)]
+                   ImplausiblePoster(self.name), OeePoster(self.name)]
         self.posters = {kind: p for p in posters for kind in p.kinds}
         self.stats = SinkStats()
         #: set by a person's "Retry now": the retry wait ends at once
