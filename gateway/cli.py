@@ -1,4 +1,4 @@
-"""The `linebridge` command: check-config, run, demo, soak, keys, verify, sandbox plant|odoo, --version.
+"""The `linebridge` command: check-config, run, demo, soak, keys, verify, fleet, odoo, sandbox plant|odoo, --version.
 
 It owns argument parsing, signal handling and exit codes; the work itself lives
 in the supervisor, the demo and the sandboxes.
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     os_ = o.add_subparsers(dest="odoo_cmd", metavar="WHAT", required=True)
     oc = os_.add_parser("check", help="can this configuration deliver to its Odoo? one finding per line")
     oc.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+
+    from gateway import fleetcli
+    fleetcli.add_parser(sub)
 
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
     b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_queue(args, state) if args.command == "queue" else run_journal(args, state)
     if args.command == "odoo":
         return odoo_check(args.config)
+    if args.command == "fleet":
+        from gateway.fleetcli import run as fleet_run
+        return fleet_run(args)
     if args.command == "bench":
         if args.what == "store":
             from gateway.bench.store import main as bench_main
