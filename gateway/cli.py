@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     os_ = o.add_subparsers(dest="odoo_cmd", metavar="WHAT", required=True)
     oc = os_.add_parser("check", help="can this configuration deliver to its Odoo? one finding per line")
     oc.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+    orot = os_.add_parser("rotate-key", help="check a new API key against the configured Odoo, store it "
+                          "atomically (a running gateway takes it without a restart), name the old one to revoke")
+    orot.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+    orot.add_argument("--sink", default=None, help="the Odoo sink (needed when there are several)")
+    orot.add_argument("--new-key-file", default="-", metavar="PATH",
+                      help="a file holding the new key, or - for standard input (default); never an argument, "
+                           "where `ps` would show it")
+    orot.add_argument("--state-dir", type=Path, default=None, help="the gateway's state directory")
 
     from gateway import fleetcli
     fleetcli.add_parser(sub)
@@ -122,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.supervisor import default_state_dir
         state = args.state_dir or default_state_dir()
         return run_queue(args, state) if args.command == "queue" else run_journal(args, state)
+    if args.command == "odoo" and args.odoo_cmd == "rotate-key":
+        return odoo_rotate_key(args)
     if args.command == "odoo":
         return odoo_check(args.config)
     if args.command == "fleet":
@@ -184,6 +194,7 @@ def run(paths: list[Path], state_dir: Path | None) -> int:
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
         sup.config_layers = [p.resolve() for p in paths[:-1]]   # the console validates its edits over them
+        sup.watch_credentials([p.resolve() for p in paths])      # a rotated API key is used without a restart
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # the console's restart button: a clean stop, then this process runs itself again (below);
@@ -254,6 +265,34 @@ def odoo_check(paths: list[Path]) -> int:
         blockers += sum(1 for f in findings if f.level == "blocker")
     print(f"{blockers} blocker(s)" if blockers else "ready: no blockers")
     return 1 if blockers else 0
+
+
+def odoo_rotate_key(args: argparse.Namespace) -> int:
+    from gateway.credentials import CredentialError
+    from gateway.sinks.odoo.rotate import RotationRefused, rotate
+    try:
+        new = (sys.stdin.readline() if args.new_key_file == "-"
+               else Path(args.new_key_file).read_text(encoding="utf-8")).strip()
+    except OSError as exc:
+        print(f"odoo rotate-key: cannot read {args.new_key_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        done = asyncio.run(rotate(list(args.config), new, args.sink, args.state_dir, by="cli"))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except RotationRefused as exc:
+        for f in exc.findings:
+            print(f"  {f}", file=sys.stderr)
+        print(f"odoo rotate-key: {exc}", file=sys.stderr)
+        return 1
+    except CredentialError as exc:
+        print(f"odoo rotate-key: {exc}", file=sys.stderr)
+        return 1
+    for line in done.lines():
+        print(line)
+    return 0
 
 
 def _banner(what: str, where: str) -> None:

@@ -94,6 +94,9 @@ class Supervisor:
         #: the configuration files under the last one, when `run` was given layers (the console
         #: validates its edits of the last file merged over them)
         self.config_layers: list[Path] = []
+        #: every configuration file, in order (set by `linebridge run` through `watch_credentials`): the
+        #: Odoo sinks watch where their API key is kept and take a rotated one without a restart
+        self.config_paths: list[Path] = []
         self.config = config
         self.state_dir = Path(state_dir)
         sc = config.store
@@ -167,7 +170,20 @@ class Supervisor:
             sink = OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,
                             verify=self.key.public)
         sink.stats.levels.configure(self.config.service_levels)
+        self._watch_key(sink)
         return sink, link
+
+    def watch_credentials(self, paths: list[Path]) -> None:
+        """Let every Odoo sink, now and after an apply, pick up a rotated API key from `paths`' sources."""
+        self.config_paths = [Path(p) for p in paths]
+        for sink in self.sinks.values():
+            self._watch_key(sink)
+
+    def _watch_key(self, sink: Any) -> None:
+        from gateway.config import OdooSinkConfig
+        if self.config_paths and isinstance(sink.cfg, OdooSinkConfig) and hasattr(sink, "key_watch"):
+            from gateway.credentials import SecretWatch
+            sink.key_watch = SecretWatch(self.config_paths, sink.name, "api_key", sink.cfg.api_key)
 
     def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
         hb = config.heartbeat
