@@ -207,3 +207,60 @@ class SecretWatch:
         log.info("event=credential_changed sink=%s %s=%s old=%s source=%s", self.sink, self.name,
                  fingerprint(value), fingerprint(old), self._source.kind)
         return value
+
+
+#: a client certificate that expires within this many days is reported as expiring
+EXPIRY_WARN_DAYS = 30
+_cert_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def certificate_expiry(path: str | Path, now: float | None = None) -> dict[str, Any]:
+    """`not_after` (ISO UTC), `days_left` and `expiring` (within EXPIRY_WARN_DAYS, or expired) of the
+    first PEM certificate in `path`; `error` when it cannot be read. Parsed once per file version."""
+    from datetime import timezone
+    now = time.time() if now is None else now
+    key = str(path)
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = _cert_cache.get(key)
+        if cached is not None and cached[0] == stamp:
+            not_after = cached[1]["epoch"]
+        else:
+            from cryptography import x509
+            cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+            not_after = cert.not_valid_after_utc.astimezone(timezone.utc).timestamp()
+            if len(_cert_cache) > 64:
+                _cert_cache.clear()
+            _cert_cache[key] = (stamp, {"epoch": not_after})
+    except (OSError, ValueError) as exc:
+        return {"error": f"cannot read the certificate: {getattr(exc, 'strerror', None) or type(exc).__name__}",
+                "expiring": True}
+    days = (not_after - now) / 86400.0
+    from gateway.events import iso_utc
+    return {"not_after": iso_utc(not_after), "days_left": int(days // 1),
+            "expiring": days <= EXPIRY_WARN_DAYS}
+
+
+def certificates(sinks: dict[str, Any], now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per sink with a client certificate (`certfile`): its expiry; a warning is logged once a day."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, cfg in sinks.items():
+        certfile = getattr(cfg, "certfile", None)
+        if certfile:
+            out[name] = certificate_expiry(certfile, now) | {"certfile": str(certfile)}
+            if out[name]["expiring"]:
+                _warn_daily(name, out[name])
+    return out
+
+
+_warned: dict[str, float] = {}
+
+
+def _warn_daily(sink: str, info: dict[str, Any]) -> None:
+    now = time.monotonic()
+    if now - _warned.get(sink, -1e18) < 86400:
+        return
+    _warned[sink] = now
+    log.warning("event=certificate_expiring sink=%s certfile=%s not_after=%s days_left=%s error=%r", sink,
+                info.get("certfile"), info.get("not_after"), info.get("days_left"), info.get("error"))

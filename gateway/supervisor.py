@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
@@ -27,6 +28,7 @@ from drivers.base import Driver
 from gateway import __version__
 from gateway import topology
 from gateway.config import Config, MqttSinkConfig, SinkConfig
+from gateway.credentials import certificates
 from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
@@ -184,6 +186,13 @@ class Supervisor:
         if self.config_paths and isinstance(sink.cfg, OdooSinkConfig) and hasattr(sink, "key_watch"):
             from gateway.credentials import SecretWatch
             sink.key_watch = SecretWatch(self.config_paths, sink.name, "api_key", sink.cfg.api_key)
+            sink.on_rotated = self._rotated
+
+    def _rotated(self, cfg: SinkConfig) -> None:
+        """A sink took a rotated secret: the running configuration says so too (an apply of another
+        change then finds this sink unchanged instead of restarting it)."""
+        if cfg.name in self.config.sinks:
+            self.config = replace(self.config, sinks={**self.config.sinks, cfg.name: cfg})
 
     def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
         hb = config.heartbeat
@@ -416,4 +425,6 @@ class Supervisor:
             "devices": {n: d.health.as_dict() for n, d in drivers.items()},
             "tasks": self.tasks.status(),
             "healthy": self.tasks.healthy(),
+            # per MQTT sink with a client certificate: when it expires (`expiring` within 30 days)
+            "certificates": certificates(self.config.sinks),
         }

@@ -116,6 +116,8 @@ class OdooSink:
         self.screen = Screen(self.name, verify, self.stats)
         #: where the API key is kept, polled for a rotated one (`gateway.credentials`); None: never changes
         self.key_watch: SecretWatch | None = None
+        #: told the new configuration after a rotation (the supervisor keeps its own in step)
+        self.on_rotated: Callable[[OdooSinkConfig], None] | None = None
         self.stats.extra["key_fingerprint"] = fingerprint(cfg.api_key) if cfg.api_key else None
 
     def rotate_key(self, api_key: str, by: str = "watch") -> None:
@@ -130,6 +132,8 @@ class OdooSink:
         if self.key_watch is not None:
             self.key_watch.current = api_key
         self.stats.extra["key_fingerprint"] = fingerprint(api_key)
+        if self.on_rotated is not None:
+            self.on_rotated(self.cfg)
         log.warning("event=credential_rotated sink=%s api_key=%s old=%s by=%s revoke=old", self.name,
                     fingerprint(api_key), fingerprint(old) if old else None, by)
 
