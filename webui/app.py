@@ -66,6 +66,8 @@ def create_app(console: Console, secure_cookies: bool = True) -> Flask:
     from webui.pages import pages
     app.register_blueprint(pages)
     app.register_blueprint(api)
+    from webui.fleet import fleet_bp
+    app.register_blueprint(fleet_bp)
     return app
 
 
