@@ -173,6 +173,8 @@ class Supervisor:
                             verify=self.key.public)
         sink.stats.levels.configure(self.config.service_levels)
         self._watch_key(sink)
+        if link is not None:
+            self._watch_password(link)
         return sink, link
 
     def watch_credentials(self, paths: list[Path]) -> None:
@@ -180,6 +182,14 @@ class Supervisor:
         self.config_paths = [Path(p) for p in paths]
         for sink in self.sinks.values():
             self._watch_key(sink)
+        for link in self.links.values():
+            self._watch_password(link)
+
+    def _watch_password(self, link: Any) -> None:
+        """An MQTT password kept in a file or the TOML: a changed one is used at the link's next connect."""
+        if self.config_paths and link.cfg.password is not None:
+            from gateway.credentials import SecretWatch
+            link.password_watch = SecretWatch(self.config_paths, link.name, "password", link.cfg.password)
 
     def _watch_key(self, sink: Any) -> None:
         from gateway.config import OdooSinkConfig

@@ -152,3 +152,51 @@ def test_a_key_from_the_environment_is_not_rotated_and_says_what_to_do(tmp_path)
         store(locate([cfg], "odoo"), NEW)
     assert "ODOO_KEY_FOR_TEST" in str(exc.value) and "api_key_file" in str(exc.value)
     assert NEW not in str(exc.value)
+
+
+def test_an_mqtt_password_replaced_in_its_file_is_used_at_the_next_connect_without_a_restart(tmp_path):
+    from tests.drivers.mqtt.broker import MosquittoBroker, Subscriber
+    old_pw, new_pw = "first mqtt password", "second mqtt password"
+    broker = MosquittoBroker(tmp_path / "broker", users={"line": old_pw, "watcher": "watcher pw"})
+    broker.start()
+    pw_file = tmp_path / "secrets" / "mqtt.pw"
+    pw_file.parent.mkdir()
+    pw_file.write_text(old_pw + "\n")
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(f"""
+[gateway]
+id = "gw-pw"
+site = "s"
+
+[sinks.up]
+type = "mqtt"
+url = "mqtt://127.0.0.1:{broker.port}"
+username = "line"
+password_file = "{pw_file}"
+retry_cap = 1
+
+[heartbeat]
+sink = "up"
+interval = 0.5
+
+[files]
+secrets = ["{pw_file.parent}"]
+""")
+    log = tmp_path / "gw.log"
+    gw = linebridge(["run", "--config", str(cfg), "--state-dir", str(tmp_path / "state")], log)
+    try:
+        with Subscriber(broker.port, "linebridge/s/gw-pw/status", username="watcher", password="watcher pw") as sub:
+            sub.wait_for(1, timeout=30)
+        store(locate([cfg], "up", "password"), new_pw)          # the file replaced, as rotate-key does
+        broker.users = {"line": new_pw, "watcher": "watcher pw"}  # the broker's password changed too
+        broker._write_config()
+        broker.restart()                                       # every connection ends: the gateway reconnects
+        with Subscriber(broker.port, "linebridge/s/gw-pw/status", username="watcher", password="watcher pw") as sub:
+            wait_for(lambda: any(json.loads(p)["state"] == "online" and not r for _, p, _, r in sub.messages), 30,
+                     "a live status over the connection made with the new password")
+        assert gw.poll() is None and log.read_text().count("event=started") == 1
+        assert f"event=credential_rotated sink=up password={fingerprint(new_pw)}" in log.read_text()
+        assert new_pw not in log.read_text() and old_pw not in log.read_text()
+    finally:
+        stop(gw)
+        broker.stop()
