@@ -131,6 +131,7 @@ class Fleet:
         self.dropped = 0        # gateways refused because the table was full of live ones
         self.evicted = 0        # offline or stale gateways forgotten to make room
         self.rejected = 0       # messages that were not JSON objects or too large
+        self._full_until = 0.0  # after a scan found nothing to evict: new gateways are dropped until then
 
     # -- intake ------------------------------------------------------------------------
     def receive(self, topic: str, payload: bytes, retained: bool = False) -> GatewayView | None:
@@ -175,14 +176,22 @@ class Fleet:
         return view
 
     def _evict(self) -> bool:
+        """Forget the oldest offline (else unknown, else stale) gateway; one scan, at most once a second
+        while the table is full of online gateways (a flood of new names costs a dict lookup each)."""
         now = self.clock()
+        if now < self._full_until:
+            return False
+        oldest: dict[str, GatewayView] = {}
+        for v in self.gateways.values():
+            state = v.effective_state(now)
+            if state != "online" and (state not in oldest or v.seen_at < oldest[state].seen_at):
+                oldest[state] = v
         for state in ("offline", "unknown", "stale"):
-            gone = [v for v in self.gateways.values() if v.effective_state(now) == state]
-            if gone:
-                oldest = min(gone, key=lambda v: v.seen_at)
-                del self.gateways[oldest.prefix]
+            if state in oldest:
+                del self.gateways[oldest[state].prefix]
                 self.evicted += 1
                 return True
+        self._full_until = now + 1.0
         return False
 
     def _status(self, view: GatewayView, body: dict[str, Any], retained: bool, now: float) -> None:
