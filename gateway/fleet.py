@@ -2,8 +2,10 @@
 
 It owns what `linebridge fleet` and the console's fleet page make of the
 retained messages under `<prefix>/status` (the heartbeat's `linebridge.status/1`,
-see `gateway.heartbeat`) and `<prefix>/oee[/<machine>]` (OEE figures, when a
-gateway publishes them): one `GatewayView` per topic prefix with its state
+see `gateway.heartbeat`) and `<prefix>/oee/#` (OEE, when a gateway publishes
+it: `oee/<machine>/running` the running shift so far, `oee/<machine>` the last
+closed shift's `oee` event, `oee/<machine>/day` the last day's; an `oee` field
+of the status is read too): one `GatewayView` per topic prefix with its state
 (`online`, `stale` when no status came for more than 3x its interval,
 `offline` by its last will or a clean stop), version, environment, backlog,
 oldest unacknowledged age, dead letters, service levels, OEE, last delivery,
@@ -26,7 +28,7 @@ from gateway.servicelevel import event_epoch
 from gateway.signing import KeyFileError, PublicKey, verify
 
 #: the topics a fleet monitor subscribes to by default (`linebridge/<site>/<gateway>/...`)
-DEFAULT_TOPICS = ("linebridge/+/+/status", "linebridge/+/+/oee", "linebridge/+/+/oee/+")
+DEFAULT_TOPICS = ("linebridge/+/+/status", "linebridge/+/+/oee/#")   # oee/# matches .../oee itself too
 #: gateways tracked at most; beyond, the oldest offline (then stale) one is forgotten
 DEFAULT_CAP = 10_000
 MAX_PAYLOAD = 256 * 1024
@@ -85,6 +87,8 @@ class GatewayView:
     last_delivery: float | None = None
     certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
     oee: dict[str, float] = field(default_factory=dict)  # machine -> share 0..1 ("" for the gateway's own)
+    oee_period: dict[str, str] = field(default_factory=dict)  # machine -> running | shift (what `oee` holds)
+    oee_day: dict[str, float] = field(default_factory=dict)   # machine -> the last closed day's share
     kid: str | None = None
     signature: str = "unsigned"         # verified | unverified (no known key) | invalid | unsigned
     signature_error: str | None = None
@@ -136,7 +140,7 @@ class Fleet:
     # -- intake ------------------------------------------------------------------------
     def receive(self, topic: str, payload: bytes, retained: bool = False) -> GatewayView | None:
         """One MQTT message; returns the gateway it concerned (None when it was ignored)."""
-        prefix, kind, machine = _split(topic)
+        prefix, kind, machine, period = _split(topic)
         if prefix is None:
             return None
         if len(payload) > MAX_PAYLOAD:
@@ -162,7 +166,7 @@ class Fleet:
         if kind == "status":
             self._status(view, body, retained, now)
         else:
-            self._oee(view, body, machine)
+            self._oee(view, body, machine, period)
         return view
 
     def _view(self, prefix: str) -> GatewayView | None:
@@ -226,7 +230,7 @@ class Fleet:
                               for k, v in list(certs.items())[:16] if isinstance(v, Mapping)}
                              if isinstance(certs, Mapping) else {})
         if "oee" in body:
-            self._oee(view, {"oee": body["oee"]}, None)
+            self._oee(view, {"oee": body["oee"]}, None, "running")
 
     def _signature(self, view: GatewayView, body: dict[str, Any]) -> None:
         sig = body.get("sig")
@@ -251,18 +255,32 @@ class Fleet:
         problem = verify(body, known)
         view.signature, view.signature_error = ("invalid", problem) if problem else ("verified", None)
 
-    def _oee(self, view: GatewayView, body: dict[str, Any], machine: str | None) -> None:
-        value = body.get("oee", body)
+    def _oee(self, view: GatewayView, body: dict[str, Any], machine: str | None, period: str) -> None:
+        """`period`: running (the shift so far), shift (the last closed one) or day. A running figure
+        is what the table shows; a closed shift's only until the machine's running one arrives."""
+        data = body.get("data")
+        value = body["oee"] if "oee" in body else (data.get("oee") if isinstance(data, Mapping) else None)
         if machine is None and isinstance(value, Mapping) and "oee" not in value:
             items = [(str(k), oee_share(v)) for k, v in value.items()]   # {machine: figure, ...}
         else:
-            items = [(machine or _text(body.get("machine"), 64) or "", oee_share(value))]
+            source = body.get("source")
+            name = machine or _text(body.get("machine"), 64) or (
+                _text(source.get("machine"), 64) if isinstance(source, Mapping) else None) or ""
+            items = [(name, oee_share(value))]
         for name, share in items:
+            name = name[:64]
             if share is None:
+                continue
+            if period == "day":
+                if name in view.oee_day or len(view.oee_day) < MAX_MACHINES:
+                    view.oee_day[name] = round(share, 4)
                 continue
             if name not in view.oee and len(view.oee) >= MAX_MACHINES:
                 continue
-            view.oee[name[:64]] = round(share, 4)
+            if period == "shift" and view.oee_period.get(name) == "running":
+                continue
+            view.oee[name] = round(share, 4)
+            view.oee_period[name] = period
 
     # -- reading -----------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
@@ -280,16 +298,21 @@ class Fleet:
         return out
 
 
-def _split(topic: str) -> tuple[str | None, str, str | None]:
-    """(prefix, 'status' | 'oee', machine) of a status or OEE topic; (None, '', None) otherwise."""
+def _split(topic: str) -> tuple[str | None, str, str | None, str]:
+    """(prefix, 'status' | 'oee', machine, period) of a status or OEE topic; (None, '', None, '') otherwise.
+
+    `<p>/status`; `<p>/oee` (the gateway's own figure or a {machine: figure} map); `<p>/oee/<m>` (the
+    last closed shift); `<p>/oee/<m>/running` and `<p>/oee/<m>/day`."""
     levels = topic.split("/")
     if len(levels) >= 2 and levels[-1] == "status":
-        return "/".join(levels[:-1]), "status", None
+        return "/".join(levels[:-1]), "status", None, ""
     if len(levels) >= 2 and levels[-1] == "oee":
-        return "/".join(levels[:-1]), "oee", None
+        return "/".join(levels[:-1]), "oee", None, "running"
+    if len(levels) >= 4 and levels[-3] == "oee" and levels[-1] in ("running", "day"):
+        return "/".join(levels[:-3]), "oee", levels[-2], levels[-1]
     if len(levels) >= 3 and levels[-2] == "oee":
-        return "/".join(levels[:-2]), "oee", levels[-1]
-    return None, "", None
+        return "/".join(levels[:-2]), "oee", levels[-1], "shift"
+    return None, "", None, ""
 
 
 def _worst_levels(value: Any) -> dict[str, dict[str, Any]]:

@@ -73,9 +73,15 @@ def test_fifty_gateways_online_stale_offline_by_will_with_signatures_and_oee(bro
             else:                                        # the broker's last will said so
                 payload = _status(key, gw, "offline", now - 60)
             pub.publish(topic, payload, retain=True)
-        # OEE on its own retained topics for one gateway, and inside the status of another
-        pub.publish("linebridge/plant-b/pub-00/oee/CNC-01", json.dumps({"oee": 0.72}), retain=True)
-        pub.publish("linebridge/plant-b/pub-00/oee/CNC-02", json.dumps({"oee": 0.80, "unknown": 1}), retain=True)
+        # OEE on its own retained topics for one gateway (the running shift, the last closed shift's oee
+        # event, the last day's), and inside the status of another
+        pub.publish("linebridge/plant-b/pub-00/oee/CNC-01/running",
+                    json.dumps({"schema": "linebridge.oee/1", "oee": 0.72, "unknown": 1}), retain=True)
+        pub.publish("linebridge/plant-b/pub-00/oee/CNC-01",     # an older closed shift: the running one wins
+                    json.dumps({"kind": "oee", "data": {"period": "shift", "oee": 0.4}}), retain=True)
+        pub.publish("linebridge/plant-b/pub-00/oee/CNC-02",
+                    json.dumps({"kind": "oee", "source": {"machine": "CNC-02"}, "data": {"oee": 0.80}}), retain=True)
+        pub.publish("linebridge/plant-b/pub-00/oee/CNC-02/day", json.dumps({"data": {"oee": 0.5}}), retain=True)
         pub.publish("linebridge/plant-b/pub-01/status",
                     _status(keys["pub-01"], "pub-01", "online", now, oee={"PRESS-1": {"oee": 65.0}}), retain=True)
         # an altered status: the signature no longer matches
@@ -122,6 +128,8 @@ def test_fifty_gateways_online_stale_offline_by_will_with_signatures_and_oee(bro
             assert r["pub-05"]["oee_mean"] is None
             assert r["pub-00"]["signature"] == "verified"
             assert r["pub-00"]["oee"] == {"CNC-01": 0.72, "CNC-02": 0.8}
+            assert r["pub-00"]["oee_period"] == {"CNC-01": "running", "CNC-02": "shift"}
+            assert r["pub-00"]["oee_day"] == {"CNC-02": 0.5}
             assert r["pub-01"]["oee"] == {"PRESS-1": 0.65}
             assert r["pub-02"]["signature"] == "invalid"
             assert {r[f"pub-{i:02d}"]["state"] for i in range(40, 44)} == {"stale"}
