@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import fleetcli
     fleetcli.add_parser(sub)
 
+    m = sub.add_parser("mqtt", help="MQTT connection tools")
+    ms = m.add_subparsers(dest="mqtt_cmd", metavar="WHAT", required=True)
+    mrot = ms.add_parser("rotate-password", help="check a new broker password with a connect, store it atomically "
+                         "(a running gateway uses it from its next connect)")
+    mrot.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+    mrot.add_argument("--sink", default=None, help="the MQTT sink (needed when several have a username)")
+    mrot.add_argument("--new-password-file", default="-", metavar="PATH",
+                      help="a file holding the new password, or - for standard input (default)")
+    mrot.add_argument("--state-dir", type=Path, default=None, help="the gateway's state directory")
+
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
     b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
@@ -130,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.supervisor import default_state_dir
         state = args.state_dir or default_state_dir()
         return run_queue(args, state) if args.command == "queue" else run_journal(args, state)
+    if args.command == "mqtt":
+        return mqtt_rotate_password(args)
     if args.command == "odoo" and args.odoo_cmd == "rotate-key":
         return odoo_rotate_key(args)
     if args.command == "odoo":
@@ -291,6 +303,29 @@ def odoo_rotate_key(args: argparse.Namespace) -> int:
         print(f"odoo rotate-key: {exc}", file=sys.stderr)
         return 1
     for line in done.lines():
+        print(line)
+    return 0
+
+
+def mqtt_rotate_password(args: argparse.Namespace) -> int:
+    from gateway.credentials import CredentialError
+    from gateway.sinks.mqtt.rotate import rotate_password
+    try:
+        new = (sys.stdin.readline() if args.new_password_file == "-"
+               else Path(args.new_password_file).read_text(encoding="utf-8")).strip()
+    except OSError as exc:
+        print(f"mqtt rotate-password: cannot read {args.new_password_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        lines = asyncio.run(rotate_password(list(args.config), new, args.sink, args.state_dir))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except CredentialError as exc:
+        print(f"mqtt rotate-password: {exc}", file=sys.stderr)
+        return 1
+    for line in lines:
         print(line)
     return 0
 

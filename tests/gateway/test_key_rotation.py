@@ -187,9 +187,21 @@ secrets = ["{pw_file.parent}"]
     try:
         with Subscriber(broker.port, "linebridge/s/gw-pw/status", username="watcher", password="watcher pw") as sub:
             sub.wait_for(1, timeout=30)
-        store(locate([cfg], "up", "password"), new_pw)          # the file replaced, as rotate-key does
-        broker.users = {"line": new_pw, "watcher": "watcher pw"}  # the broker's password changed too
+        # first the broker: its password file changed and reloaded (SIGHUP), the gateway stays connected
+        broker.users = {"line": new_pw, "watcher": "watcher pw"}
         broker._write_config()
+        os.kill(broker.proc.pid, signal.SIGHUP)
+        # then the gateway's: a password the broker refuses is not stored, the right one is
+        wrong = subprocess.run([sys.executable, "-m", "gateway.cli", "mqtt", "rotate-password", "--config", str(cfg)],
+                               input="not the password\n", capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 1 and "nothing was stored" in wrong.stderr, wrong.stdout + wrong.stderr
+        assert pw_file.read_text() == old_pw + "\n"
+        done = subprocess.run([sys.executable, "-m", "gateway.cli", "mqtt", "rotate-password", "--config", str(cfg)],
+                              input=new_pw + "\n", capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert pw_file.read_text() == new_pw + "\n" and fingerprint(new_pw) in done.stdout
+        for out in (wrong.stdout, wrong.stderr, done.stdout, done.stderr):
+            assert new_pw not in out and old_pw not in out and "not the password" not in out
         broker.restart()                                       # every connection ends: the gateway reconnects
         with Subscriber(broker.port, "linebridge/s/gw-pw/status", username="watcher", password="watcher pw") as sub:
             wait_for(lambda: any(json.loads(p)["state"] == "online" and not r for _, p, _, r in sub.messages), 30,
