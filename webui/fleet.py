@@ -145,7 +145,14 @@ def rotate_key(name: str) -> Response:
     paths = [*c.config_file.layers, c.config_file.path]
     try:
         with c.config_file._lock:     # no console edit of the file in between
+            before = c.config_file.text()
             done = asyncio.run(asyncio.wait_for(rotate(paths, new, name, c.state_dir, by=who()), ROTATE_TIMEOUT))
+            after = c.config_file.text()
+            if after != before:       # kept inline in the console's file: the history says so (masked)
+                if not c.config_file._entries():
+                    c.config_file._record(before, "as found", "the file before the first change from the console")
+                c.config_file._record(after, who(), f"sinks.{name}.api_key rotated; secret changed: "
+                                                    f"sinks.{name}.api_key")
     except RotationRefused as exc:
         return _error(422, str(exc), [str(f) for f in exc.findings if f.level == "blocker"])
     except CredentialError as exc:

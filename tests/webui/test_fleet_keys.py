@@ -16,7 +16,7 @@ from gateway.credentials import fingerprint
 from gateway.events import iso_utc
 from tests.drivers.mqtt.broker import MosquittoBroker, Publisher
 from tests.helpers import wait_for
-from tests.webui.conftest import (Console, Gateway, admin_console, admin_page, demo_config, odoo_call,
+from tests.webui.conftest import (Console, Gateway, admin_console, admin_page, demo_config,
                                   start_gateway)
 
 NEW = "rotated-7c1e9d2b4a6f8e0c3b5d7a9f1e2c4b6d8a0f"
@@ -102,6 +102,10 @@ def test_an_admin_rotates_the_key_under_load_and_the_gateway_goes_on_with_the_ne
     assert status["state"] != "paused" and status.get("key_fingerprint") == fingerprint(NEW)
     assert admin.api("GET", "/credentials").json()["odoo"][0]["fingerprint"] == fingerprint(NEW)
     history = admin.api("GET", "/config/history").json()
+    entry = history["history"][0]
+    assert entry["who"] == "admin" and "secret changed: sinks.odoo.api_key" in entry["what"]
+    diff = admin.api("GET", f"/config/history/{entry['id']}").text
+    assert "secret changed" in diff and NEW not in diff
     log = gw.log()
     assert "event=webui_key_rotated sink=odoo user=admin" in log and "event=started" in log
     assert log.count("event=started") == 1
