@@ -1,4 +1,4 @@
-"""The `linebridge` command: check-config, run, demo, soak, keys, verify, sandbox plant|odoo, --version.
+"""The `linebridge` command: check-config, run, demo, soak, keys, verify, fleet, odoo, sandbox plant|odoo, --version.
 
 It owns argument parsing, signal handling and exit codes; the work itself lives
 in the supervisor, the demo and the sandboxes.
@@ -52,6 +52,27 @@ def _parser() -> argparse.ArgumentParser:
     os_ = o.add_subparsers(dest="odoo_cmd", metavar="WHAT", required=True)
     oc = os_.add_parser("check", help="can this configuration deliver to its Odoo? one finding per line")
     oc.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+    orot = os_.add_parser("rotate-key", help="check a new API key against the configured Odoo, store it "
+                          "atomically (a running gateway takes it without a restart), name the old one to revoke")
+    orot.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+    orot.add_argument("--sink", default=None, help="the Odoo sink (needed when there are several)")
+    orot.add_argument("--new-key-file", default="-", metavar="PATH",
+                      help="a file holding the new key, or - for standard input (default); never an argument, "
+                           "where `ps` would show it")
+    orot.add_argument("--state-dir", type=Path, default=None, help="the gateway's state directory")
+
+    from gateway import fleetcli
+    fleetcli.add_parser(sub)
+
+    m = sub.add_parser("mqtt", help="MQTT connection tools")
+    ms = m.add_subparsers(dest="mqtt_cmd", metavar="WHAT", required=True)
+    mrot = ms.add_parser("rotate-password", help="check a new broker password with a connect, store it atomically "
+                         "(a running gateway uses it from its next connect)")
+    mrot.add_argument("--config", type=Path, action="append", required=True, help=LAYERS)
+    mrot.add_argument("--sink", default=None, help="the MQTT sink (needed when several have a username)")
+    mrot.add_argument("--new-password-file", default="-", metavar="PATH",
+                      help="a file holding the new password, or - for standard input (default)")
+    mrot.add_argument("--state-dir", type=Path, default=None, help="the gateway's state directory")
 
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
     b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
@@ -119,8 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.supervisor import default_state_dir
         state = args.state_dir or default_state_dir()
         return run_queue(args, state) if args.command == "queue" else run_journal(args, state)
+    if args.command == "mqtt":
+        return mqtt_rotate_password(args)
+    if args.command == "odoo" and args.odoo_cmd == "rotate-key":
+        return odoo_rotate_key(args)
     if args.command == "odoo":
         return odoo_check(args.config)
+    if args.command == "fleet":
+        from gateway.fleetcli import run as fleet_run
+        return fleet_run(args)
     if args.command == "bench":
         if args.what == "store":
             from gateway.bench.store import main as bench_main
@@ -178,6 +206,7 @@ def run(paths: list[Path], state_dir: Path | None) -> int:
     async def _main() -> None:
         sup = Supervisor(cfg, state_dir or default_state_dir())
         sup.config_layers = [p.resolve() for p in paths[:-1]]   # the console validates its edits over them
+        sup.watch_credentials([p.resolve() for p in paths])      # a rotated API key is used without a restart
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # the console's restart button: a clean stop, then this process runs itself again (below);
@@ -248,6 +277,57 @@ def odoo_check(paths: list[Path]) -> int:
         blockers += sum(1 for f in findings if f.level == "blocker")
     print(f"{blockers} blocker(s)" if blockers else "ready: no blockers")
     return 1 if blockers else 0
+
+
+def odoo_rotate_key(args: argparse.Namespace) -> int:
+    from gateway.credentials import CredentialError
+    from gateway.sinks.odoo.rotate import RotationRefused, rotate
+    try:
+        new = (sys.stdin.readline() if args.new_key_file == "-"
+               else Path(args.new_key_file).read_text(encoding="utf-8")).strip()
+    except OSError as exc:
+        print(f"odoo rotate-key: cannot read {args.new_key_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        done = asyncio.run(rotate(list(args.config), new, args.sink, args.state_dir, by="cli"))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except RotationRefused as exc:
+        for f in exc.findings:
+            print(f"  {f}", file=sys.stderr)
+        print(f"odoo rotate-key: {exc}", file=sys.stderr)
+        return 1
+    except CredentialError as exc:
+        print(f"odoo rotate-key: {exc}", file=sys.stderr)
+        return 1
+    for line in done.lines():
+        print(line)
+    return 0
+
+
+def mqtt_rotate_password(args: argparse.Namespace) -> int:
+    from gateway.credentials import CredentialError
+    from gateway.sinks.mqtt.rotate import rotate_password
+    try:
+        new = (sys.stdin.readline() if args.new_password_file == "-"
+               else Path(args.new_password_file).read_text(encoding="utf-8")).strip()
+    except OSError as exc:
+        print(f"mqtt rotate-password: cannot read {args.new_password_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        lines = asyncio.run(rotate_password(list(args.config), new, args.sink, args.state_dir))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except CredentialError as exc:
+        print(f"mqtt rotate-password: {exc}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    return 0
 
 
 def _banner(what: str, where: str) -> None:

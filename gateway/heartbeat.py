@@ -6,8 +6,9 @@ It owns what the plant's monitoring sees of the gateway over MQTT: every
 backlog and dead letters per sink, the age of the oldest unacknowledged event,
 per-driver health, each sink's service levels per event kind, the supervised tasks (state and restarts), the box's CPU, memory and disk (from /proc and statvfs), and
 the gateway's public key and key id, the events each sink refused as
-tampered, and the journal's latest signed checkpoint (`journal`, see
-`gateway.checkpoint`). The last will, set on the same MQTT
+tampered, each MQTT client certificate's expiry (`certificates`: `not_after`,
+`days_left`, `expiring` within 30 days), and the journal's latest signed
+checkpoint (`journal`, see `gateway.checkpoint`). The last will, set on the same MQTT
 connection, turns the same retained topic to `offline` when the gateway dies;
 on a clean stop the gateway publishes that offline status itself before it
 disconnects. Status messages are signed like events. With each status goes,
@@ -163,6 +164,8 @@ class Heartbeat:
             # per sink and event kind: delay from source time to acknowledgement (p50, p95, max over
             # the latest acknowledgements) and the share within the kind's [service_levels] target
             "service_levels": {n: s.get("service_levels", {}) for n, s in st["sinks"].items()},
+            # per MQTT sink with a client certificate: not_after, days_left, expiring (within 30 days)
+            "certificates": st.get("certificates", {}),
             "journal": checkpoint.make(self.store.journal_head(), self.key, self.gateway.id, self.clock()),
         }
         return self.key.sign(body)

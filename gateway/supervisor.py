@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
@@ -27,6 +28,7 @@ from drivers.base import Driver
 from gateway import __version__
 from gateway import topology
 from gateway.config import Config, LabelSinkConfig, MqttSinkConfig, SinkConfig
+from gateway.credentials import certificates
 from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
@@ -96,6 +98,9 @@ class Supervisor:
         #: the configuration files under the last one, when `run` was given layers (the console
         #: validates its edits of the last file merged over them)
         self.config_layers: list[Path] = []
+        #: every configuration file, in order (set by `linebridge run` through `watch_credentials`): the
+        #: Odoo sinks watch where their API key is kept and take a rotated one without a restart
+        self.config_paths: list[Path] = []
         self.config = config
         self.state_dir = Path(state_dir)
         sc = config.store
@@ -173,7 +178,37 @@ class Supervisor:
             sink = OdooSink(cfg, self.store, asyncio.Event(), machines=lambda: self.config.machines,
                             verify=self.key.public)
         sink.stats.levels.configure(self.config.service_levels)
+        self._watch_key(sink)
+        if link is not None:
+            self._watch_password(link)
         return sink, link
+
+    def watch_credentials(self, paths: list[Path]) -> None:
+        """Let every Odoo sink, now and after an apply, pick up a rotated API key from `paths`' sources."""
+        self.config_paths = [Path(p) for p in paths]
+        for sink in self.sinks.values():
+            self._watch_key(sink)
+        for link in self.links.values():
+            self._watch_password(link)
+
+    def _watch_password(self, link: Any) -> None:
+        """An MQTT password kept in a file or the TOML: a changed one is used at the link's next connect."""
+        if self.config_paths and link.cfg.password is not None:
+            from gateway.credentials import SecretWatch
+            link.password_watch = SecretWatch(self.config_paths, link.name, "password", link.cfg.password)
+
+    def _watch_key(self, sink: Any) -> None:
+        from gateway.config import OdooSinkConfig
+        if self.config_paths and isinstance(sink.cfg, OdooSinkConfig) and hasattr(sink, "key_watch"):
+            from gateway.credentials import SecretWatch
+            sink.key_watch = SecretWatch(self.config_paths, sink.name, "api_key", sink.cfg.api_key)
+            sink.on_rotated = self._rotated
+
+    def _rotated(self, cfg: SinkConfig) -> None:
+        """A sink took a rotated secret: the running configuration says so too (an apply of another
+        change then finds this sink unchanged instead of restarting it)."""
+        if cfg.name in self.config.sinks:
+            self.config = replace(self.config, sinks={**self.config.sinks, cfg.name: cfg})
 
     def _build_heartbeat(self, config: Config, links: dict[str, MqttLink]) -> Heartbeat | None:
         hb = config.heartbeat
@@ -422,4 +457,6 @@ class Supervisor:
             "devices": {n: d.health.as_dict() for n, d in drivers.items()},
             "tasks": self.tasks.status(),
             "healthy": self.tasks.healthy(),
+            # per MQTT sink with a client certificate: when it expires (`expiring` within 30 days)
+            "certificates": certificates(self.config.sinks),
         }

@@ -68,6 +68,8 @@ def create_app(console: Console, secure_cookies: bool = True) -> Flask:
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_blueprint(oee)
+    from webui.fleet import fleet_bp
+    app.register_blueprint(fleet_bp)
     return app
 
 

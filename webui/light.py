@@ -7,7 +7,8 @@ light costs nothing beyond that snapshot and says the same thing as the pages it
 - `bad`: something does not work now — a connection waiting to retry or dead-lettering, a device not
   connected, a supervised task dead or past its restart budget;
 - `warn`: it works, but a person has something to do or watch — dead letters or held values waiting, a
-  device that answered with an error since it connected, a task restarting, a connection starting;
+  device that answered with an error since it connected, a task restarting, a connection starting, a
+  client certificate that expires within 30 days;
 - `ok`: every connection and device works and nothing waits for a person.
 """
 from __future__ import annotations
@@ -53,6 +54,11 @@ def light(status: dict[str, Any]) -> dict[str, Any]:
         elif t.get("state") == "restarting":
             items.append(_item("warn", f"task {name}", f"restarting after: {t.get('last_error') or 'it ended'}",
                                t.get("last_death"), "logs"))
+    for name, cert in sorted((status.get("certificates") or {}).items()):
+        if cert.get("expiring"):
+            reason = (cert["error"] if cert.get("error") else
+                      f"client certificate expires {cert.get('not_after')} ({cert.get('days_left')} day(s) left)")
+            items.append(_item("warn", f"connection {name}", reason, None, "fleet"))
     if status.get("healthy") is False and not any(i["level"] == "bad" and i["what"].startswith("task ") for i in items):
         items.append(_item("bad", "gateway", "a task keeps failing past its restart window: the watchdog will "
                                               "restart the gateway", None, "logs"))

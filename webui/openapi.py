@@ -37,7 +37,7 @@ def _op(summary: str, ok: dict[str, Any] | None = None, body: dict[str, Any] | N
     return op
 
 
-_ERRORS = {404: "not found", 409: "conflict: it exists, or the configuration changed since it was read",
+_ERRORS = {403: "only an admin may see this", 404: "not found", 409: "conflict: it exists, or the configuration changed since it was read",
            422: "the change does not validate; `problems` names each key", 502: "the device did not answer",
            503: "the gateway did not answer in time"}
 
@@ -320,6 +320,22 @@ def document() -> dict[str, Any]:
                                              "action": {"type": "string"}, "queued": {}}},
             params=[_path("sink", "label printer (sink) name"), _path("label_id", "label id")],
             change=True, errors=(404, 409, 503))}
+    paths["/api/v1/connections/{name}/rotate-key"] = {"post": _op(
+        "Admin: check a new Odoo API key against the configured Odoo, store it where the configuration keeps "
+        "it (atomically) and use it from the running sink's next call; the old key is named by fingerprint "
+        "for revocation. Keys never appear in an answer", {
+            "type": "object", "properties": {"old": {"type": "string"}, "new": {"type": "string"},
+                                             "stored_in": {"type": "string"}, "in_use": {"type": "boolean"},
+                                             "findings": {"type": "array"}, "revoke": {"type": "string"}}},
+        {"type": "object", "required": ["api_key"], "properties": {"api_key": {"type": "string", "minLength": 1}}},
+        params=[_path("name", "Odoo connection name")], change=True, errors=(404, 422, 503))}
+    paths["/api/v1/fleet"] = {"get": _op(
+        "Admin: every gateway's retained status on the heartbeat's broker (state, backlog, service levels, OEE)",
+        {"type": "object", "properties": {"configured": {"type": "boolean"}, "gateways": {"type": "array"},
+                                          "counts": _OBJ}}, errors=(403, 503))}
+    paths["/api/v1/credentials"] = {"get": _op(
+        "Admin: where each Odoo API key is kept and its fingerprint; each client certificate's expiry",
+        {"type": "object", "properties": {"odoo": {"type": "array"}, "certificates": _OBJ}}, errors=(403,))}
     paths["/api/v1/connections/{name}/test"] = {"post": _op(
         "Connection test: the checks of `linebridge odoo check`, or an MQTT connect. An unsaved `section` "
         "uses a stored secret only towards its saved destination; otherwise the secret must be typed (422)", {

@@ -31,6 +31,8 @@ from webui.logbuffer import LogBuffer
 PUBLIC = {"pages.login", "pages.setup", "static"}
 #: changes any logged-in user may make to their own session or account
 SELF_SERVICE = {"pages.logout", "api.change_own_password"}
+#: reads only an admin may make: the fleet on the broker, where the credentials are kept
+ADMIN_READS = {"fleet.page", "fleet.fleet", "fleet.credentials"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 PARAM = re.compile(r"<(?:(?P<conv>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 
@@ -289,7 +291,7 @@ def test_the_login_and_setup_forms_need_the_double_submit_token(gateway: Gateway
 
 # -- roles --------------------------------------------------------------------------------------
 
-def test_a_viewer_reads_everything_and_changes_nothing(gateway: Gateway, admin: Console) -> None:
+def test_a_viewer_reads_everything_but_the_admin_reads_and_changes_nothing(gateway: Gateway, admin: Console) -> None:
     viewer = add_user(admin, "vera", "viewer")
     add_user(admin, "viewer-target", "technician").close()
     before = state_of(gateway)
@@ -302,6 +304,10 @@ def test_a_viewer_reads_everything_and_changes_nothing(gateway: Gateway, admin: 
             resp = send(viewer.http, method, path, body, viewer.csrf)
             if resp.status_code != 403 or (path.startswith("/api/") and "viewer" not in resp.json()["error"]):
                 failures.append(f"viewer {method} {path}: {resp.status_code} {resp.text[:120]!r}")
+        elif route.endpoint in ADMIN_READS:
+            resp = viewer.http.get(path)
+            if resp.status_code != 403:
+                failures.append(f"viewer GET {path} (admin only): {resp.status_code} {resp.text[:120]!r}")
         else:
             resp = viewer.http.get(path)
             has_args = "<" in route.rule and "<any" not in route.rule

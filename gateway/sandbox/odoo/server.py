@@ -360,6 +360,16 @@ class OdooSandbox:
         """
         return self.faults.set(**faults)
 
+    def add_api_key(self, key: str) -> None:
+        """Give the admin user another API key (as a person does in Odoo before a rotation)."""
+        with self.service.lock:
+            self.service.api_keys = self.service.api_keys | {key}
+
+    def revoke_api_key(self, key: str) -> None:
+        """Remove one of the admin user's API keys: calls with it are refused from now on."""
+        with self.service.lock:
+            self.service.api_keys = self.service.api_keys - {key}
+
     def _persist(self) -> None:
         if self.data_path:
             persist.save(self.data_path, self.database, self.db.to_dict())

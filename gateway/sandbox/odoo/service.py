@@ -47,6 +47,8 @@ class OdooService:
         self.db = db
         self.registry = registry
         self.api_key = api_key
+        #: every API key of the admin user Odoo accepts now (a rotation adds one, a revocation removes one)
+        self.api_keys: set[str] = {api_key}
         self.version = version
         self.on_commit = on_commit or (lambda: None)
         self.lock = threading.RLock()
@@ -67,7 +69,7 @@ class OdooService:
         if not row or not row.get("active", True):
             raise AccessDenied()
         if uid == ADMIN_UID:
-            if password != self.api_key:
+            if password not in self.api_keys:
                 raise AccessDenied()
         elif not check_password(password, row.get("__password_hash")):
             raise AccessDenied()

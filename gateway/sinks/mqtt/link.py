@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from drivers.base import Backoff
 from gateway.config import MqttSinkConfig
+from gateway.credentials import fingerprint
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from gateway.sinks.common import retry_pause, wait_any
 from gateway.sinks.reach import unreachable
@@ -81,6 +82,9 @@ class MqttLink:
         self._connected_at = 0.0
         self._connack: asyncio.Future[str | None] | None = None
         self._delay = 0.0
+        #: where the password is kept (`gateway.credentials.SecretWatch`): read again before each connect,
+        #: so a rotated password is used from the next connection on; the one in use is not dropped for it
+        self.password_watch: Any = None
 
     # -- the supervised loop --------------------------------------------------------
 
@@ -133,6 +137,11 @@ class MqttLink:
                     self._delay, error)
 
     async def _connect(self) -> None:
+        if self.password_watch is not None:
+            new = self.password_watch.poll(force=True)
+            if new is not None:
+                self.cfg = replace(self.cfg, password=new)
+                log.warning("event=credential_rotated sink=%s password=%s", self.name, fingerprint(new))
         self.state = "connecting"
         self._gen += 1
         gen = self._gen

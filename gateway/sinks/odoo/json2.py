@@ -110,6 +110,9 @@ class Json2Client(OdooRpc):
     async def close(self) -> None:
         await self._http.aclose()
 
+    def set_api_key(self, api_key: str) -> None:
+        self._http.headers["Authorization"] = f"bearer {api_key}"
+
     async def version(self) -> dict[str, Any]:
         """``GET /web/version``, with common.version's keys added (server_version, server_version_info)."""
         what = "GET /web/version"

@@ -91,6 +91,10 @@ class OdooRpc:
     async def close(self) -> None:
         raise NotImplementedError
 
+    def set_api_key(self, api_key: str) -> None:
+        """Use `api_key` from the next call on (a rotation); calls in flight end with the old one."""
+        raise NotImplementedError
+
     async def __aenter__(self) -> "OdooRpc":
         return self
 
@@ -117,6 +121,9 @@ class ServiceRpc(OdooRpc):
         info = await self.call("common", "version")
         self.server_version = info.get("server_version") if isinstance(info, dict) else None
         return info
+
+    def set_api_key(self, api_key: str) -> None:
+        self._key = api_key    # the same login: its uid stays valid
 
     async def authenticate(self) -> int:
         uid = await self.call("common", "authenticate", self.database, self.login, self._key, {})
@@ -345,6 +352,11 @@ class LazyClient(OdooRpc):
     async def execute_kw(self, model: str, method: str, args: list[Any],
                          kwargs: dict[str, Any] | None = None) -> Any:
         return await (await self._get()).execute_kw(model, method, args, kwargs)
+
+    def set_api_key(self, api_key: str) -> None:
+        self._args = (*self._args[:3], api_key, *self._args[4:])
+        if self._client is not None:
+            self._client.set_api_key(api_key)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping
 
 from drivers.base import Backoff
 from gateway.config import OdooSinkConfig
+from gateway.credentials import SecretWatch, fingerprint
 from gateway.errors import AuthDeliveryError, DeliveryError, UnreachableError
 from gateway.signing import PublicKey
 from gateway.sinks.common import TIMER_RESOLUTION, SinkStats, retry_pause, retry_wait, wait_any
@@ -114,6 +115,38 @@ class OdooSink:
         self.stats.extra["call_latency"] = self.client.latency
         #: the signature check before delivery (`verify`: the gateway's public key)
         self.screen = Screen(self.name, verify, self.stats)
+        #: where the API key is kept, polled for a rotated one (`gateway.credentials`); None: never changes
+        self.key_watch: SecretWatch | None = None
+        #: told the new configuration after a rotation (the supervisor keeps its own in step)
+        self.on_rotated: Callable[[OdooSinkConfig], None] | None = None
+        self.stats.extra["key_fingerprint"] = fingerprint(cfg.api_key) if cfg.api_key else None
+
+    def rotate_key(self, api_key: str, by: str = "watch") -> None:
+        """Use `api_key` from the next call on: no restart, the batch in flight goes on (calls already
+        sent end with the old key, which stays valid in Odoo until a person revokes it)."""
+        old = self.cfg.api_key
+        if api_key == old:
+            return
+        if hasattr(self.raw_client, "set_api_key"):
+            self.raw_client.set_api_key(api_key)
+        self.cfg = replace(self.cfg, api_key=api_key)
+        if self.key_watch is not None:
+            self.key_watch.current = api_key
+        self.stats.extra["key_fingerprint"] = fingerprint(api_key)
+        if self.on_rotated is not None:
+            self.on_rotated(self.cfg)
+        log.warning("event=credential_rotated sink=%s api_key=%s old=%s by=%s revoke=old", self.name,
+                    fingerprint(api_key), fingerprint(old) if old else None, by)
+
+    def _poll_key(self, force: bool = False) -> bool:
+        """True when a new API key was found where it is kept (and is now in use)."""
+        if self.key_watch is None:
+            return False
+        new = self.key_watch.poll(force)
+        if new is None:
+            return False
+        self.rotate_key(new, by="file")
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in flight is finished first, the counts written last."""
@@ -189,6 +222,7 @@ class OdooSink:
         try:
             while not stop.is_set():
                 batch: list[Stored] = []
+                self._poll_key()
                 try:
                     if away and address is not None:
                         # a bare connect while Odoo is away: a failed attempt at a fraction of a request's cost
@@ -229,6 +263,9 @@ class OdooSink:
                     self.md.forget()
                     if paused:
                         self.raw_client.uid = None
+                        if self._poll_key(force=True):    # refused: perhaps the key was rotated meanwhile
+                            log.info("event=delivery_retry sink=%s reason=rotated_api_key retry=now", self.name)
+                            continue
                     log.warning("event=%s sink=%s first_seq=%d events=%d retry_in=%.1fs error=%r",
                                 "alarm_sink_paused" if paused else "delivery_retry", self.name,
                                 *shown, delay, str(exc))
