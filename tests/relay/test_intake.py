@@ -154,3 +154,11 @@ def test_register_prints_the_fingerprint_and_quarantine_lists_reasons(tmp_path, 
     gone = subprocess.run([*cli, "quarantine", "--discard", "1", "--config", str(path)],
                           capture_output=True, text=True, timeout=30)
     assert gone.returncode == 0 and Quarantine(tmp_path / "s" / "quarantine.jsonl").entries() == []
+
+
+def test_the_shipped_sample_config_is_valid(monkeypatch):
+    from pathlib import Path
+    monkeypatch.setenv("MQTT_PASSWORD", "x")
+    monkeypatch.setenv("ODOO_API_KEY", "y")
+    cfg = relay_config.load(Path(relay_config.__file__).with_name("sample.toml"))
+    assert cfg.broker.link.tls and cfg.broker.filters() == ["$share/linebridge-relay/linebridge/+/+/events/#"]
