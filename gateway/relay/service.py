@@ -69,7 +69,8 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set; the batch being stored is finished and acknowledged first."""
-        self.subscriber = Subscriber(self.cfg.broker, self.queue, asyncio.get_running_loop())
+        self.subscriber = Subscriber(self.cfg.broker, self.queue, asyncio.get_running_loop(),
+                                     receive_maximum=2 * self.cfg.batch_size)
         log.info("event=relay_started relay=%s filters=%s gateways=%d state_dir=%s", self.cfg.id,
                  ",".join(self.cfg.broker.filters()), len(self.registry.by_gateway), self.cfg.state_dir)
         self.subscriber.start()

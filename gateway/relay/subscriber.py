@@ -40,8 +40,10 @@ class Message:
 class Subscriber:
     """Messages into `queue`; `ack(message)` once it is safe."""
 
-    def __init__(self, cfg: BrokerConfig, queue: "asyncio.Queue[Message]", loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, cfg: BrokerConfig, queue: "asyncio.Queue[Message]", loop: asyncio.AbstractEventLoop,
+                 receive_maximum: int = 1000) -> None:
         self.cfg = cfg
+        self.receive_maximum = max(1, min(65535, receive_maximum))
         self.queue = queue
         self.loop = loop
         self.connected = threading.Event()
@@ -74,6 +76,9 @@ class Subscriber:
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.cfg.session_expiry
+        # messages in flight to us at once (the broker's own cap, mosquitto's max_inflight_messages, may be lower):
+        # enough for intake's batches, so one store commit acknowledges many
+        props.ReceiveMaximum = self.receive_maximum
         link = self.cfg.link
         self.client.connect_async(link.host, link.port, keepalive=link.keepalive, clean_start=False,
                                   properties=props)
