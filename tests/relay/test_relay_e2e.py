@@ -10,7 +10,8 @@ the end every downtime start any gateway published is one
 none lost, none doubled. Envelopes the test forges (altered content, a key
 nobody registered, a registered key claiming another gateway, an old one
 replayed) are quarantined with their reasons, listed by `linebridge relay
-quarantine`, and never reach Odoo.
+quarantine`, and never reach Odoo; once the admin registers the unknown
+gateway's key, accepting its envelope posts it, once.
 """
 from __future__ import annotations
 
@@ -259,7 +260,7 @@ def test_three_gateways_two_relays_kills_and_a_broker_restart_post_every_event_o
             return key.sign(env)
 
         forged = dict(real, data=dict(real["data"], code=999))
-        attacks = [forged, envelope(stranger, "gw-a", time.time(), 1), envelope(gw_a_key, "gw-b", time.time(), 2),
+        attacks = [forged, envelope(stranger, "gw-new", time.time(), 1), envelope(gw_a_key, "gw-b", time.time(), 2),
                    envelope(gw_a_key, "gw-a", time.time() - 30 * 86400, 3)]
         with Publisher(broker.port) as pub:
             for env in attacks:
@@ -272,6 +273,21 @@ def test_three_gateways_two_relays_kills_and_a_broker_restart_post_every_event_o
         names2, logs2 = odoo_downtimes(odoo_port)
         assert all(f"evt_{n:032x}" not in names2 for n in (1, 2, 3))
         assert len(names2) == len(set(names2)) == logs2
+
+        # the admin registers the new gateway's key and accepts its quarantined envelope: posted once
+        for cfg in relay_cfgs:
+            reg = subprocess.run([*CLI, "relay", "register", "gw-new", stranger.public.b64, "--config", str(cfg)],
+                                 capture_output=True, text=True, timeout=30)
+            assert reg.returncode == 0, reg.stderr
+        held = [(cfg, e) for cfg in relay_cfgs for e in quarantined([cfg]) if e["reason"].startswith("unregistered")]
+        (cfg, entry), = held
+        ok = subprocess.run([*CLI, "relay", "quarantine", "--accept", str(entry["id"]), "--config", str(cfg)],
+                            capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        wait_for(lambda: f"evt_{1:032x}" in odoo_downtimes(odoo_port)[0], 20, "the accepted envelope in Odoo")
+        names3, logs3 = odoo_downtimes(odoo_port)
+        assert len(names3) == len(set(names3)) == logs3 == logs2 + 1
+        assert len(quarantined(relay_cfgs)) == 3
     finally:
         for proc in procs.values():
             if proc.poll() is None:
