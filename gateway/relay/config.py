@@ -31,11 +31,12 @@ class BrokerConfig:
 
     link: MqttSinkConfig
     topics: tuple[str, ...]
-    group: str                    # shared subscription group: relays of one group split the messages
+    group: str                    # shared subscription group: relays of one group split the messages;
+    #                               "" subscribes plainly (one relay, or relays each given their gateways' topics)
     session_expiry: int           # s the broker keeps this relay's session and queue while it is away
 
     def filters(self) -> list[str]:
-        return [f"$share/{self.group}/{t}" for t in self.topics]
+        return [f"$share/{self.group}/{t}" if self.group else t for t in self.topics]
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,9 @@ def parse(raw: dict[str, Any], base: Path) -> RelayConfig:
     for i, t in enumerate(topics):
         if not isinstance(t, str) or not t or t.startswith("$"):
             c.add(f"broker.topics[{i}]", f"must be a topic filter (no $share prefix: see group), got {t!r}")
-    group = c.get(broker, "broker", "group", str, default="linebridge-relay") or "linebridge-relay"
-    if not _GROUP.match(group):
+    group = c.get(broker, "broker", "group", str, default="linebridge-relay")
+    group = "linebridge-relay" if group is None else group
+    if group and not _GROUP.match(group):
         c.add("broker.group", f"must be one topic level without '+', '#' or '/', got {group!r}")
     expiry = c.get(broker, "broker", "session_expiry", int, default=7 * 86400, minimum=0, maximum=2**32 - 1)
     link_section = {k: v for k, v in broker.items() if k not in ("topics", "group", "session_expiry")}
@@ -90,7 +92,8 @@ def parse(raw: dict[str, Any], base: Path) -> RelayConfig:
     link = _mqtt_sink(c, "broker", link_section, "broker", _Site(rid))
     odoo_raw = c.get(raw, "", "odoo", dict, required=True, default={}) or {}
     sinks = parse_sinks(c, {"odoo": dict(odoo_raw, type="odoo")}, _Site(rid))
-    max_age = c.get(relay, "relay", "max_age_days", float, default=6.0, minimum=0.01, maximum=7.0)
+    # below the store's 7-day duplicate window (StoreOptions.dedupe_ttl), with a margin for clock skew
+    max_age = c.get(relay, "relay", "max_age_days", float, default=6.0, minimum=0.01, maximum=6.9)
     skew = c.get(relay, "relay", "max_skew_s", float, default=600.0, minimum=1, maximum=86400)
     batch = c.get(relay, "relay", "batch_size", int, default=500, minimum=1, maximum=10000)
     if c.issues:

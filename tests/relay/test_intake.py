@@ -132,6 +132,8 @@ def test_the_relay_config_names_every_problem_with_its_key_path(tmp_path):
     cfg = relay_config.load(path)
     assert cfg.broker.filters() == ["$share/relays/linebridge/+/+/events/#"]
     assert cfg.broker.link.client_id == "linebridge-relay-r1" and cfg.odoo.name == "odoo"
+    path.write_text(_cfg_text(tmp_path / "s").replace('group = "relays"', 'group = ""\ntopics = ["a/gw-1/events/#"]'))
+    assert relay_config.load(path).broker.filters() == ["a/gw-1/events/#"]
 
 
 def test_register_prints_the_fingerprint_and_quarantine_lists_reasons(tmp_path, keys):
