@@ -34,6 +34,7 @@ _ID = re.compile(r"^evt_[0-9a-f]{32}$")
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 _QUANTITIES = ("quantity", "qty", "count", "duration", "weight")
 QUANTITY_MAX = 1e9
+MAX_PAYLOAD = 256 * 1024       # a gateway's envelope is well under 2 KiB
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,19 @@ class Judge:
         self.clock = clock
 
     def judge(self, topic: str, payload: bytes) -> Verdict:
+        """Never raises: a message nothing here can make sense of is quarantined too, not retried forever."""
+        if len(payload) > MAX_PAYLOAD:
+            return Verdict(None, f"schema: {len(payload)} bytes, more than the {MAX_PAYLOAD} an envelope may have")
         try:
             env = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             return Verdict(None, f"schema: not JSON ({exc})")
-        reason = self._schema(topic, env) or self._source(env) or self._time(env) or _plausible(env)
+        except RecursionError:
+            return Verdict(None, "schema: JSON nested too deeply")
+        try:
+            reason = self._schema(topic, env) or self._source(env) or self._time(env) or _plausible(env)
+        except Exception as exc:  # a shape no check foresaw: kept for a person, with what went wrong
+            reason = f"schema: cannot be judged ({type(exc).__name__}: {exc})"
         return Verdict(None if reason else env, reason)
 
     def _schema(self, topic: str, env: Any) -> str | None:

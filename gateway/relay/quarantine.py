@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 from gateway.files import atomic_write
 
 DEFAULT_LIMIT = 100_000
+PAYLOAD_KEPT = 64 * 1024       # bytes of a payload kept (its size is kept too)
 
 
 class Quarantine:
@@ -63,7 +64,8 @@ class Quarantine:
         with self._locked():
             for topic, payload, reason in items:
                 rows.append(json.dumps({"id": self._next, "at": time.time(), "topic": topic, "reason": reason,
-                                        "payload": payload.decode("utf-8", "replace")}, ensure_ascii=False))
+                                        "payload": payload[:PAYLOAD_KEPT].decode("utf-8", "replace"),
+                                        "size": len(payload)}, ensure_ascii=False))
                 self._next += 1
             if not rows:
                 return 0

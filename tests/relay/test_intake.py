@@ -69,6 +69,15 @@ def test_each_refusal_names_its_reason(judge, keys):
     assert _reason(judge, unsigned).startswith("schema: sig")
 
 
+def test_a_message_no_check_foresaw_is_quarantined_not_raised(judge, keys):
+    assert judge.judge(TOPIC, b"[" * 100_000 + b"]" * 100_000).reason.startswith("schema: ")
+    assert judge.judge(TOPIC, b" " * (300 * 1024)).reason.startswith("schema: 307200 bytes")
+    odd = dict(_envelope(keys[0]), sig={"kid": ["not", "a", "string"]})
+    assert _reason(judge, odd).startswith("unregistered key")
+    weird = dict(_envelope(keys[0]), data={"quantity": float("nan")})
+    assert _reason(judge, weird).startswith(("bad signature", "implausible"))
+
+
 def test_a_key_registered_for_one_gateway_is_refused_for_another(tmp_path, keys):
     registry = Registry(tmp_path / "gateways.json")
     entry = registry.register("gw-1", keys[0].public.b64)
