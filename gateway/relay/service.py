@@ -87,6 +87,21 @@ class Relay:
             log.info("event=relay_stopped relay=%s", self.cfg.id)
 
     async def _intake(self, stop: asyncio.Event) -> None:
+        """Two stages: a batch is judged (CPU) while the one before it is written (a synced commit)."""
+        judged: asyncio.Queue[tuple[list[Message], list[Verdict]] | None] = asyncio.Queue(maxsize=2)
+
+        async def writer() -> None:
+            while (item := await judged.get()) is not None:
+                await self._store(*item, stop)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(writer(), name="relay-intake-writer")
+            try:
+                await self._judge_batches(judged, stop)
+            finally:
+                await judged.put(None)    # what was judged is written and acknowledged first
+
+    async def _judge_batches(self, judged: "asyncio.Queue[Any]", stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
@@ -98,15 +113,19 @@ class Relay:
                 batch = [getter.result()]
                 while len(batch) < self.cfg.batch_size and not self.queue.empty():
                     batch.append(self.queue.get_nowait())
-                await self.take(batch, stop)
+                await judged.put((batch, await self.judge_batch(batch)))
         finally:
             stopper.cancel()
 
+    async def judge_batch(self, batch: list[Message]) -> list[Verdict]:
+        self.registry.reload()
+        return await asyncio.to_thread(lambda: [self.judge.judge(m.topic, m.payload) for m in batch])
+
     async def take(self, batch: list[Message], stop: asyncio.Event) -> None:
         """Judge, store or quarantine durably, then acknowledge `batch` to the broker."""
-        self.registry.reload()
-        verdicts: list[Verdict] = await asyncio.to_thread(
-            lambda: [self.judge.judge(m.topic, m.payload) for m in batch])
+        await self._store(batch, await self.judge_batch(batch), stop)
+
+    async def _store(self, batch: list[Message], verdicts: list[Verdict], stop: asyncio.Event) -> None:
         good = [v.envelope for v in verdicts if v.envelope is not None]
         bad = [(m.topic, m.payload, v.reason) for m, v in zip(batch, verdicts) if v.reason is not None]
         backoff = Backoff(initial=0.5, cap=30.0)

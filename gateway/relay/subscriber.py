@@ -13,6 +13,7 @@ asyncio loop as a `Message`. It does not own judging or storing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 import threading
@@ -43,6 +44,8 @@ class Subscriber:
     def __init__(self, cfg: BrokerConfig, queue: "asyncio.Queue[Message]", loop: asyncio.AbstractEventLoop,
                  receive_maximum: int = 1000) -> None:
         self.cfg = cfg
+        self._arrived: collections.deque[Message] = collections.deque()
+        self._scheduled = False
         self.receive_maximum = max(1, min(65535, receive_maximum))
         self.queue = queue
         self.loop = loop
@@ -125,5 +128,13 @@ class Subscriber:
         log.warning("event=relay_disconnected url=%s reason=%r", self.cfg.link.url, str(rc))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        message = Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self.gen)
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+        self._arrived.append(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self.gen))
+        if not self._scheduled:      # one wake-up of the loop for a burst, not one per message
+            self._scheduled = True
+            self.loop.call_soon_threadsafe(self._hand_over)
+
+    def _hand_over(self) -> None:
+        """In the loop: what arrived goes to intake's queue, in order."""
+        self._scheduled = False      # first: a message appended from now on schedules another hand-over
+        while self._arrived:
+            self.queue.put_nowait(self._arrived.popleft())
