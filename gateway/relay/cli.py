@@ -59,6 +59,8 @@ def _run(cfg: config_mod.RelayConfig, level: str) -> int:
     from gateway.relay.service import Relay
     logs.setup(level)
 
+    from gateway.relay.registry import RegistryError
+
     async def go() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -66,7 +68,11 @@ def _run(cfg: config_mod.RelayConfig, level: str) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Relay(cfg).run(stop)
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except RegistryError as exc:
+        print(f"linebridge relay: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

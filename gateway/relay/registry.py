@@ -56,7 +56,8 @@ class Registry:
                 raw = json.loads(self.path.read_text(encoding="utf-8"))
                 for gw, spec in raw.get("gateways", {}).items():
                     entries[gw] = Registered(gw, PublicKey.parse(spec["public_key"]), float(spec.get("since", 0)))
-            except (OSError, ValueError, KeyError, TypeError, LinebridgeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, LinebridgeError) as exc:
+                self._mtime = mtime    # reported once per change of the file, not on every batch
                 raise RegistryError(f"cannot read the gateway registry {self.path}: {exc}") from exc
         self.by_gateway = entries
         self.by_kid = {r.key.kid: r for r in entries.values()}

@@ -27,7 +27,7 @@ from gateway.files import atomic_write
 from gateway.relay.config import RelayConfig
 from gateway.relay.intake import Judge, Verdict
 from gateway.relay.quarantine import Quarantine
-from gateway.relay.registry import Registry
+from gateway.relay.registry import Registry, RegistryError
 from gateway.relay.subscriber import Message, Subscriber
 from gateway.sinks.odoo import OdooSink
 from store.committer import GroupCommitter
@@ -118,7 +118,12 @@ class Relay:
             stopper.cancel()
 
     async def judge_batch(self, batch: list[Message]) -> list[Verdict]:
-        self.registry.reload()
+        try:
+            if self.registry.reload():
+                log.info("event=relay_registry_loaded gateways=%d", len(self.registry.by_gateway))
+        except RegistryError as exc:   # an edit in progress or a broken file: judge with what was loaded
+            log.error("event=relay_registry_unreadable error=%r gateways_kept=%d", str(exc),
+                      len(self.registry.by_gateway))
         return await asyncio.to_thread(lambda: [self.judge.judge(m.topic, m.payload) for m in batch])
 
     async def take(self, batch: list[Message], stop: asyncio.Event) -> None:

@@ -100,6 +100,17 @@ def test_a_relay_sees_a_registration_made_while_it_runs(tmp_path, keys):
     assert _reason(judge, _envelope(keys[0])) is None
 
 
+def test_a_broken_registry_file_is_reported_once_and_the_loaded_keys_stay(tmp_path, keys):
+    path = tmp_path / "gateways.json"
+    running = Registry(path)
+    running.register("gw-1", keys[0].public.b64)
+    time.sleep(0.01)
+    path.write_text('{"gateways": {"gw-1": {"public_key": "not base64!"}}}')
+    with pytest.raises(RegistryError, match="not base64"):
+        running.reload()
+    assert running.reload() is False and keys[0].kid in running.by_kid
+
+
 def test_the_quarantine_keeps_refusals_across_restarts_and_gives_them_up_by_id(tmp_path):
     q = Quarantine(tmp_path / "quarantine.jsonl")
     q.add([("t/a", b'{"x":1}', "bad signature: no"), ("t/b", b"\xff", "schema: not JSON")])
