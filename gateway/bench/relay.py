@@ -12,6 +12,9 @@ sink waits on a closed port), so posting is not measured here. mosquitto is
 configured with `max_inflight_messages 1000` and no queue limit; its default
 of 20 messages in flight per client would cap any consumer that acknowledges
 after a synced write. The cost of the signature check alone is measured too.
+A second phase publishes at a steady `--rate` into an idle relay and reports
+publish -> stored (synced in the relay's store, before the PUBACK) per event,
+p50 and p99.
 """
 from __future__ import annotations
 
@@ -70,10 +73,10 @@ class _Broker:
             self.proc.wait()
 
 
-def _envelopes(key: DeviceKey, n: int) -> list[bytes]:
+def _envelopes(key: DeviceKey, n: int, start: int = 0) -> list[bytes]:
     now = time.time()
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         env = {"schema": "linebridge.event/1", "id": event_id("bench-gw", "cnc01/scrap", str(i)), "seq": i + 1,
                "kind": "scrap", "ts": iso_utc(now), "gateway": "bench-gw",
                "source": {"device": "cnc01", "tag": "scrap"}, "data": {"quantity": 1},
@@ -157,7 +160,60 @@ async def _run_relay(cfg_path: Path, until: int | None, timeout: float) -> tuple
     return elapsed, relay.stats.stored, relay.stats.quarantined
 
 
-def run(events: int = 20_000, batch: int = 500) -> dict[str, Any]:
+async def _latency(cfg_path: Path, port: int, key: DeviceKey, rate: float, seconds: float) -> dict[str, float]:
+    """publish -> stored in the relay's store (synced), per event, at a steady `rate` with no backlog."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from gateway.relay import config as config_mod
+    from gateway.relay.service import Relay
+    relay = Relay(config_mod.load(cfg_path))
+    sent: dict[str, float] = {}
+    stored: dict[str, float] = {}
+    append = relay.committer.append
+
+    async def timed(evs: list[dict[str, Any]], state: Any = None) -> Any:
+        result = await append(evs, state)
+        now = time.perf_counter()
+        for ev in evs:
+            stored.setdefault(ev["id"], now)
+        return result
+
+    relay.committer.append = timed  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    while relay.subscriber is None or not relay.subscriber.subscribed.is_set():
+        await asyncio.sleep(0.01)
+    n = int(rate * seconds)
+    payloads = [(json.loads(p)["id"], p) for p in _envelopes(key, n, start=10_000_000)]
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-latency", protocol=mqtt.MQTTv311)
+    client.connect("127.0.0.1", port, keepalive=60)
+    client.loop_start()
+
+    def publish() -> None:
+        t0 = time.perf_counter()
+        for i, (eid, p) in enumerate(payloads):
+            due = t0 + i / rate
+            while (delay := due - time.perf_counter()) > 0:
+                time.sleep(delay)
+            sent[eid] = time.perf_counter()
+            client.publish("linebridge/bench/bench-gw/events/scrap", p, qos=1)
+
+    await asyncio.to_thread(publish)
+    deadline = time.perf_counter() + 30
+    while len(stored) < n and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
+    client.disconnect()
+    client.loop_stop()
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    delays = sorted((stored[e] - sent[e]) * 1000 for e in sent if e in stored)
+    if not delays:
+        return {"rate": rate, "stored": 0}
+    return {"rate": rate, "events": n, "stored": len(delays),
+            "p50_ms": round(delays[len(delays) // 2], 1), "p99_ms": round(delays[int(len(delays) * 0.99) - 1], 1)}
+
+
+def run(events: int = 20_000, batch: int = 500, rate: float = 1000.0) -> dict[str, Any]:
     from gateway.relay.registry import Registry
     with tempfile.TemporaryDirectory(prefix="lb-bench-relay-") as tmp:
         root = Path(tmp)
@@ -171,6 +227,7 @@ def run(events: int = 20_000, batch: int = 500) -> dict[str, Any]:
             asyncio.run(_run_relay(cfg, None, 30))               # the session and its subscription
             publish_s = _publish(broker.port, "linebridge/bench/bench-gw/events/scrap", payloads)
             elapsed, stored, quarantined = asyncio.run(_run_relay(cfg, events, 600))
+            latency = asyncio.run(_latency(cfg, broker.port, key, rate, 5.0))
         finally:
             broker.stop()
         parsed = [json.loads(p) for p in payloads[:2000]]
@@ -181,16 +238,18 @@ def run(events: int = 20_000, batch: int = 500) -> dict[str, Any]:
     return {"events": events, "batch_size": batch, "stored": stored, "quarantined": quarantined,
             "seconds": round(elapsed, 3), "events_per_s": round(stored / elapsed, 1) if elapsed else None,
             "goal_events_per_s": 5000, "publish_events_per_s": round(events / publish_s, 1),
-            "verify_us_per_event": round(verify_us, 1), "cpus": os.cpu_count()}
+            "verify_us_per_event": round(verify_us, 1), "publish_to_stored": latency, "cpus": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0]}
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="linebridge bench relay", description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=500, help="the relay's batch_size")
+    p.add_argument("--rate", type=float, default=1000.0, help="events/s of the latency phase")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    result = run(args.events, args.batch)
+    result = run(args.events, args.batch, args.rate)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
