@@ -213,7 +213,7 @@ async def _latency(cfg_path: Path, port: int, key: DeviceKey, rate: float, secon
             "p50_ms": round(delays[len(delays) // 2], 1), "p99_ms": round(delays[int(len(delays) * 0.99) - 1], 1)}
 
 
-def run(events: int = 20_000, batch: int = 500, rate: float = 1000.0) -> dict[str, Any]:
+def run(events: int = 20_000, batch: int = 500, rate: float = 1000.0, latency_s: float = 5.0) -> dict[str, Any]:
     from gateway.relay.registry import Registry
     with tempfile.TemporaryDirectory(prefix="lb-bench-relay-") as tmp:
         root = Path(tmp)
@@ -227,7 +227,7 @@ def run(events: int = 20_000, batch: int = 500, rate: float = 1000.0) -> dict[st
             asyncio.run(_run_relay(cfg, None, 30))               # the session and its subscription
             publish_s = _publish(broker.port, "linebridge/bench/bench-gw/events/scrap", payloads)
             elapsed, stored, quarantined = asyncio.run(_run_relay(cfg, events, 600))
-            latency = asyncio.run(_latency(cfg, broker.port, key, rate, 5.0))
+            latency = asyncio.run(_latency(cfg, broker.port, key, rate, latency_s))
         finally:
             broker.stop()
         parsed = [json.loads(p) for p in payloads[:2000]]
@@ -247,9 +247,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=500, help="the relay's batch_size")
     p.add_argument("--rate", type=float, default=1000.0, help="events/s of the latency phase")
+    p.add_argument("--latency-seconds", type=float, default=5.0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    result = run(args.events, args.batch, args.rate)
+    result = run(args.events, args.batch, args.rate, args.latency_seconds)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
