@@ -1,4 +1,5 @@
-"""The `linebridge` command: check-config, run, demo, soak, keys, verify, fleet, odoo, sandbox plant|odoo, --version.
+"""The `linebridge` command: check-config, run, demo, soak, keys, verify, fleet, odoo, mqtt, relay, sandbox plant|odoo,
+--version.
 
 It owns argument parsing, signal handling and exit codes; the work itself lives
 in the supervisor, the demo and the sandboxes.
@@ -74,8 +75,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="a file holding the new password, or - for standard input (default)")
     mrot.add_argument("--state-dir", type=Path, default=None, help="the gateway's state directory")
 
+    r = sub.add_parser("relay", help="the central relay: broker -> verified, stored -> Odoo (relay --help)",
+                       add_help=False)
+    r.add_argument("rest", nargs=argparse.REMAINDER, help="`relay --config relay.toml`, or register|gateways|"
+                                                         "quarantine (see `relay --help`)")
+
     b = sub.add_parser("bench", help="benchmarks, reported against a baseline measured in the same run")
-    b.add_argument("what", choices=["store", "modbus", "odoo", "gateway"])
+    b.add_argument("what", choices=["store", "modbus", "odoo", "gateway", "relay"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
 
     from gateway.soak.options import add_arguments as soak_arguments
@@ -87,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = ss.add_parser("plant", help="a simulated plant serving Modbus TCP")
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=5020)
+    sp.add_argument("--alarm-interval", type=float, default=8.0, metavar="S",
+                    help="mean seconds between two alarms (each lasts 2-4 s)")
     sp.add_argument("--duration", type=float, default=None,
                     help="stop making parts after S seconds, serve the final values --linger more, then exit")
     sp.add_argument("--linger", type=float, default=30.0, metavar="S",
@@ -108,7 +116,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "relay":   # `relay --config F`: argparse's remainder does not take a leading option
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logs.setup(args.log_level)
     if args.command == "check-config":
         paths = [*args.path, *args.config]
@@ -149,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fleet":
         from gateway.fleetcli import run as fleet_run
         return fleet_run(args)
+    if args.command == "relay":
+        from gateway.relay.cli import main as relay_main
+        return relay_main([*extra, *args.rest])
     if args.command == "bench":
         if args.what == "store":
             from gateway.bench.store import main as bench_main
@@ -156,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             from gateway.bench.odoo import main as bench_main
         elif args.what == "gateway":
             from gateway.bench.gateway import main as bench_main
+        elif args.what == "relay":
+            from gateway.bench.relay import main as bench_main
         else:
             from gateway.bench.modbus import main as bench_main
         return bench_main(args.rest)
@@ -336,7 +352,7 @@ def _banner(what: str, where: str) -> None:
 
 
 def sandbox_plant(args: argparse.Namespace) -> int:
-    from gateway.sandbox.plant import run_plant
+    from gateway.sandbox.plant import Plant, run_plant
 
     async def _main() -> None:
         ready = asyncio.Event()
@@ -351,7 +367,9 @@ def sandbox_plant(args: argparse.Namespace) -> int:
 
         runner = asyncio.create_task(run_plant(host=args.host, port=args.port, duration=args.duration,
                                                ground_truth=args.ground_truth, seed=args.seed,
-                                               ready=ready, linger=linger, on_final=final))
+                                               ready=ready, linger=linger, on_final=final,
+                                               plant=Plant(seed=args.seed, duration=args.duration,
+                                                           mean_alarm_interval=max(args.alarm_interval, 0.1))))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # cancelling the plant makes it write its ground truth a last time and return

@@ -1,0 +1,1 @@
+"""The central relay: signed events from a broker, authenticated, stored, posted to Odoo once."""
