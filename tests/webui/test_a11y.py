@@ -1,0 +1,60 @@
+"""Every console page at a phone's, a 10-inch panel's and a desktop's size: axe-core and the layout checks.
+
+Against a real gateway (the demo configuration: a Modbus machine on the sandbox
+plant delivering to the Odoo sandbox), each page of `tests/webui/pages.py` is
+opened in Chromium, waited for until its data is shown, and must have no
+axe-core violation at all (every rule, every impact) and none of the layout
+problems `tests/webui/a11y.py` measures: no sideways scrolling, no content
+spilling out of its box, the heading in the first screen, controls big enough
+to tap on the phone.
+"""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.webui.a11y import axe_violations, inject_axe, layout_problems
+from tests.webui.conftest import Gateway, admin_console, admin_page
+from tests.webui.pages import PAGES, PUBLIC, VIEWPORTS, ConsolePage
+from webui.pages import NAV
+
+
+def check(page: Page, p: ConsolePage, size: str) -> list[str]:
+    """The problems of page `p` at `size`, each prefixed with where it was seen."""
+    page.goto(p.path)
+    page.wait_for_selector(p.ready)
+    found = axe_violations(page) + layout_problems(page, phone=size == "phone")
+    return [f"{p.path} at {size}: {f}" for f in found]
+
+
+def test_every_console_page_is_checked() -> None:
+    assert sorted(p.path for p in PAGES) == sorted(f"/{endpoint}" for endpoint, _ in NAV), \
+        "a page of the console's navigation is missing from tests/webui/pages.py (or one there is gone)"
+
+
+def test_the_pages_before_login_pass_axe_and_fit(browser: Browser, gateway: Gateway) -> None:
+    problems: list[str] = []
+    setup, login, missing = PUBLIC
+    for first in (True, False):
+        if not first:
+            admin_console(gateway).close()  # the administrator exists: the setup page is gone
+        for size, viewport in VIEWPORTS.items():
+            context = browser.new_context(ignore_https_errors=True, viewport=viewport, base_url=gateway.base_url)
+            inject_axe(context)
+            page = context.new_page()
+            try:
+                for p in ([setup] if first else [login, missing]):
+                    problems += check(page, p, size)
+            finally:
+                context.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_every_page_passes_axe_and_fits(browser: Browser, gateway: Gateway, size: str) -> None:
+    problems: list[str] = []
+    with admin_page(browser, gateway, VIEWPORTS[size]) as page:
+        inject_axe(page.context)
+        for p in PAGES:
+            problems += check(page, p, size)
+    assert not problems, "\n".join(problems)
