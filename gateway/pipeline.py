@@ -50,6 +50,7 @@ from gateway.context import ContextStore, context_key, is_context_key
 from gateway.enrich import enrich
 from gateway.signing import DeviceKey
 from gateway.rules import Rule
+from gateway.board import MachineBoard
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.telemetry import Encoder as TelemetryEncoder
 from gateway.trend import Trend
@@ -78,7 +79,7 @@ class DevicePipeline:
     def __init__(self, config: Config, driver: Driver, rules: list[Rule],
                  committer: GroupCommitter, wake: Any, stats: IntakeStats,
                  signer: DeviceKey | None = None, context: ContextStore | None = None,
-                 tallies: ShiftTallies | None = None) -> None:
+                 tallies: ShiftTallies | None = None, board: MachineBoard | None = None) -> None:
         self.config = config
         self.driver = driver
         self.rules = rules
@@ -98,6 +99,8 @@ class DevicePipeline:
         #: shift tallies shared with the other pipelines (a private copy when alone; none without shifts)
         self.tallies = tallies if tallies is not None else (ShiftTallies(config.shifts) if config.shifts else None)
         self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
+        #: each machine's parts, scrap and rate since the start, shared with the other pipelines
+        self.board = board
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
         self.last_handled_ts = 0.0
@@ -198,6 +201,8 @@ class DevicePipeline:
         self.last_handled_ts = max(self.last_handled_ts, newest)
         self.stats.events += len(events)
         self.stats.stored += len(result.seqs)
+        if self.board is not None:
+            self.board.count(events)
         self.stats.duplicates += result.duplicates
         for ev, seq in zip(events, result.seqs):
             log.debug("event=stored seq=%d event_id=%s kind=%s qty=%s", seq, ev.id, ev.kind,

@@ -18,7 +18,7 @@ class ConsolePage:
 
 
 PAGES: list[ConsolePage] = [
-    ConsolePage("/overview", "#cards .card"),
+    ConsolePage("/overview", "#machine-list .machine"),
     ConsolePage("/devices", "#device-list .device"),
     ConsolePage("/mappings", "#machines-table tbody tr"),
     ConsolePage("/connections", "#connection-list .connection"),

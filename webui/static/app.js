@@ -114,7 +114,31 @@ function restartsCard(st) {
   return el("div", { class: "card", id: "card-restarts", title: failing.join("\n") || "every task has run since the start without dying" },
     el("div", { class: "label" }, "Task restarts"), el("div", { class: "value " + cls }, total));
 }
+/* one card per machine: its work order, this shift's good parts and scrap, its rate, its last deliveries */
+function num(v) { return v == null ? "—" : Number.isInteger(v) ? String(v) : v.toFixed(1); }
+function machineCard(m) {
+  const s = m.since_start, sh = m.shift;
+  const orders = m.work_orders.length ? m.work_orders.map(o => o.name ? `${o.name}` + (o.production ? ` (${o.production})` : "") + (m.work_orders.length > 1 ? ` via ${o.sink}` : "")
+    : "no open work order" + (m.work_orders.length > 1 ? ` (${o.sink})` : "")).join("; ") : (m.work_center ? "not looked up yet" : "no work center mapped");
+  const shift = sh ? `${num(sh.good)} good, ${num(sh.scrap)} scrap` : (m.shifts_configured ? "between shifts" : "no shift calendar");
+  const deliveries = m.deliveries.length ? m.deliveries.map(d => `${d.sink}: ${d.at ? age(d.at) : "none yet"}`).join("; ") : "no connection";
+  const fact = (k, v, cls, title) => [el("dt", {}, k), el("dd", { class: cls, title }, v)];
+  return el("div", { class: "machine", id: "machine-" + m.machine },
+    el("h3", {}, m.machine, el("span", { class: "hint" }, m.work_center ? ` work center ${m.work_center}` : "")),
+    el("dl", {},
+      fact("Work order", orders, "m-order"),
+      fact(sh ? `Shift ${sh.name}` : "This shift", shift, "m-shift", sh ? `${when(sh.start)} to ${when(sh.end)}` : undefined),
+      fact("Since the start", `${num(s.good)} good, ${num(s.scrap)} scrap`, "m-since", `since ${when(m.started)}`),
+      fact("Rate", s.rate_per_min == null ? "no part yet" : `${num(s.rate_per_min)} parts/min`, "m-rate"),
+      fact("Last delivery", deliveries, "m-delivery", m.deliveries.filter(d => d.at).map(d => `${d.sink}: ${when(d.at)}`).join("\n") || undefined)));
+}
+async function machines() {
+  const p = await api("GET", "/production");
+  const list = document.getElementById("machine-list");
+  list.replaceChildren(...(p.machines.length ? p.machines.map(machineCard) : [el("p", { class: "hint" }, "No machines yet: add a device on the Devices page.")]));
+}
 async function overview() {
+  machines().catch(fail);
   const st = await api("GET", "/status");
   showLight(st.light);
   const sinks = Object.entries(st.sinks || {});
