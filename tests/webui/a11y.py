@@ -3,9 +3,9 @@
 `axe_violations` runs axe-core (vendored under `axe/`, injected by the test as an
 init script, so the console's Content-Security-Policy is not loosened for it);
 `layout_problems` measures the page as laid out at the current viewport: no
-sideways scrolling, no box whose content spills out of it (wide content
-scrolls inside its own wrapper), the page's heading in the first screen, and on
-a phone every control big enough to tap. Each returns a list of readable
+sideways scrolling, no box whose content spills out of it or makes it
+scroll sideways (only a table's wrapper, code and the log may), the page's heading in the first screen, every
+field wide enough to read, and on a phone every control big enough to tap. Each returns a list of readable
 problems; the tests assert it is empty.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ AXE = Path(__file__).with_name("axe") / "axe.min.js"
 AXE_VERSION = "4.14.1"
 #: WCAG 2.2 target size minimum (2.5.8, level AA), for controls on a phone
 TAP_MIN_PX = 24
+#: a field narrower than this shows a few characters of what it holds (a tag's name, an address)
+FIELD_MIN_PX = 80
 
 
 def inject_axe(context: BrowserContext) -> None:
@@ -38,7 +40,7 @@ def axe_violations(page: Page) -> list[str]:
 
 
 _LAYOUT = """
-({ phone, tapMin }) => {
+({ phone, tapMin, fieldMin }) => {
   const out = [];
   const vw = window.innerWidth, vh = window.innerHeight;
   const name = e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
@@ -55,6 +57,10 @@ _LAYOUT = """
     if (cs.display !== "inline" && cs.overflowX === "visible" && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1
         && !scroller(e))
       out.push(`${name(e)}: its content is ${e.scrollWidth} px wide in a ${e.clientWidth} px box`);
+    // only what is meant to scroll sideways may: a table's wrapper, code, the log
+    if ((cs.overflowX === "auto" || cs.overflowX === "scroll") && e.scrollWidth > e.clientWidth + 1
+        && !e.matches(".table-wrap, pre, textarea, .logs"))
+      out.push(`${name(e)}: scrolls sideways (${e.scrollWidth} px of content in ${e.clientWidth} px)`);
     const r = e.getBoundingClientRect();
     if ((r.right > vw + 1 || r.left < -1) && !scroller(e) && !e.classList.contains("visually-hidden")
         && !outside.add(e).has(e.parentElement))  // the outermost one says it
@@ -62,6 +68,10 @@ _LAYOUT = """
   }
   const h1 = document.querySelector("main h1");
   if (h1 && h1.getBoundingClientRect().bottom > vh) out.push(`the page's heading is below the first screen (${Math.round(h1.getBoundingClientRect().bottom)} px of ${vh})`);
+  for (const e of document.querySelectorAll("input:not([type=checkbox]):not([type=radio]):not([type=file]):not([type=hidden]), select")) {
+    if (shown(e) && !e.classList.contains("visually-hidden") && e.getBoundingClientRect().width < fieldMin)
+      out.push(`${name(e)} "${e.getAttribute("aria-label") || e.name || ""}": ${Math.round(e.getBoundingClientRect().width)} px wide, too narrow to read what it holds`);
+  }
   if (phone) {
     const controls = "button, input:not([type=hidden]), select, textarea, summary, nav a, header a, a.button, label.file-button";
     for (const e of document.querySelectorAll(controls)) {
@@ -77,5 +87,5 @@ _LAYOUT = """
 
 def layout_problems(page: Page, phone: bool) -> list[str]:
     """What is wrong with the page's layout at the current viewport (empty: nothing)."""
-    problems: list[str] = page.evaluate(_LAYOUT, {"phone": phone, "tapMin": TAP_MIN_PX})
+    problems: list[str] = page.evaluate(_LAYOUT, {"phone": phone, "tapMin": TAP_MIN_PX, "fieldMin": FIELD_MIN_PX})
     return problems

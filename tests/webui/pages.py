@@ -2,8 +2,9 @@
 
 A page added to the console (`webui.pages.NAV`) goes here too, with a selector
 that shows once its data has come from the API (the checks look at the page as
-a person sees it, not at the empty shell); `test_every_console_page_is_checked`
-fails until it is. `PUBLIC` are the pages seen before logging in.
+a person sees it, not at the empty shell) and the buttons that open its
+dialogs; `test_every_console_page_is_checked` fails until it is. `PUBLIC` are
+the pages seen before logging in.
 """
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ class ConsolePage:
     path: str
     #: present once the page shows its data
     ready: str
+    #: buttons (Playwright selectors) that open a dialog on the page: each dialog is checked too
+    opens: tuple[str, ...] = ()
 
 
 PAGES: list[ConsolePage] = [
     ConsolePage("/overview", "#machine-list .machine"),
-    ConsolePage("/devices", "#device-list .device"),
+    ConsolePage("/devices", "#device-list .device", opens=("#device-cnc01 button:text-is('Edit')",
+                                                           "#device-cnc01 button.trend-open >> nth=0")),
     ConsolePage("/mappings", "#machines-table tbody tr"),
     ConsolePage("/connections", "#connection-list .connection"),
     ConsolePage("/queue", "#queue-table tbody tr"),

@@ -11,7 +11,7 @@ to tap on the phone.
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.webui.a11y import axe_violations, inject_axe, layout_problems
 from tests.webui.conftest import Gateway, admin_console, admin_page
@@ -23,8 +23,18 @@ def check(page: Page, p: ConsolePage, size: str) -> list[str]:
     """The problems of page `p` at `size`, each prefixed with where it was seen."""
     page.goto(p.path)
     page.wait_for_selector(p.ready)
-    found = axe_violations(page) + layout_problems(page, phone=size == "phone")
-    return [f"{p.path} at {size}: {f}" for f in found]
+    found = [f"{p.path} at {size}: {f}" for f in axe_violations(page) + layout_problems(page, phone=size == "phone")]
+    for opener in p.opens:
+        page.locator(opener).click()
+        dialog = page.locator("dialog[open]")
+        dialog.wait_for()
+        page.wait_for_timeout(300)  # what the dialog loads on opening (a test read, a trend) is shown
+        name = dialog.get_attribute("id")
+        found += [f"{p.path} at {size}, dialog {name}: {f}"
+                  for f in axe_violations(page) + layout_problems(page, phone=size == "phone")]
+        page.keyboard.press("Escape")
+        expect(page.locator("dialog[open]")).to_have_count(0)
+    return found
 
 
 def test_every_console_page_is_checked() -> None:
