@@ -10,6 +10,8 @@ to tap on the phone.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -68,3 +70,24 @@ def test_every_page_passes_axe_and_fits(browser: Browser, gateway: Gateway, size
         for p in PAGES:
             problems += check(page, p, size)
     assert not problems, "\n".join(problems)
+
+
+def test_the_navigation_folds_behind_menu_on_a_phone_only(browser: Browser, gateway: Gateway) -> None:
+    with admin_page(browser, gateway, VIEWPORTS["phone"]) as page:
+        nav = page.get_by_role("navigation", name="Pages")
+        menu = page.get_by_role("button", name="Menu")
+        expect(nav).to_be_hidden()
+        expect(menu).to_have_attribute("aria-expanded", "false")
+        menu.click()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+        nav.get_by_role("link", name="Queue", exact=True).click()
+        expect(page.locator("main h1")).to_have_text("Queue")
+        expect(nav).to_be_hidden()  # a new page starts folded: its heading is in the first screen
+        # the keyboard's way past the header
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to the page")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/queue#main$"))
+        page.set_viewport_size(VIEWPORTS["panel"])
+        expect(nav).to_be_visible()
+        expect(menu).to_be_hidden()
