@@ -32,6 +32,7 @@ PAGES: list[ConsolePage] = [
     ConsolePage("/users", "#users-table tbody tr"),
     ConsolePage("/identity", "#public-key"),
     ConsolePage("/system", "#about dt"),
+    ConsolePage("/api-reference", "#get-api-v1-production"),
 ]
 
 #: pages before logging in (the setup page only while the gateway has no administrator)
