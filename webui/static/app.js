@@ -345,6 +345,7 @@ async function testRead() {
       el("caption", {}, `Test read: ${r.samples.length} tag(s) in ${r.ms} ms (nothing saved yet)`),
       el("tr", {}, el("th", {}, "Tag"), el("th", {}, "Value"), el("th", {}, "Quality"), el("th", {}, "Error")),
       r.samples.map(s => el("tr", {}, el("td", {}, s.tag), el("td", {}, s.value), el("td", { class: "q-" + s.quality }, s.quality), el("td", {}, s.error || "")))));
+    box.scrollIntoView({ block: "nearest" });  /* below the tag rows on a panel or a phone: bring it up */
   } catch (e) { box.replaceChildren(); showProblems(e); }
 }
 
