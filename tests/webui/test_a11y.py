@@ -26,6 +26,10 @@ def check(page: Page, p: ConsolePage, size: str) -> list[str]:
     page.goto(p.path)
     page.wait_for_selector(p.ready)
     found = [f"{p.path} at {size}: {f}" for f in axe_violations(page) + layout_problems(page, phone=size == "phone")]
+    # what folds away (a rule's JSON, the shift calendar's editor) is checked unfolded too
+    if page.evaluate("() => { const d = [...document.querySelectorAll('main details:not([open])')]; d.forEach(x => x.open = true); return d.length; }"):
+        found += [f"{p.path} at {size}, unfolded: {f}"
+                  for f in axe_violations(page) + layout_problems(page, phone=size == "phone")]
     for opener in p.opens:
         page.locator(opener).click()
         dialog = page.locator("dialog[open]")
