@@ -89,3 +89,19 @@ def layout_problems(page: Page, phone: bool) -> list[str]:
     """What is wrong with the page's layout at the current viewport (empty: nothing)."""
     problems: list[str] = page.evaluate(_LAYOUT, {"phone": phone, "tapMin": TAP_MIN_PX, "fieldMin": FIELD_MIN_PX})
     return problems
+
+
+def problems_at_every_size(page: Page, viewports: dict[str, dict[str, int]]) -> list[str]:
+    """axe-core's violations and the layout problems of the page as it is now, at each of `viewports`
+    (the page is not reloaded: a state reached by a walk is checked as it is); the size is restored."""
+    before = page.viewport_size
+    found: list[str] = []
+    try:
+        for size, viewport in viewports.items():
+            page.set_viewport_size(viewport)
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            found += [f"at {size}: {f}" for f in axe_violations(page) + layout_problems(page, phone=size == "phone")]
+    finally:
+        if before is not None:
+            page.set_viewport_size(before)
+    return found
