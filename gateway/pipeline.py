@@ -53,6 +53,7 @@ from gateway.enrich import enrich
 from gateway.signing import DeviceKey
 from gateway.rules import Rule
 from gateway.oee import history_bytes, history_key, ideal_cycles, oee_event
+from gateway.board import MachineBoard
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.telemetry import Encoder as TelemetryEncoder
 from gateway.trend import Trend
@@ -81,7 +82,7 @@ class DevicePipeline:
     def __init__(self, config: Config, driver: Driver, rules: list[Rule],
                  committer: GroupCommitter, wake: Any, stats: IntakeStats,
                  signer: DeviceKey | None = None, context: ContextStore | None = None,
-                 tallies: ShiftTallies | None = None) -> None:
+                 tallies: ShiftTallies | None = None, board: MachineBoard | None = None) -> None:
         self.config = config
         self.driver = driver
         self.rules = rules
@@ -103,6 +104,8 @@ class DevicePipeline:
         self.tallies = tallies if tallies is not None else (
             ShiftTallies(config.shifts, ideal_cycles(config), self.store.get_state) if config.shifts else None)
         self.machines = sorted({m for m in (getattr(r, "machine", None) for r in rules) if m})
+        #: each machine's parts, scrap and rate since the start, shared with the other pipelines
+        self.board = board
         self.states: dict[str, Any] = {}
         #: source time of the newest good sample whose events and state are stored
         self.last_handled_ts = 0.0
@@ -210,6 +213,8 @@ class DevicePipeline:
         self.last_handled_ts = max(self.last_handled_ts, newest)
         self.stats.events += len(events)
         self.stats.stored += len(result.seqs)
+        if self.board is not None:
+            self.board.count(events)
         self.stats.duplicates += result.duplicates
         for ev, seq in zip(events, result.seqs):
             log.debug("event=stored seq=%d event_id=%s kind=%s qty=%s", seq, ev.id, ev.kind,

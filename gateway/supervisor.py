@@ -33,6 +33,7 @@ from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
 from gateway.oee import ideal_cycles
+from gateway.board import MachineBoard
 from gateway.summary import ShiftTallies, ShiftTally, summary_key
 from gateway.tasks import Tasks
 from gateway.rules.build import build as build_rule
@@ -123,6 +124,8 @@ class Supervisor:
         #: each machine's good parts and scrap in the running shift, shared the same way
         self.tallies = (ShiftTallies(config.shifts, ideal_cycles(config), self.store.get_state)
                         if config.shifts else None)
+        #: each machine's parts, scrap and rate since the start (the console's overview)
+        self.board = MachineBoard()
         self.drivers: dict[str, Driver] = {}
         self.pipelines: dict[str, DevicePipeline] = {}
         for name in config.devices:
@@ -160,7 +163,7 @@ class Supervisor:
         rules = [build_rule(r, config.gateway.id, spec.machine or name)
                  for r in config.rules.values() if r.device == name]
         pipeline = DevicePipeline(config, driver, rules, self.committer, self.wake, self.intake,
-                                  signer=self.key, context=self.context, tallies=tallies)
+                                  signer=self.key, context=self.context, tallies=tallies, board=self.board)
         return driver, pipeline
 
     def _build_sink(self, cfg: SinkConfig) -> tuple[OdooSink | MqttSink | LabelSink, MqttLink | None]:
@@ -460,3 +463,32 @@ class Supervisor:
             # per MQTT sink with a client certificate: when it expires (`expiring` within 30 days)
             "certificates": certificates(self.config.sinks),
         }
+
+    def production(self) -> list[dict[str, Any]]:
+        """Per machine, for the console's overview: its work center and devices, the open work order the
+        Odoo sinks last resolved for it, its good parts and scrap in the running shift (with a shift
+        calendar) and since the start, its rate, and when each sink last delivered one of its events."""
+        cfg, sinks = self.config, self.sinks
+        devices: dict[str, list[str]] = {}
+        for name, spec in cfg.devices.items():
+            devices.setdefault(spec.machine or name, []).append(name)
+        out = []
+        for m in sorted(set(cfg.machines) | set(devices)):
+            mc = cfg.machines.get(m)
+            wc = mc.work_center if mc is not None else None
+            orders = []
+            for n, s in sinks.items():
+                if not isinstance(s.cfg, MqttSinkConfig) and wc:
+                    wo, age = s.md.cached_workorder(wc)
+                    if age is not None:
+                        orders.append({"sink": n, "name": wo.name if wo else None,
+                                       "production": wo.production if wo else None, "age_s": round(age, 1)})
+            tally = self.tallies.tallies.get(m) if self.tallies is not None else None
+            shift = ({"name": tally.shift, "start": tally.start, "end": tally.end, "good": tally.good,
+                      "scrap": tally.scrap} if tally is not None and tally.shift else None)
+            out.append({"machine": m, "work_center": wc, "devices": sorted(devices.get(m, [])),
+                        "work_orders": orders, "shift": shift, "shifts_configured": self.tallies is not None,
+                        "since_start": self.board.snapshot(m), "started": self.started,
+                        "deliveries": [{"sink": n, "type": "mqtt" if isinstance(s.cfg, MqttSinkConfig) else "odoo",
+                                        "at": s.stats.machine_deliveries.get(m)} for n, s in sinks.items()]})
+        return out

@@ -198,6 +198,12 @@ def status() -> Response:
     return jsonify(st)
 
 
+@api.get(f"{V1}/production")
+def production() -> Response:
+    """Each machine now: work order, parts and scrap this shift and since the start, rate, last deliveries."""
+    return jsonify({"machines": console().bridge.production()})
+
+
 @api.get(f"{V1}/identity")
 def identity() -> Response:
     return jsonify(console().identity())

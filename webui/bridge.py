@@ -74,6 +74,12 @@ class Bridge:
             return st
         return self.call(snap)
 
+    def production(self) -> list[dict[str, Any]]:
+        async def snap() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = self.sup.production()
+            return out
+        return self.call(snap)
+
     def trend(self, device: str, tag: str) -> dict[str, Any] | None:
         """The tag's last hour (`gateway.trend`); None when the device or the tag has none."""
         async def snap() -> dict[str, Any] | None:

@@ -56,6 +56,27 @@ _SAVED = {"type": "object", "required": ["saved", "applied", "version"],
           "properties": {"saved": {"$ref": "#/components/schemas/HistoryEntry"}, "applied": _OBJ,
                          "version": {"type": "string"}}}
 _OPT = {"type": "object"}
+_TIME = {"type": ["number", "null"], "description": "epoch seconds"}
+_MACHINE = {"type": "object", "required": ["machine", "work_center", "devices", "work_orders", "shift",
+                                           "shifts_configured", "since_start", "started", "deliveries"],
+            "properties": {
+                "machine": {"type": "string"}, "work_center": {"type": ["string", "null"]},
+                "devices": {"type": "array", "items": {"type": "string"}},
+                "work_orders": {"type": "array", "items": {"type": "object", "required": ["sink", "name", "age_s"], "properties": {
+                    "sink": {"type": "string"}, "name": {"type": ["string", "null"], "description": "null: no open order"},
+                    "production": {"type": ["string", "null"]}, "age_s": {"type": "number"}}}},
+                "shift": {"type": ["object", "null"], "properties": {
+                    "name": {"type": "string"}, "start": {"type": "number"}, "end": {"type": "number"},
+                    "good": {"type": "number"}, "scrap": {"type": "number"}}},
+                "shifts_configured": {"type": "boolean"},
+                "since_start": {"type": "object", "required": ["good", "scrap", "last_event", "rate_per_min"], "properties": {
+                    "good": {"type": "number"}, "scrap": {"type": "number"}, "last_event": _TIME,
+                    "rate_per_min": {"type": ["number", "null"]}, "rate_window_s": {"type": "number"}}},
+                "started": {"type": "number"},
+                "deliveries": {"type": "array", "items": {"type": "object", "required": ["sink", "type", "at"], "properties": {
+                    "sink": {"type": "string"}, "type": {"type": "string", "enum": ["odoo", "mqtt"]}, "at": _TIME}}}}}
+_PRODUCTION = {"type": "object", "required": ["machines"],
+               "properties": {"machines": {"type": "array", "items": _MACHINE}}}
 
 
 def document() -> dict[str, Any]:
@@ -64,6 +85,11 @@ def document() -> dict[str, Any]:
                                       "(state, restarts), whether all are healthy, and `light`: the worst state with its "
                                       "reason and since when (the header's status light)",
                                       errors=(503,))},
+        "/api/v1/production": {"get": _op(
+            "Each machine now (the overview): its work center and devices, the open work order each Odoo sink "
+            "last resolved for it, good parts and scrap in the running shift (with a shift calendar) and since "
+            "the gateway started, the rate in good parts per minute over the last five minutes, and when each "
+            "sink last delivered one of its events", _PRODUCTION, errors=(503,))},
         "/api/v1/identity": {"get": _op("Device identity: gateway id, signing key id and public key, TLS "
                                         "certificate fingerprint", {"$ref": "#/components/schemas/Identity"})},
         "/api/v1/me": {"get": _op("The session's user, role and CSRF token")},

@@ -3,7 +3,8 @@
 Setup and login are plain forms (they work before any script runs). The other
 pages are server-rendered shells whose data comes from `/api/v1` through the
 small script in `static/app.js`, so what a person sees is what the API says.
-This module owns the routes, the first-admin flow and the login throttle's
+The API reference page renders `webui.openapi`'s document on the server
+(`webui.apiref`). This module owns the routes, the first-admin flow and the login throttle's
 place in it (per address and per account, every refusal logged, no password); the rules about sessions and CSRF live in `webui.security`.
 """
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
 
+from webui import openapi
 from webui.accounts import AccountError
+from webui.apiref import operations
 from webui.app import console
 from webui.security import (PRE_CSRF_COOKIE, SESSION_COOKIE, local_target, pre_csrf_token,
                             set_pre_csrf_cookie, set_session_cookie)
@@ -139,3 +142,12 @@ def _page(name: str, title: str) -> None:
 
 for _name, _title in NAV:
     _page(_name, _title)
+
+
+@pages.get("/api-reference")
+def api_reference() -> str:
+    """The API's description as a page (linked from Identity and System, not in the navigation)."""
+    s, doc = g.session, openapi.document()
+    return render_template("apiref.html", title="API reference", nav=NAV, active="api-reference", user=s.user,
+                           role=s.role, csrf_token=s.csrf, identity=console().identity(), ops=operations(doc),
+                           info=doc["info"], openapi_version=doc["openapi"])

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from gateway.board import MAX_MACHINES
 from gateway.servicelevel import ServiceLevels
 
 
@@ -34,6 +35,8 @@ class SinkStats:
     next_retry_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     levels: ServiceLevels = field(default_factory=ServiceLevels)
+    #: machine -> when an event of it was last acknowledged (at most MAX_MACHINES machines)
+    machine_deliveries: dict[str, float] = field(default_factory=dict)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "last_error" and value != self.__dict__.get("last_error"):
@@ -58,13 +61,20 @@ class SinkStats:
         self.state = "dead-lettering" if self.dead_lettering else state
 
     def as_dict(self) -> dict[str, Any]:
-        return ({k: v for k, v in self.__dict__.items() if k not in ("extra", "levels", "dead_lettering")} | self.extra
+        return ({k: v for k, v in self.__dict__.items()
+                 if k not in ("extra", "levels", "dead_lettering", "machine_deliveries")} | self.extra
                 | {"service_levels": self.levels.snapshot()})
 
     def acknowledged(self, events: Iterable[Any]) -> None:
         """The one hook where a sink's acknowledgements count: `events` (each `Stored`) are delivered now."""
+        events = list(events)
         self.last_delivery = time.time()
         self.levels.acknowledged((s.event for s in events), self.last_delivery)
+        for s in events:
+            machine = (s.event.get("context") or {}).get("machine")
+            if machine and (machine in self.machine_deliveries or len(self.machine_deliveries) < MAX_MACHINES):
+                self.machine_deliveries[machine] = self.last_delivery
+
 
 async def retry_wait(stats: SinkStats, delay: float, stop: asyncio.Event, retry_now: asyncio.Event) -> None:
     """A sink's wait before its next attempt: `delay` seconds, shown as `stats.next_retry_at`,

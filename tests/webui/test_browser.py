@@ -37,7 +37,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.helpers import wait_for
 from gateway.demo import scrapped_parts
+from tests.webui.a11y import inject_axe, problems_at_every_size
 from tests.webui.conftest import Gateway, odoo_call, start_gateway
+from tests.webui.pages import VIEWPORTS
 
 PASSWORD = "a long panel password"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -110,6 +112,7 @@ def page(browser: Browser, gw: Gateway) -> Iterator[Page]:
     # fingerprint on the login page; the test accepts it
     context = browser.new_context(ignore_https_errors=True, viewport=LAPTOP, base_url=gw.base_url)
     context.set_default_timeout(SLOW)
+    inject_axe(context)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -128,6 +131,13 @@ def shot(page: Page, name: str, viewport: dict[str, int] = LAPTOP, full_page: bo
     page.set_viewport_size(viewport)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled")
     page.set_viewport_size(LAPTOP)
+
+
+def accessible(page: Page, where: str) -> None:
+    """The page as the walk left it passes axe-core and the layout checks at a phone's, a panel's and a
+    desktop's size (tests/webui/test_a11y.py checks every page at rest; this checks the states a walk reaches)."""
+    problems = problems_at_every_size(page, VIEWPORTS)
+    assert not problems, f"{where}:\n" + "\n".join(problems)
 
 
 def go(page: Page, label: str) -> None:
@@ -236,6 +246,7 @@ def add_device(page: Page, gw: Gateway) -> None:
     for tag, *_ in TAGS:
         expect(result.locator("tr", has_text=tag)).to_contain_text("good")
     parts_read = int(result.locator("tr", has_text="parts").locator("td").nth(1).inner_text())
+    accessible(page, "the device form after a test read")
     dialog.evaluate("d => { d.scrollTop = d.scrollHeight; }")  # the test read's result in view
     shot(page, "device-dialog")
     change = next_change(page)
@@ -273,6 +284,7 @@ def add_mapping_and_rules(page: Page) -> None:
     for name, section in RULES.items():
         save_rule(page, name, section)
     expect(page.locator("#rules-table tbody tr")).to_have_count(len(RULES))
+    accessible(page, "Rules & mappings after saving, the rule form open")
     shot(page, "mappings", full_page=True)
 
 
@@ -304,6 +316,7 @@ def connection_test_passes(page: Page) -> None:
     findings = page.locator("#findings-odoo")
     expect(findings).to_contain_text("OK")
     expect(findings.locator("li.error")).to_have_count(0)
+    accessible(page, "Connections with the test's findings")
     shot(page, "connections", full_page=True)
 
 
@@ -328,6 +341,7 @@ def sink_pauses_on_the_wrong_key(page: Page, gw: Gateway) -> None:
     # while it waits: when the next try is, and a way to try now
     expect(sink.locator("td").nth(2)).to_contain_text(re.compile(r"next try in \d+"))
     expect(sink.get_by_role("button", name="Retry now")).to_be_visible()
+    accessible(page, "the overview with a paused sink")
     # Odoo's refusal, as the sink reports it
     expect(sink.locator("td").nth(6)).to_contain_text("refused login 'admin' on database 'sandbox'")
     # the events wait in the backlog; nothing is dead-lettered for a wrong key
@@ -355,6 +369,7 @@ def dead_letters_then_replay(page: Page, gw: Gateway) -> None:
     expect(letters.first).to_contain_text("production")
     letters.first.get_by_role("button", name="inspect").click()
     expect(page.locator("#letter")).to_contain_text('"suspect"')
+    accessible(page, "the Queue with dead letters, one inspected")
     shot(page, "queue", full_page=True)
     # the limit is put right; then the held jumps are accepted by replaying them
     go(page, "Rules & mappings")
@@ -397,6 +412,7 @@ def history_with_a_diff(page: Page) -> None:
     expect(rows.first).to_contain_text("rules.cnc01_parts changed")
     rows.first.get_by_role("button", name="diff").click()
     expect(page.locator("#diff")).to_contain_text("max_rate = 50")
+    accessible(page, "Config history with a diff")
     shot(page, "history", full_page=True)
 
 

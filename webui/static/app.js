@@ -33,6 +33,7 @@ function el(tag, attrs, ...children) {
    and scrolled into view, so a failed save never looks like nothing happened */
 function noticeBox(near) {
   if (!near) return document.getElementById("flash");
+  if (near.parentElement && near.parentElement.classList.contains("table-wrap")) near = near.parentElement;
   let box = near.nextElementSibling;
   if (!box || !box.classList.contains("notice")) {
     box = el("div", { class: "notice", role: "status", "aria-live": "polite" });
@@ -113,7 +114,31 @@ function restartsCard(st) {
   return el("div", { class: "card", id: "card-restarts", title: failing.join("\n") || "every task has run since the start without dying" },
     el("div", { class: "label" }, "Task restarts"), el("div", { class: "value " + cls }, total));
 }
+/* one card per machine: its work order, this shift's good parts and scrap, its rate, its last deliveries */
+function num(v) { return v == null ? "—" : Number.isInteger(v) ? String(v) : v.toFixed(1); }
+function machineCard(m) {
+  const s = m.since_start, sh = m.shift;
+  const orders = m.work_orders.length ? m.work_orders.map(o => o.name ? `${o.name}` + (o.production ? ` (${o.production})` : "") + (m.work_orders.length > 1 ? ` via ${o.sink}` : "")
+    : "no open work order" + (m.work_orders.length > 1 ? ` (${o.sink})` : "")).join("; ") : (m.work_center ? "not looked up yet" : "no work center mapped");
+  const shift = sh ? `${num(sh.good)} good, ${num(sh.scrap)} scrap` : (m.shifts_configured ? "between shifts" : "no shift calendar");
+  const deliveries = m.deliveries.length ? m.deliveries.map(d => `${d.sink}: ${d.at ? age(d.at) : "none yet"}`).join("; ") : "no connection";
+  const fact = (k, v, cls, title) => [el("dt", {}, k), el("dd", { class: cls, title }, v)];
+  return el("div", { class: "machine", id: "machine-" + m.machine },
+    el("h3", {}, m.machine, el("span", { class: "hint" }, m.work_center ? ` work center ${m.work_center}` : "")),
+    el("dl", {},
+      fact("Work order", orders, "m-order"),
+      fact(sh ? `Shift ${sh.name}` : "This shift", shift, "m-shift", sh ? `${when(sh.start)} to ${when(sh.end)}` : undefined),
+      fact("Since the start", `${num(s.good)} good, ${num(s.scrap)} scrap`, "m-since", `since ${when(m.started)}`),
+      fact("Rate", s.rate_per_min == null ? "no part yet" : `${num(s.rate_per_min)} parts/min`, "m-rate"),
+      fact("Last delivery", deliveries, "m-delivery", m.deliveries.filter(d => d.at).map(d => `${d.sink}: ${when(d.at)}`).join("\n") || undefined)));
+}
+async function machines() {
+  const p = await api("GET", "/production");
+  const list = document.getElementById("machine-list");
+  list.replaceChildren(...(p.machines.length ? p.machines.map(machineCard) : [el("p", { class: "hint" }, "No machines yet: add a device on the Devices page.")]));
+}
 async function overview() {
+  machines().catch(fail);
   const st = await api("GET", "/status");
   showLight(st.light);
   const sinks = Object.entries(st.sinks || {});
@@ -233,10 +258,11 @@ async function importTags(device, input) {
 }
 
 function tagRow(name = "", t = {}) {
-  const fn = el("select", { class: "t-fn" }, ["holding", "input", "coil", "discrete"].map(f => el("option", { selected: t.function === f }, f)));
-  const ty = el("select", { class: "t-type" }, ["uint16", "int16", "uint32", "int32", "float32", "uint64", "int64", "float64", "bool"].map(f => el("option", { selected: (t.type || "uint16") === f }, f)));
-  const tr = el("tr", {}, el("td", {}, el("input", { class: "t-name", value: name, required: true })), el("td", {}, fn),
-    el("td", {}, el("input", { class: "t-addr", type: "number", min: 0, max: 65535, value: t.address ?? 0 })), el("td", {}, ty),
+  const n = document.querySelectorAll("#tag-rows tbody tr").length + 1;
+  const fn = el("select", { class: "t-fn", "aria-label": `Register table of tag ${n}` }, ["holding", "input", "coil", "discrete"].map(f => el("option", { selected: t.function === f }, f)));
+  const ty = el("select", { class: "t-type", "aria-label": `Format of tag ${n}` }, ["uint16", "int16", "uint32", "int32", "float32", "uint64", "int64", "float64", "bool"].map(f => el("option", { selected: (t.type || "uint16") === f }, f)));
+  const tr = el("tr", {}, el("td", {}, el("input", { class: "t-name", value: name, required: true, "aria-label": `Tag ${n}` })), el("td", {}, fn),
+    el("td", {}, el("input", { class: "t-addr", type: "number", min: 0, max: 65535, value: t.address ?? 0, "aria-label": `Address of tag ${n}` })), el("td", {}, ty),
     el("td", {}, el("button", { type: "button", class: "link", onclick: () => tr.remove() }, "remove")));
   tr.dataset.extra = JSON.stringify(Object.fromEntries(Object.entries(t).filter(([k]) => !["function", "address", "type"].includes(k))));
   return tr;
@@ -319,6 +345,7 @@ async function testRead() {
       el("caption", {}, `Test read: ${r.samples.length} tag(s) in ${r.ms} ms (nothing saved yet)`),
       el("tr", {}, el("th", {}, "Tag"), el("th", {}, "Value"), el("th", {}, "Quality"), el("th", {}, "Error")),
       r.samples.map(s => el("tr", {}, el("td", {}, s.tag), el("td", {}, s.value), el("td", { class: "q-" + s.quality }, s.quality), el("td", {}, s.error || "")))));
+    box.scrollIntoView({ block: "nearest" });  /* below the tag rows on a panel or a phone: bring it up */
   } catch (e) { box.replaceChildren(); showProblems(e); }
 }
 
@@ -861,5 +888,31 @@ const PAGES = {
   identity: () => {},
   system: systemPage,
 };
+/* ---------- the layout every page shares ---------- */
+/* a wide table scrolls sideways inside its own box, never the page; the box is a labelled region
+   that takes the keyboard's focus, so it can be scrolled without a mouse */
+function wrapTables(root = document) {
+  for (const t of root.querySelectorAll("table.grid")) {
+    if (t.parentElement.classList.contains("table-wrap")) continue;
+    const cap = t.querySelector("caption");
+    let label = t.getAttribute("aria-label") || (cap && cap.textContent.trim());
+    if (!label) {
+      const heads = [...document.querySelectorAll("main h1, main h2, main h3, dialog h2")].filter(h => h.compareDocumentPosition(t) & Node.DOCUMENT_POSITION_FOLLOWING);
+      label = heads.length ? heads[heads.length - 1].textContent.trim() : document.title;
+    }
+    const box = el("div", { class: "table-wrap", role: "region", tabindex: "0", "aria-label": label + " (table)" });
+    t.before(box); box.append(t);
+  }
+}
+/* on a phone the navigation folds behind "Menu" */
+function navToggle() {
+  const b = document.getElementById("nav-toggle"), nav = document.getElementById("site-nav");
+  if (!b || !nav) return;
+  b.addEventListener("click", () => { const open = b.getAttribute("aria-expanded") !== "true"; b.setAttribute("aria-expanded", String(open)); nav.classList.toggle("open", open); });
+}
+wrapTables();
+new MutationObserver(muts => { if (muts.some(m => [...m.addedNodes].some(n => n.nodeType === 1 && (n.matches("table.grid") || n.querySelector("table.grid"))))) wrapTables(); })
+  .observe(document.body, { childList: true, subtree: true });
+navToggle();
 (PAGES[document.body.dataset.page] || (() => {}))();
 if (document.getElementById("status-light") && document.body.dataset.page !== "overview") every(5000, () => statusLight().catch(() => {}));

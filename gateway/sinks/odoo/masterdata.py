@@ -95,6 +95,16 @@ class MasterData:
                                          f"(states {', '.join(OPEN_STATES)})")
         return cached[1]
 
+    def cached_workorder(self, workcenter_code: str) -> tuple[WorkOrder | None, float | None]:
+        """(the open work order last resolved for a work center, how many seconds ago), without asking
+        Odoo; (None, None) when it has not been resolved since the cache was last dropped."""
+        table = self._tables.get("workcenter")
+        wc = table[1].get(workcenter_code) if table else None
+        cached = self._orders.get(wc) if wc is not None else None
+        if cached is None:
+            return None, None
+        return cached[1], self.clock() - cached[0]
+
     async def installed(self, module: str) -> bool:
         """Whether an Odoo module is installed; the list is read once and kept until `forget`."""
         if self._installed is None:
