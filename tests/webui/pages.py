@@ -18,21 +18,26 @@ class ConsolePage:
     ready: str
     #: buttons (Playwright selectors) that open a dialog on the page: each dialog is checked too
     opens: tuple[str, ...] = ()
+    #: only an administrator sees the page (the other roles' checks leave it out)
+    admin_only: bool = False
 
 
 PAGES: list[ConsolePage] = [
     ConsolePage("/overview", "#machine-list .machine"),
+    ConsolePage("/oee", "#oee-machines > *"),
     ConsolePage("/devices", "#device-list .device", opens=("#device-cnc01 button:text-is('Edit')",
                                                            "#device-cnc01 button.trend-open >> nth=0")),
     ConsolePage("/mappings", "#machines-table tbody tr"),
     ConsolePage("/connections", "#connection-list .connection"),
     ConsolePage("/queue", "#queue-table tbody tr"),
+    ConsolePage("/labels", "#held-labels tbody tr"),
     ConsolePage("/history", "#history-table tbody tr"),
     ConsolePage("/logs", "#log-lines .log-line"),
     ConsolePage("/users", "#users-table tbody tr"),
     ConsolePage("/identity", "#public-key"),
     ConsolePage("/system", "#about dt"),
     ConsolePage("/api-reference", "#get-api-v1-production"),
+    ConsolePage("/fleet", "#fleet-counts:not(:empty)", admin_only=True),
 ]
 
 #: pages before logging in (the setup page only while the gateway has no administrator)
