@@ -71,12 +71,12 @@ def _rss_mib(pid: int) -> float:
 class _Broker:
     """mosquitto on a loopback port, stopped by pid."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra: str = "", bench: str = "gateway") -> None:
         if not os.access(MOSQUITTO, os.X_OK):
-            raise RuntimeError(f"bench gateway needs mosquitto ({MOSQUITTO} not found): apt-get install mosquitto")
+            raise RuntimeError(f"bench {bench} needs mosquitto ({MOSQUITTO} not found): apt-get install mosquitto")
         self.port = _free_port()
         conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 10

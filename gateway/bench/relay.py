@@ -22,55 +22,21 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from gateway.bench.gateway import _Broker, _free_port
 from gateway.events import event_id, iso_utc
 from gateway.signing import DeviceKey, verify
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Broker:
-    def __init__(self, workdir: Path) -> None:
-        if not os.access(MOSQUITTO, os.X_OK):
-            raise RuntimeError(f"bench relay needs mosquitto ({MOSQUITTO} not found): apt-get install mosquitto")
-        self.port = _free_port()
-        conf = workdir / "mosquitto.conf"
-        import getpass
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        f"max_inflight_messages 1000\nmax_queued_messages 0\nuser {getpass.getuser()}\n")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not listen on port {self.port} within 10 s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def _broker(workdir: Path) -> _Broker:
+    import getpass
+    return _Broker(workdir, f"max_inflight_messages 1000\nmax_queued_messages 0\nuser {getpass.getuser()}\n", "relay")
 
 
 def _envelopes(key: DeviceKey, n: int, start: int = 0) -> list[bytes]:
@@ -217,7 +183,7 @@ def run(events: int = 20_000, batch: int = 500, rate: float = 1000.0, latency_s:
     from gateway.relay.registry import Registry
     with tempfile.TemporaryDirectory(prefix="lb-bench-relay-") as tmp:
         root = Path(tmp)
-        broker = _Broker(root)
+        broker = _broker(root)
         try:
             key = DeviceKey.load_or_create(root / "gw")
             cfg = _relay_config(root, broker.port, batch)
