@@ -143,3 +143,24 @@ def test_the_running_shifts_oee_is_retained_on_the_broker_and_survives_a_restart
             stop(gw)
         stop(plant)
         broker.stop()
+
+
+def test_the_demo_shows_oee_per_machine_and_shift_in_its_summary_and_on_the_broker(tmp_path):
+    """Issue #20's demo: `linebridge demo --mqtt URL` counts OEE for its machine's running shift, prints it,
+    and leaves it signed and retained under the demo's prefix (the console's OEE page reads the same figures
+    through `/api/v1/oee`, tests/webui/test_oee_page.py)."""
+    with MosquittoBroker(tmp_path / "broker") as broker:
+        out = subprocess.run([sys.executable, "-m", "gateway.cli", "demo", "--duration", "12", "--json",
+                              "--mqtt", f"mqtt://127.0.0.1:{broker.port}"],
+                             capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        summary = json.loads(out.stdout.splitlines()[-1])
+        live = summary["oee"]["CNC-01"]
+        assert live["shift"] and live["planned_s"] > 0 and live["good"] > 0
+        assert live["oee"] is not None and 0 < live["oee"] <= 1
+        assert "demo: OEE CNC-01 shift" in out.stdout
+        with Subscriber(broker.port, "linebridge/demo/+/oee/#") as sub:
+            got = sub.wait_for(1)
+        running = [json.loads(p) for topic, p, _, retain in got if topic.endswith("/oee/CNC-01/running") and retain]
+        assert running and running[0]["schema"] == "linebridge.oee/1" and running[0]["sig"]
+        assert running[0]["shift"] == live["shift"] and running[0]["good"] > 0
