@@ -18,24 +18,12 @@ from gateway.sinks.odoo.masterdata import OPEN_STATES
 from tests.helpers import wait_for
 from tests.webui.conftest import Console, Gateway, admin_console, admin_page, demo_config, odoo_call, start_gateway
 
-SHIFTS = """
-[shifts]
-timezone = "UTC"
-[[shifts.shift]]
-name = "day"
-start = "00:00"
-end = "12:00"
-[[shifts.shift]]
-name = "night"
-start = "12:00"
-end = "00:00"
-"""
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    yield from start_gateway(tmp_path_factory.mktemp("production"),
-                             lambda plant, odoo_url, ui: demo_config(plant, odoo_url, ui) + SHIFTS)
+    # the demo's configuration has a shift calendar covering the whole day (early, late, night)
+    yield from start_gateway(tmp_path_factory.mktemp("production"), demo_config)
 
 
 def machine(c: Console, name: str = "CNC-01") -> dict[str, Any]:
@@ -80,7 +68,8 @@ def test_each_machine_shows_its_work_order_shift_figures_rate_and_last_delivery(
     except AssertionError:
         raise AssertionError(f"never equal; last looks: {seen[-3:]}") from None
     m = machine(c)
-    assert m["shift"]["name"] == ("day" if time.gmtime().tm_hour < 12 else "night")
+    hour = time.gmtime().tm_hour
+    assert m["shift"]["name"] == ("early" if 6 <= hour < 14 else "late" if 14 <= hour < 22 else "night")
     # the sandbox plant makes about 3 parts a second, less its alarms' stops
     assert 0 < m["since_start"]["rate_per_min"] < 400
     ((odoo,),) = [[d for d in m["deliveries"] if d["sink"] == "odoo"]]
@@ -91,6 +80,6 @@ def test_each_machine_shows_its_work_order_shift_figures_rate_and_last_delivery(
         expect(card.locator("h3")).to_contain_text("work center CNC-01")
         expect(card.locator(".m-order")).to_have_text(f"{order['name']} ({order['production_id'][1]})")
         expect(card.locator(".m-shift")).to_have_text(re.compile(r"^\d+ good, \d+ scrap$"))
-        expect(card.locator("dt", has_text=re.compile(r"^Shift (day|night)$"))).to_be_visible()
+        expect(card.locator("dt", has_text=re.compile(r"^Shift (early|late|night)$"))).to_be_visible()
         expect(card.locator(".m-rate")).to_have_text(re.compile(r"^\d+(\.\d)? parts/min$"))
         expect(card.locator(".m-delivery")).to_have_text(re.compile(r"^odoo: \d+ s ago$"))
