@@ -295,9 +295,23 @@ def odoo_check(paths: list[Path]) -> int:
     return 1 if blockers else 0
 
 
+def _device_fingerprints(state_dir: Path | None) -> None:
+    """Fingerprint secrets under this gateway's key, so what a command prints matches its logs and console."""
+    from gateway.credentials import use_fingerprint_key
+    from gateway.signing import DeviceKey, KeyFileError
+    from gateway.supervisor import default_state_dir
+    try:
+        key = DeviceKey.load(state_dir or default_state_dir())
+    except KeyFileError:
+        key = None      # fingerprints of this process only; the command itself still works
+    if key is not None:
+        use_fingerprint_key(key.fingerprint_key())
+
+
 def odoo_rotate_key(args: argparse.Namespace) -> int:
     from gateway.credentials import CredentialError
     from gateway.sinks.odoo.rotate import RotationRefused, rotate
+    _device_fingerprints(args.state_dir)
     try:
         new = (sys.stdin.readline() if args.new_key_file == "-"
                else Path(args.new_key_file).read_text(encoding="utf-8")).strip()
@@ -326,6 +340,7 @@ def odoo_rotate_key(args: argparse.Namespace) -> int:
 def mqtt_rotate_password(args: argparse.Namespace) -> int:
     from gateway.credentials import CredentialError
     from gateway.sinks.mqtt.rotate import rotate_password
+    _device_fingerprints(args.state_dir)
     try:
         new = (sys.stdin.readline() if args.new_password_file == "-"
                else Path(args.new_password_file).read_text(encoding="utf-8")).strip()

@@ -10,13 +10,19 @@ secret is changed in its TOML file with comments and layout kept); and
 `SecretWatch`, which a running sink polls (a few `stat` calls) so a secret
 changed by `linebridge odoo rotate-key`, the console or a secret manager is in
 use from the next call on, without a restart. A secret is only ever shown by
-its `fingerprint` (a SHA-256 prefix), never by value.
+its `fingerprint`, never by value: an HMAC-SHA256 prefix under a key derived
+from the device key (`DeviceKey.fingerprint_key`), not a plain hash, because
+a plain hash of a weak MQTT password (or an Odoo password used as a key) in a
+log or a page could be reversed with a dictionary. The running gateway and
+the commands given its `--state-dir` share the key, so their fingerprints
+agree; a process without the device key uses a random key of its own.
 It does not own checking the new secret against its peer (`gateway.sinks.odoo.check.check_key`)
 nor the sinks' swap itself.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import time
@@ -35,9 +41,18 @@ class CredentialError(LinebridgeError):
     """The secret cannot be found, read or replaced where it is kept (the message never holds it)."""
 
 
+_fingerprint_key = os.urandom(32)
+
+
+def use_fingerprint_key(key: bytes) -> None:
+    """Fingerprint under `key` from now on (the device key's, so every process of this gateway agrees)."""
+    global _fingerprint_key
+    _fingerprint_key = key
+
+
 def fingerprint(secret: str) -> str:
-    """What identifies a secret in logs and pages: `sha256:` and 16 hex digits of its SHA-256."""
-    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
+    """What identifies a secret in logs and pages: `hmac:` and 16 hex digits of its keyed HMAC-SHA256."""
+    return "hmac:" + hmac.new(_fingerprint_key, secret.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

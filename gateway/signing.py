@@ -173,6 +173,11 @@ class DeviceKey:
         raw = self._private.private_bytes_raw()
         return HKDF(hashes.SHA256(), 32, salt=None, info=b"linebridge journal hmac v1").derive(raw)
 
+    def fingerprint_key(self) -> bytes:
+        """The 32-byte key of the secrets' fingerprints in logs and pages (`gateway.credentials`), HKDF-SHA256."""
+        return HKDF(hashes.SHA256(), 32, salt=None, info=b"linebridge secret fingerprint v1").derive(
+            self._private.private_bytes_raw())
+
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """Set `envelope["sig"]` over its canonical form; returns the same dict."""
         value = self._private.sign(canonical(envelope))

@@ -28,7 +28,7 @@ from drivers.base import Driver
 from gateway import __version__
 from gateway import topology
 from gateway.config import Config, LabelSinkConfig, MqttSinkConfig, SinkConfig
-from gateway.credentials import certificates
+from gateway.credentials import certificates, use_fingerprint_key
 from gateway.context import ContextStore, MachineContext, context_key
 from gateway.heartbeat import Heartbeat
 from gateway.pipeline import DevicePipeline, IntakeStats
@@ -111,6 +111,7 @@ class Supervisor:
                     "telemetry": Quota(sc.telemetry_max_events, sc.telemetry_max_mb * 2**20)},
             dedupe_ttl=sc.dedupe_ttl_hours * 3600.0, journal_keep=sc.journal_keep)
         self.key = DeviceKey.load_or_create(self.state_dir)
+        use_fingerprint_key(self.key.fingerprint_key())   # secrets in logs and pages, keyed by this device
         options.journal_key = self.key.journal_key()
         self.store = Store(self.state_dir / "store", sinks=routes(config), options=options)
         self.committer = GroupCommitter(self.store)

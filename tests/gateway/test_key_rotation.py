@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from gateway import config as config_mod
-from gateway.credentials import CredentialError, SecretWatch, fingerprint, locate, store
+from gateway.credentials import CredentialError, SecretWatch, fingerprint, locate, store, use_fingerprint_key
+from gateway.signing import DeviceKey
 from gateway.demo import demo_config_text, odoo_summary, reconcile
 from gateway.sandbox.odoo import OdooSandbox
 from store.queue import Store
@@ -38,9 +39,14 @@ def _qty(url: str, key: str) -> float:
     return sum(r["qty_producing"] for r in rows)
 
 
-def _rotate(cfg: Path, key: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "odoo", "rotate-key", "--config", str(cfg)],
-                          input=key + "\n", capture_output=True, text=True, timeout=60)
+def _rotate(cfg: Path, key: str, state: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "odoo", "rotate-key", "--config", str(cfg),
+                           "--state-dir", str(state)], input=key + "\n", capture_output=True, text=True, timeout=60)
+
+
+def _device_fingerprints(state: Path) -> None:
+    """Fingerprint in this test as the gateway of `state` does (keyed by its device key)."""
+    use_fingerprint_key(DeviceKey.load(state).fingerprint_key())
 
 
 def _backlog(state: Path) -> int:
@@ -72,7 +78,7 @@ def test_a_key_rotated_under_load_loses_and_doubles_nothing_and_needs_no_restart
 
         # a key Odoo does not know is refused before anything is written
         before = cfg_path.read_bytes()
-        bad = _rotate(cfg_path, "not-a-key-odoo-knows-0123456789")
+        bad = _rotate(cfg_path, "not-a-key-odoo-knows-0123456789", state)
         assert bad.returncode == 1, bad.stdout + bad.stderr
         assert "BLOCKER" in bad.stderr and "was not stored" in bad.stderr
         assert cfg_path.read_bytes() == before
@@ -80,8 +86,9 @@ def test_a_key_rotated_under_load_loses_and_doubles_nothing_and_needs_no_restart
         # the person makes a second key in Odoo, rotates, then revokes the first
         odoo.add_api_key(NEW)
         mid = _qty(odoo.url, OLD)
-        done = _rotate(cfg_path, NEW)
+        done = _rotate(cfg_path, NEW, state)
         assert done.returncode == 0, done.stdout + done.stderr
+        _device_fingerprints(state)
         assert f"revoke the old API key {fingerprint(OLD)}" in done.stdout
         assert fingerprint(NEW) in done.stdout
         assert config_mod.load(cfg_path).sinks["odoo"].api_key == NEW
@@ -192,13 +199,16 @@ secrets = ["{pw_file.parent}"]
         broker._write_config()
         os.kill(broker.proc.pid, signal.SIGHUP)
         # then the gateway's: a password the broker refuses is not stored, the right one is
-        wrong = subprocess.run([sys.executable, "-m", "gateway.cli", "mqtt", "rotate-password", "--config", str(cfg)],
+        wrong = subprocess.run([sys.executable, "-m", "gateway.cli", "mqtt", "rotate-password", "--config", str(cfg),
+                                "--state-dir", str(tmp_path / "state")],
                                input="not the password\n", capture_output=True, text=True, timeout=60)
         assert wrong.returncode == 1 and "nothing was stored" in wrong.stderr, wrong.stdout + wrong.stderr
         assert pw_file.read_text() == old_pw + "\n"
-        done = subprocess.run([sys.executable, "-m", "gateway.cli", "mqtt", "rotate-password", "--config", str(cfg)],
+        done = subprocess.run([sys.executable, "-m", "gateway.cli", "mqtt", "rotate-password", "--config", str(cfg),
+                               "--state-dir", str(tmp_path / "state")],
                               input=new_pw + "\n", capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
+        _device_fingerprints(tmp_path / "state")
         assert pw_file.read_text() == new_pw + "\n" and fingerprint(new_pw) in done.stdout
         for out in (wrong.stdout, wrong.stderr, done.stdout, done.stderr):
             assert new_pw not in out and old_pw not in out and "not the password" not in out
@@ -212,3 +222,18 @@ secrets = ["{pw_file.parent}"]
     finally:
         stop(gw)
         broker.stop()
+
+
+def test_a_secret_is_fingerprinted_under_the_device_key_so_a_log_line_cannot_be_reversed(tmp_path):
+    """A plain SHA-256 of a weak MQTT password (or an Odoo password used as a key) in a log could be looked
+    up in a dictionary; the fingerprint is keyed by the device, stable for it, different on another."""
+    import hashlib
+    one, other = DeviceKey.load_or_create(tmp_path / "one"), DeviceKey.load_or_create(tmp_path / "other")
+    use_fingerprint_key(one.fingerprint_key())
+    first = fingerprint("password123")
+    assert first.startswith("hmac:") and len(first) == len("hmac:") + 16
+    assert hashlib.sha256(b"password123").hexdigest()[:16] not in first
+    use_fingerprint_key(other.fingerprint_key())
+    assert fingerprint("password123") != first
+    use_fingerprint_key(DeviceKey.load(tmp_path / "one").fingerprint_key())
+    assert fingerprint("password123") == first
