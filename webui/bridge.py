@@ -111,11 +111,16 @@ class Bridge:
             driver = spec.driver(f"{device}-test", spec.config)
             started = time.monotonic()
             try:
+                # a driver with a connection test of its own (SQL: grants, read-only, the select list)
+                probe = getattr(spec.driver, "check_connection", None)
+                findings = (await asyncio.wait_for(asyncio.to_thread(probe, spec.config), timeout * 2)
+                            if probe is not None else None)
                 await asyncio.wait_for(driver.start(), timeout)
                 it = driver.samples().__aiter__()
                 batch = await asyncio.wait_for(it.__anext__(), timeout)
-                return {"device": device, "ms": round((time.monotonic() - started) * 1000, 1),
-                        "samples": [_sample(s) for s in batch]}
+                out = {"device": device, "ms": round((time.monotonic() - started) * 1000, 1),
+                       "samples": [_sample(s) for s in batch]}
+                return out if findings is None else dict(out, findings=findings)
             except (asyncio.TimeoutError, StopAsyncIteration):
                 return {"device": device, "error": f"no reading within {timeout:.0f} s", "samples": []}
             finally:

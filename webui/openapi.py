@@ -314,9 +314,11 @@ def document() -> dict[str, Any]:
                                                                      "schema": {"type": "string"}}],
                           change=True, errors=(404, 409, 422, 503))}
     paths["/api/v1/devices/{name}/test-read"] = {"post": _op(
-        "Read the device once, with its saved settings or the unsaved `section` given",
+        "Read the device once, with its saved settings or the unsaved `section` given (an SQL device: its "
+        "query once, and its connection test's `findings`: missing grants, write rights, the select list)",
         {"type": "object", "properties": {"device": {"type": "string"}, "samples": {"type": "array"},
-                                          "error": {"type": "string"}}},
+                                          "error": {"type": "string"},
+                                          "findings": {"type": "array", "items": {"type": "string"}}}},
         _OPT, params=[_path("name", "device name")], change=True, errors=(404, 422, 503))}
     paths["/api/v1/devices/{name}/browse"] = {"post": _op(
         "Browse an OPC-UA device's address space (a tag picker)", body={

@@ -34,6 +34,12 @@ class SqlDriver(Driver):
     """Polls one table or view; one batch of samples per row, in watermark order."""
 
     type_name = "sql"
+
+    @staticmethod
+    def check_connection(config: SqlConfig) -> list[str]:
+        """The connection test a console's Test read adds (blocking: grants, read-only, the select list)."""
+        from drivers.sql.source import check
+        return check(config)
     config: SqlConfig
 
     def __init__(self, name: str, config: SqlConfig, clock: Callable[[], float] = time.time) -> None:

@@ -341,7 +341,8 @@ async function testRead() {
   try {
     const name = document.getElementById("dev-name").value.trim() || "new";
     const r = await api("POST", "/devices/" + encodeURIComponent(name) + "/test-read", { section: deviceSection() });
-    box.replaceChildren(r.error ? el("p", { class: "error" }, r.error) : el("table", { class: "grid", id: "test-values" },
+    const findings = (r.findings || []).map(f => el("p", { class: f.startsWith("warning") ? "hint" : "error" }, f));
+    box.replaceChildren(...findings, r.error ? el("p", { class: "error" }, r.error) : el("table", { class: "grid", id: "test-values" },
       el("caption", {}, `Test read: ${r.samples.length} tag(s) in ${r.ms} ms (nothing saved yet)`),
       el("tr", {}, el("th", {}, "Tag"), el("th", {}, "Value"), el("th", {}, "Quality"), el("th", {}, "Error")),
       r.samples.map(s => el("tr", {}, el("td", {}, s.tag), el("td", {}, s.value), el("td", { class: "q-" + s.quality }, s.quality), el("td", {}, s.error || "")))));
