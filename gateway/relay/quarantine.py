@@ -6,13 +6,17 @@ as text), appended and synced before the broker is acknowledged, so a refusal
 is never lost either. A person lists them (`linebridge relay quarantine`),
 inspects one, discards some, or accepts one (after registering the gateway's
 key, say): accepting hands it back to intake, where it is judged again like
-any message. The file is bounded: beyond `limit` entries the oldest are
-dropped on the next rewrite and counted in the log line of that rewrite.
+any message. The file is bounded, in entries and in bytes (a forger with
+publish rights must not fill the relay's disk): once it holds more than
+`limit` entries or `max_bytes`, or after every 1,000 entries, it is cut to the
+newest entries that fit half of `max_bytes` and `limit`, and the number
+dropped is logged.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -23,13 +27,19 @@ from typing import Any, Iterable, Iterator
 from gateway.files import atomic_write
 
 DEFAULT_LIMIT = 100_000
-PAYLOAD_KEPT = 64 * 1024       # bytes of a payload kept (its size is kept too)
+DEFAULT_MAX_BYTES = 256 << 20  # the whole file, at most (about; one batch may pass it before the cut)
+PAYLOAD_KEPT = 16 * 1024       # bytes of a payload kept (its size is kept too); an envelope is ~1 KiB
+TRIM_EVERY = 1000              # entries added between two looks at the file's length in entries
+
+log = logging.getLogger("linebridge.relay")
 
 
 class Quarantine:
-    def __init__(self, path: Path, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, path: Path, limit: int = DEFAULT_LIMIT, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = Path(path)
         self.limit = limit
+        self.max_bytes = max_bytes
+        self._since_trim = 0
         self._lock = threading.Lock()
         self._next = 1 + max((e["id"] for e in self.entries()), default=0)
         self.count = 0
@@ -73,17 +83,30 @@ class Quarantine:
             try:
                 os.write(fd, ("\n".join(rows) + "\n").encode("utf-8"))
                 os.fsync(fd)
+                size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
             self.count += len(rows)
-            if self._next % 1000 == 0:
+            self._since_trim += len(rows)
+            if self._since_trim >= TRIM_EVERY or size > self.max_bytes:
+                self._since_trim = 0
                 self._trim()
         return len(rows)
 
     def _trim(self) -> None:
-        entries = self.entries()
-        if len(entries) > self.limit:
-            self._rewrite(entries[-self.limit:])
+        """Keep the newest entries that fit half the bounds when the file is past either (raw lines: no parse)."""
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        if len(lines) <= self.limit and sum(map(len, lines)) <= self.max_bytes:
+            return
+        keep: list[bytes] = []
+        total = 0
+        for line in reversed(lines):
+            if len(keep) >= self.limit // 2 or total + len(line) > self.max_bytes // 2:
+                break
+            keep.append(line)
+            total += len(line)
+        atomic_write(self.path, b"".join(reversed(keep)))
+        log.warning("event=quarantine_trimmed dropped=%d kept=%d bytes=%d", len(lines) - len(keep), len(keep), total)
 
     def _rewrite(self, entries: list[dict[str, Any]]) -> None:
         atomic_write(self.path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries))

@@ -184,3 +184,20 @@ def test_the_shipped_sample_config_is_valid(monkeypatch):
     monkeypatch.setenv("ODOO_API_KEY", "y")
     cfg = relay_config.load(Path(relay_config.__file__).with_name("sample.toml"))
     assert cfg.broker.link.tls and cfg.broker.filters() == ["$share/linebridge-relay/linebridge/+/+/events/#"]
+
+
+def test_the_quarantine_stays_bounded_in_entries_and_bytes_under_a_flood_of_forgeries(tmp_path):
+    """A forger with publish rights must not fill the relay's disk: batches of odd sizes (so no entry
+    count lands on a round number) of big payloads keep the file within its bounds, newest kept."""
+    q = Quarantine(tmp_path / "quarantine.jsonl", limit=200, max_bytes=64 * 1024)
+    for batch in range(300):
+        q.add([("gw/events/production", b"x" * 3000 + str(batch * 7 + i).encode(), "bad signature")
+               for i in range(7)])
+        assert (tmp_path / "quarantine.jsonl").stat().st_size <= 64 * 1024 + 7 * 3200
+    entries = q.entries()
+    assert 0 < len(entries) <= 200 and entries[-1]["payload"].endswith(str(299 * 7 + 6))
+    assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
+    huge = Quarantine(tmp_path / "huge.jsonl")
+    huge.add([("t", b"y" * 1_000_000, "too large")])
+    (kept,) = huge.entries()
+    assert kept["size"] == 1_000_000 and len(kept["payload"]) <= 16 * 1024
