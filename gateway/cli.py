@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Awaitable, Callable
 from pathlib import Path
 
 from gateway import __version__, config as config_mod, logs
@@ -308,57 +309,47 @@ def _device_fingerprints(state_dir: Path | None) -> None:
         use_fingerprint_key(key.fingerprint_key())
 
 
-def odoo_rotate_key(args: argparse.Namespace) -> int:
+def _rotate(command: str, secret_file: str, state_dir: Path | None,
+            rotate: Callable[[str], Awaitable[list[str]]]) -> int:
+    """A rotate command: the new secret from stdin or a file (never an argument), `rotate` it, print its lines."""
     from gateway.credentials import CredentialError
-    from gateway.sinks.odoo.rotate import RotationRefused, rotate
-    _device_fingerprints(args.state_dir)
+    _device_fingerprints(state_dir)
     try:
-        new = (sys.stdin.readline() if args.new_key_file == "-"
-               else Path(args.new_key_file).read_text(encoding="utf-8")).strip()
+        new = (sys.stdin.readline() if secret_file == "-"
+               else Path(secret_file).read_text(encoding="utf-8")).strip()
     except OSError as exc:
-        print(f"odoo rotate-key: cannot read {args.new_key_file}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{command}: cannot read {secret_file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
-        done = asyncio.run(rotate(list(args.config), new, args.sink, args.state_dir, by="cli"))
+        lines = asyncio.run(rotate(new))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    except RotationRefused as exc:
-        for f in exc.findings:
+    except CredentialError as exc:
+        for f in getattr(exc, "findings", ()):   # an Odoo key refused by `odoo check`
             print(f"  {f}", file=sys.stderr)
-        print(f"odoo rotate-key: {exc}", file=sys.stderr)
-        return 1
-    except CredentialError as exc:
-        print(f"odoo rotate-key: {exc}", file=sys.stderr)
-        return 1
-    for line in done.lines():
-        print(line)
-    return 0
-
-
-def mqtt_rotate_password(args: argparse.Namespace) -> int:
-    from gateway.credentials import CredentialError
-    from gateway.sinks.mqtt.rotate import rotate_password
-    _device_fingerprints(args.state_dir)
-    try:
-        new = (sys.stdin.readline() if args.new_password_file == "-"
-               else Path(args.new_password_file).read_text(encoding="utf-8")).strip()
-    except OSError as exc:
-        print(f"mqtt rotate-password: cannot read {args.new_password_file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    try:
-        lines = asyncio.run(rotate_password(list(args.config), new, args.sink, args.state_dir))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except CredentialError as exc:
-        print(f"mqtt rotate-password: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return 1
     for line in lines:
         print(line)
     return 0
+
+
+def odoo_rotate_key(args: argparse.Namespace) -> int:
+    from gateway.sinks.odoo.rotate import rotate
+
+    async def go(new: str) -> list[str]:
+        return (await rotate(list(args.config), new, args.sink, args.state_dir, by="cli")).lines()
+    return _rotate("odoo rotate-key", args.new_key_file, args.state_dir, go)
+
+
+def mqtt_rotate_password(args: argparse.Namespace) -> int:
+    from gateway.sinks.mqtt.rotate import rotate_password
+
+    async def go(new: str) -> list[str]:
+        return await rotate_password(list(args.config), new, args.sink, args.state_dir)
+    return _rotate("mqtt rotate-password", args.new_password_file, args.state_dir, go)
 
 
 def _banner(what: str, where: str) -> None:
